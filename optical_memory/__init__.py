@@ -1,0 +1,39 @@
+"""optical-memory: long-context memory for LLM agents, made of pictures."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from optical_memory.modes import Mode, gundam_grid
+from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.turns import Turn
+
+if TYPE_CHECKING:
+    from optical_memory.memory import MemoryContext, OpticalMemory
+    from optical_memory.schedule import DecaySchedule
+
+__version__ = "0.1.0"
+__all__ = [
+    "DecaySchedule",
+    "MemoryContext",
+    "Mode",
+    "OpticalMemory",
+    "Turn",
+    "count_text_tokens",
+    "gundam_grid",
+    "vision_tokens",
+]
+
+_LAZY = {
+    "OpticalMemory": "optical_memory.memory",
+    "MemoryContext": "optical_memory.memory",
+    "DecaySchedule": "optical_memory.schedule",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'optical_memory' has no attribute {name!r}")

@@ -1,0 +1,29 @@
+"""A conversation turn: the unit memory stores and renderers print."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+
+class Turn(BaseModel):
+    """One message of a conversation.
+
+    ``role`` is free text (``user``, ``assistant``, ``tool``, a LoCoMo speaker's name …);
+    ``id`` is assigned by the store and ``None`` before a turn is stored.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    content: str
+    timestamp: datetime | None = None
+    id: int | None = None
+
+    @field_validator("role")
+    @classmethod
+    def _role_not_blank(cls, role: str) -> str:
+        if not role.strip():
+            raise ValueError("a turn's role must not be empty")
+        return role
