@@ -1,0 +1,39 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: Real data lives beside the checkout, never inside it; a user's fresh clone has none.
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+CHROMIUM = os.environ.get("OPTICAL_MEMORY_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test session writes derived files (encodings, caches) under its own temp folder."""
+    monkeypatch.setenv("OPTICAL_MEMORY_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture
+def locomo_path() -> Path:
+    """The LoCoMo development split from ../shared/data; skips where the checkout has none."""
+    path = SHARED_DATA / "locomo" / "locomo_dev.json"
+    if not path.exists():
+        pytest.skip(f"real data not present: {path} (only beside the project's own checkout)")
+    return path
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    """Debian's Chromium; `make test` installs it, so a missing one is a setup failure."""
+    if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make setup` as root (apt chromium)")
+    return CHROMIUM
