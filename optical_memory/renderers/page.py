@@ -64,3 +64,22 @@ class Renderer(Protocol):
     def paginate(self, turns: Sequence[Turn]) -> list[list[Span]]:
         """The page breaks ``render`` would make, without drawing (same for every mode)."""
         ...
+
+
+#: Side of the reference page, in pixels: every renderer lays text out once on a page this size
+#: (BASE's input) and draws that same layout scaled to each mode's canvas.
+REFERENCE_SIZE = 1024
+# GUNDAM's page is 1280 px a side, a multiple of the 640-px tile: it tiles exactly 2x2.
+_PAGE_SIDES = {
+    Mode.TINY: 512,
+    Mode.SMALL: 640,
+    Mode.BASE: 1024,
+    Mode.LARGE: 1280,
+    Mode.GUNDAM: 1280,
+}
+
+
+def page_size(mode: Mode) -> tuple[int, int]:
+    """``(width, height)`` of a page image at ``mode``: the mode's input square; GUNDAM 1280²."""
+    side = _PAGE_SIDES[Mode.parse(mode)]
+    return side, side

@@ -1,0 +1,380 @@
+"""The Pillow renderer: turns printed as dense pages of text, fast, no browser.
+
+Layout happens once, on a reference page of 1024x1024 px (BASE's input): line breaks and page
+breaks are the same at every mode, so a page keeps exactly its text as it fades from GUNDAM to
+TINY. ``render`` then draws that layout on the mode's canvas, with the font at the scaled size
+(crisper than drawing large and shrinking) and every piece at its scaled position.
+
+Speed comes from caching: word widths (layout) and word images (drawing) are computed once per
+renderer and pasted with a colour through their mask, a C loop per word instead of a shaping
+call per word.
+
+Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``); a turn
+that continues on the next page repeats it as ``Caroline (continued):``. Newlines in content are
+honoured, lines wrap at spaces and between CJK characters, and a word longer than a line breaks
+between characters. Right-to-left words are shaped and ordered within each word when Pillow has
+libraqm; the words of a line always run left to right.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw
+
+from optical_memory.modes import Mode
+from optical_memory.renderers.fonts import FontChain, default_chain, has_complex_layout
+from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.turns import Turn
+
+#: Bump when a change to this file changes pixels for the same settings.
+RENDERER_VERSION = 1
+
+_BACKGROUND = (255, 255, 255)
+_INK = (0, 0, 0)
+# Dark, saturated label colours: distinct from the black text at every mode, legible at TINY.
+_LABEL_COLOURS = {"user": (0, 82, 204), "assistant": (178, 34, 34)}
+_PALETTE = ((0, 82, 204), (178, 34, 34), (0, 122, 61), (128, 40, 160), (180, 90, 0), (0, 112, 130))
+_TAB_SPACES = 4
+_CACHE_LIMIT = 200_000  # cached word images; cleared when full (about 100 MB at LARGE)
+
+_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
+# Characters a line may break between (CJK ideographs, kana, hangul, fullwidth forms, emoji).
+_WIDE = (
+    "\u1100-\u115f\u2e80-\u2fff\u3001-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
+    "\U0001f000-\U0001faff\U00020000-\U0003fffd"
+)
+# One token per match: a line break, a run of spaces, one wide character, or a word.
+_TOKEN = re.compile(rf"(\r\n|[{_BREAKS}])|([^\S{_BREAKS}]+)|([{_WIDE}])|([^\s{_WIDE}]+)")
+_BREAK, _SPACE, _WIDE_CHAR, _WORD = 1, 2, 3, 4
+
+# A run placed on a page: (line, x from the left margin in reference px, text, face, bold, colour)
+_Piece = tuple[int, float, str, int, bool, tuple[int, int, int]]
+# A measured run: (text, face index or -1 for invisible, width in reference px)
+_Run = tuple[str, int, float]
+
+
+def label_colour(role: str) -> tuple[int, int, int]:
+    """The RGB colour of ``role``'s label: fixed for user/assistant, else from a stable hash."""
+    key = role.strip().lower()
+    if key in _LABEL_COLOURS:
+        return _LABEL_COLOURS[key]
+    return _PALETTE[zlib.crc32(key.encode("utf-8")) % len(_PALETTE)]
+
+
+@dataclass
+class _Layout:
+    spans: list[list[Span]]
+    pieces: list[list[_Piece]]
+
+
+class PillowRenderer:
+    """Prints turns onto page images with Pillow.
+
+    Sizes are in pixels of the 1024-px reference page (BASE) and scale with the mode:
+    ``font_size=20`` is 20 px at BASE, 10 px at TINY, 25 px at LARGE and GUNDAM.
+
+    Args:
+        font_size: text size on the reference page. Default 20: about 40 lines of 85 Latin
+            characters, some 800 o200k tokens on a full page.
+        margin: blank border on every side of the reference page. Default 32.
+        line_spacing: line height as a multiple of ``font_size``. Default 1.2.
+        fonts: the fallback chain for text; default: the installed DejaVu Sans, Noto Sans CJK
+            and Noto Color Emoji (:func:`~optical_memory.renderers.fonts.default_chain`).
+        label_fonts: the chain for role labels; default: the bold faces of the same families.
+    """
+
+    def __init__(
+        self,
+        font_size: float = 20,
+        margin: int = 32,
+        line_spacing: float = 1.2,
+        fonts: FontChain | None = None,
+        label_fonts: FontChain | None = None,
+    ) -> None:
+        if font_size <= 0:
+            raise ValueError(f"font_size must be positive, got {font_size}")
+        if line_spacing < 1:
+            raise ValueError(f"line_spacing must be at least 1, got {line_spacing}")
+        if margin < 0 or REFERENCE_SIZE - 2 * margin < font_size * line_spacing:
+            raise ValueError(
+                f"margin {margin} leaves no room for one line of {font_size} px text on a "
+                f"{REFERENCE_SIZE}-px page: use a margin between 0 and "
+                f"{int((REFERENCE_SIZE - font_size * line_spacing) // 2)}"
+            )
+        self.font_size = float(font_size)
+        self.margin = margin
+        self.line_spacing = float(line_spacing)
+        self.fonts = fonts or default_chain(bold=False)
+        self.label_fonts = label_fonts or default_chain(bold=True)
+        self._measured: dict[tuple[str, bool], tuple[tuple[_Run, ...], float]] = {}
+        self._images: dict[tuple[str, int, bool, float], _Glyphs | None] = {}
+        ascent, descent = self.fonts.faces[0].load(self.font_size).getmetrics()
+        # Baseline below the top of a line: the line's extra leading split above and below.
+        self._baseline = (self.line_height - ascent - descent) / 2 + ascent
+
+    # --- settings --------------------------------------------------------------------------
+
+    @property
+    def settings_key(self) -> str:
+        """Everything that changes the pixels: version, sizes, layout engine and font files."""
+        engine = "raqm" if has_complex_layout() else "basic"
+        return (
+            f"pil/v{RENDERER_VERSION}/size={self.font_size:g}/margin={self.margin}"
+            f"/spacing={self.line_spacing:g}/layout={engine}"
+            f"/fonts={self.fonts.key}/labels={self.label_fonts.key}"
+        )
+
+    @property
+    def line_height(self) -> float:
+        """Distance between baselines on the reference page, in px."""
+        return self.font_size * self.line_spacing
+
+    @property
+    def line_width(self) -> float:
+        """Width available to text on the reference page, in px."""
+        return float(REFERENCE_SIZE - 2 * self.margin)
+
+    @property
+    def lines_per_page(self) -> int:
+        """Lines that fit on one page."""
+        return int((REFERENCE_SIZE - 2 * self.margin) // self.line_height)
+
+    # --- the Renderer protocol -------------------------------------------------------------
+
+    def paginate(self, turns: Sequence[Turn]) -> list[list[Span]]:
+        """The spans on each page ``render`` would draw, at any mode, without drawing."""
+        return self._layout(turns).spans
+
+    def render(self, turns: Sequence[Turn], mode: Mode) -> list[RenderedPage]:
+        """Draw ``turns`` as pages at ``mode``: one image of :func:`page_size` per page."""
+        mode = Mode.parse(mode)
+        layout = self._layout(turns)
+        width, height = page_size(mode)
+        scale = width / REFERENCE_SIZE
+        size = self.font_size * scale
+        origin = self.margin * scale
+        baseline = self._baseline * scale
+        line_height = self.line_height * scale
+        pages = []
+        for spans, pieces in zip(layout.spans, layout.pieces, strict=True):
+            image = Image.new("RGB", (width, height), _BACKGROUND)
+            paste = image.paste
+            for line, x, text, face, bold, colour in pieces:
+                glyphs = self._glyphs(text, face, bold, size)
+                if glyphs is None:
+                    continue
+                left = round(origin + x * scale) + glyphs.left
+                top = round(origin + line * line_height + baseline) + glyphs.top
+                if glyphs.colour is None:
+                    paste(colour, (left, top), glyphs.mask)
+                else:
+                    paste(glyphs.colour, (left, top), glyphs.mask)
+            pages.append(RenderedPage(image=image, mode=mode, spans=spans))
+        return pages
+
+    # --- layout (reference page) -----------------------------------------------------------
+
+    def _layout(self, turns: Sequence[Turn]) -> _Layout:
+        return _Typesetter(self).set(turns)
+
+    def measure(self, text: str, bold: bool = False) -> tuple[tuple[_Run, ...], float]:
+        """``text`` as font runs with their widths on the reference page, and the total width."""
+        key = (text, bold)
+        found = self._measured.get(key)
+        if found is None:
+            chain = self.label_fonts if bold else self.fonts
+            runs: list[_Run] = []
+            for piece, face in chain.runs(text):
+                if face < 0:
+                    runs.append((piece, face, 0.0))
+                    continue
+                font_face = chain.faces[face]
+                length = font_face.load(self.font_size).getlength(piece)
+                runs.append((piece, face, length * font_face.scale_at(self.font_size)))
+            found = (tuple(runs), sum(run[2] for run in runs))
+            if len(self._measured) >= _CACHE_LIMIT:
+                self._measured.clear()
+            self._measured[key] = found
+        return found
+
+    # --- drawing (mode's canvas) -----------------------------------------------------------
+
+    def _glyphs(self, text: str, face: int, bold: bool, size: float) -> _Glyphs | None:
+        key = (text, face, bold, size)
+        try:
+            return self._images[key]
+        except KeyError:
+            pass
+        chain = self.label_fonts if bold else self.fonts
+        glyphs = _draw_run(chain, face, text, size)
+        if len(self._images) >= _CACHE_LIMIT:
+            self._images.clear()
+        self._images[key] = glyphs
+        return glyphs
+
+
+@dataclass(frozen=True)
+class _Glyphs:
+    """A drawn run: its coverage ``mask`` (L), placed at (left, top) from the pen position on the
+    baseline; ``colour`` holds the RGB pixels of colour glyphs (emoji), else the run takes the
+    ink colour."""
+
+    mask: Image.Image
+    left: int
+    top: int
+    colour: Image.Image | None = None
+
+
+def _draw_run(chain: FontChain, face: int, text: str, size: float) -> _Glyphs | None:
+    font_face = chain.faces[face]
+    font = font_face.load(size)
+    box = font.getbbox(text, anchor="ls")
+    left, top = math.floor(box[0]), math.floor(box[1])
+    right, bottom = math.ceil(box[2]), math.ceil(box[3])
+    if right <= left or bottom <= top:
+        return None  # spaces, marks with no ink
+    if font_face.bitmap_size is None:
+        mask = Image.new("L", (right - left, bottom - top), 0)
+        ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor="ls")
+        return _Glyphs(mask, left, top)
+    # A bitmap colour font draws at its one size; shrink to the line.
+    drawn = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
+    ImageDraw.Draw(drawn).text((-left, -top), text, font=font, anchor="ls", embedded_color=True)
+    factor = font_face.scale_at(size)
+    shrunk = drawn.resize(
+        (max(1, round(drawn.width * factor)), max(1, round(drawn.height * factor))),
+        Image.Resampling.LANCZOS,
+    )
+    return _Glyphs(
+        shrunk.getchannel("A"), round(left * factor), round(top * factor), shrunk.convert("RGB")
+    )
+
+
+class _Typesetter:
+    """Fills reference pages line by line; one instance per layout.
+
+    A full page is closed lazily: the next page opens only when something is drawn, so line
+    breaks and spaces after the last line stay on the page they follow.
+    """
+
+    def __init__(self, renderer: PillowRenderer) -> None:
+        self.renderer = renderer
+        self.width = renderer.line_width
+        self.max_lines = max(1, renderer.lines_per_page)
+        self.space = renderer.measure(" ")[1]
+        self.spans: list[list[Span]] = []
+        self.pieces: list[list[_Piece]] = []
+        self.line = self.max_lines  # "page full": the first piece opens page one
+        self.x = 0.0
+        self.has_text = False  # the current line holds content (not only a label)
+        self.turn = 0
+        self.role = ""
+        self.span_start = 0  # where the current turn's span on the current page starts
+        self.turn_has_span = False
+        self.break_at: int | None = None  # content offset where the full page ended, mid-turn
+
+    def set(self, turns: Sequence[Turn]) -> _Layout:
+        for index, turn in enumerate(turns):
+            self._set_turn(index, turn)
+        return _Layout(spans=self.spans, pieces=self.pieces)
+
+    def _set_turn(self, index: int, turn: Turn) -> None:
+        if self.x > 0 or self.has_text:
+            self._new_line(at=None)
+        self.break_at = None  # a break pending from the last turn falls between turns
+        self.turn, self.role = index, " ".join(turn.role.split()) or turn.role
+        self.span_start, self.turn_has_span = 0, False
+        self._label(f"{self.role}:")
+        content = turn.content
+        for match in _TOKEN.finditer(content):
+            kind, token, start = match.lastindex, match.group(), match.start()
+            if kind == _BREAK:
+                self.has_text = True
+                self._new_line(at=match.end())
+            elif kind == _SPACE:
+                # Spaces never wrap: at a line's end they hang invisibly in the margin.
+                tabs = token.count("\t")
+                self.x += self.space * (len(token) - tabs + _TAB_SPACES * tabs)
+                self.has_text = True
+            else:
+                self._word(token, start)
+        if len(content) > self.span_start or not self.turn_has_span:
+            self._close_span(len(content))
+
+    def _label(self, text: str) -> None:
+        self._open_page_if_full()
+        runs, _ = self.renderer.measure(text, bold=True)
+        self._place(runs, bold=True, colour=label_colour(self.role))
+        self.x += self.space
+
+    def _word(self, word: str, start: int) -> None:
+        self._open_page_if_full()
+        runs, width = self.renderer.measure(word)
+        if self.x + width <= self.width:
+            self._place(runs)
+            return
+        if self.has_text:
+            self._new_line(at=start)
+            self._open_page_if_full()
+            if self.x + width <= self.width:
+                self._place(runs)
+                return
+        # No room even on a fresh line: break between characters (widths summed per character).
+        piece_start, piece_width = 0, 0.0
+        for offset, char in enumerate(word):
+            char_width = self.renderer.measure(char)[1]
+            if self.x + piece_width + char_width > self.width and offset > piece_start:
+                self._place(self.renderer.measure(word[piece_start:offset])[0])
+                self._new_line(at=start + offset)
+                self._open_page_if_full()
+                piece_start, piece_width = offset, 0.0
+            piece_width += char_width
+        self._place(self.renderer.measure(word[piece_start:])[0])
+
+    def _place(
+        self,
+        runs: Sequence[_Run],
+        bold: bool = False,
+        colour: tuple[int, int, int] = _INK,
+    ) -> None:
+        pieces = self.pieces[-1]
+        for text, face, width in runs:
+            if face >= 0:
+                pieces.append((self.line, self.x, text, face, bold, colour))
+            self.x += width
+        if not bold:
+            self.has_text = True
+
+    def _new_line(self, at: int | None) -> None:
+        """Move to the next line; ``at``: the content offset where it starts (None: between
+        turns), which is where the current span ends if the page is full."""
+        if self.line >= self.max_lines:
+            return  # already full: the break is pending
+        self.line += 1
+        self.x = 0.0
+        self.has_text = False
+        if self.line >= self.max_lines:
+            self.break_at = at
+
+    def _open_page_if_full(self) -> None:
+        if self.line < self.max_lines:
+            return
+        at = self.break_at
+        if at is not None and at > self.span_start:
+            self._close_span(at)
+        self.spans.append([])
+        self.pieces.append([])
+        self.line, self.x, self.has_text, self.break_at = 0, 0.0, False, None
+        if at is not None:  # mid-turn: say whose words continue here
+            self.span_start = at
+            self._label(f"{self.role} (continued):")
+
+    def _close_span(self, end: int) -> None:
+        self.spans[-1].append(Span(self.turn, self.span_start, end))
+        self.turn_has_span = True
