@@ -1,0 +1,536 @@
+"""HtmlRenderer: turns typeset as markdown by Chromium (through Playwright), safe with hostile
+content.
+
+Layout happens once, in a reference page of 1024 x 1024 CSS px (BASE), and is the same for
+every mode: the browser measures the height of every fragment (see ``html_markdown``) and the
+pages are filled greedily, a fragment that does not fit being split at a source line, else at
+a word, else at a character, so no line is ever clipped. ``render(turns, mode)`` then prints the
+same pages with a device scale factor of ``canvas / 1024``, so the text is rasterized natively
+at the mode's canvas (TINY 512, SMALL 640, BASE 1024, LARGE and GUNDAM 1280 = 2 x 2 tiles of
+640).
+
+Walls against hostile content, each enough on its own for what it covers: markdown with raw
+HTML disabled and an allow-list sanitizer (``html_markdown``); JavaScript disabled in the
+browser context; every request the page makes is aborted by request routing (the page itself
+comes from ``set_content``, so nothing needs fetching); a Content-Security-Policy that allows
+inline styles and nothing else.
+
+Use from one thread; Playwright's sync API is bound to the thread that started it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import html
+import io
+import os
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from optical_memory.extras import import_extra
+from optical_memory.modes import Mode
+from optical_memory.renderers.html_markdown import (
+    SourceBlock,
+    fragment_html,
+    is_cut_point,
+    line_starts,
+    source_blocks,
+)
+from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.renderers.pil import label_colour
+from optical_memory.turns import Turn
+
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+#: Side of the reference page in CSS px: layout (line and page breaks) happens here.
+PAGE_SIZE = REFERENCE_SIZE
+#: Blank border on every side of the reference page, CSS px (as PillowRenderer's default).
+MARGIN = 32
+#: Height available to fragments on one page, CSS px.
+CONTENT_HEIGHT = PAGE_SIZE - 2 * MARGIN
+
+_LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; font-src 'none'; "
+    "script-src 'none'; object-src 'none'; frame-src 'none'; connect-src 'none'; "
+    "media-src 'none'; base-uri 'none'; form-action 'none'"
+)
+_MONO = "'DejaVu Sans Mono', 'Noto Sans Mono CJK SC', 'Noto Color Emoji', monospace"
+_STYLE = f"""
+html, body {{ margin: 0; padding: 0; background: #fff; }}
+body {{ width: {PAGE_SIZE}px; color: #111; font-size: 20px; line-height: 1.3;
+  font-family: 'DejaVu Sans', 'Noto Sans CJK SC', 'Noto Color Emoji', sans-serif;
+  caret-color: transparent; }}
+* {{ animation: none !important; transition: none !important; }}
+main {{ box-sizing: border-box; width: {PAGE_SIZE}px; padding: {MARGIN}px; }}
+main.page {{ height: {PAGE_SIZE}px; overflow: hidden; }}
+main > section {{ display: flow-root; overflow-wrap: anywhere; }}
+section.head {{ font-weight: bold; border-top: 1px solid #bbb; padding: 2px 0 1px; }}
+section.head .when {{ font-weight: normal; color: #666; }}
+p {{ margin: 0 0 6px; }}
+h1, h2, h3, h4, h5, h6 {{ margin: 2px 0 6px; line-height: 1.25; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.3em; }} h3 {{ font-size: 1.15em; }}
+h4, h5, h6 {{ font-size: 1em; }}
+p, li, h1, h2, h3, h4, h5, h6, th, td, blockquote {{ unicode-bidi: plaintext;
+  text-align: start; }}
+pre {{ margin: 0 0 6px; padding: 5px 8px; background: #f0f0f0; border: 1px solid #ccc;
+  white-space: pre-wrap; font-family: {_MONO}; font-size: 17px; line-height: 1.3; }}
+code {{ font-family: {_MONO}; font-size: 0.85em; background: #f0f0f0; padding: 0 2px; }}
+pre code {{ background: none; padding: 0; font-size: 1em; }}
+table {{ border-collapse: collapse; margin: 0 0 6px; max-width: 100%; }}
+th, td {{ border: 1px solid #444; padding: 2px 6px; vertical-align: top; }}
+th {{ background: #e4e4e4; }}
+blockquote {{ margin: 0 0 6px; padding: 0 0 0 10px; border-left: 4px solid #aaa; color: #333; }}
+ul, ol {{ margin: 0 0 2px; padding-left: 28px; }}
+li > p {{ margin: 0 0 3px; }}
+.list-cont {{ padding-left: 28px; }}
+.link {{ color: #0645ad; text-decoration: underline; }}
+.href, .image {{ color: #555; font-size: 0.85em; }}
+hr {{ border: 0; border-top: 2px solid #999; margin: 6px 0; }}
+"""
+_DOCUMENT = (
+    '<!doctype html><html><head><meta charset="utf-8">'
+    f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+    "<title>optical-memory page</title><style>{style}</style></head>"
+    '<body><main class="{kind}">{sections}</main></body></html>'
+)
+_MEASURE_EXACT = (
+    "() => Array.from(document.querySelector('main').children,"
+    " s => s.getBoundingClientRect().height)"
+)
+_BOTTOM = "() => document.querySelector('main').scrollHeight"
+#: A fragment that does not fit starts the next page when less room than this is left, CSS px.
+_MIN_SPLIT_ROOM = 60
+#: At most this many characters are tried on one page when splitting a fragment.
+_MAX_PAGE_CHARS = 16_000
+#: Cut candidates measured per browser round trip when searching for a split.
+_PROBES = 24
+_VERSION = "1"
+#: Layouts kept for reuse (rendering one conversation at several modes measures it once).
+_KEPT_LAYOUTS = 4
+
+T = TypeVar("T")
+
+
+class HtmlRendererError(RuntimeError):
+    """The HTML renderer cannot work; the message says what to do."""
+
+
+class ChromiumNotFoundError(HtmlRendererError):
+    """No Chromium executable at the configured path."""
+
+
+class ChromiumCrashedError(HtmlRendererError):
+    """Chromium failed, was restarted once, and failed again."""
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    """One stacked section of a page: a turn's head, or ``content[start:end]`` of a turn."""
+
+    turn: int
+    start: int
+    end: int
+    html: str
+    height: float
+    is_text: bool = True
+
+
+class HtmlRenderer:
+    """Prints turns as typeset markdown pages through a headless Chromium.
+
+    ``chromium`` defaults to ``$OPTICAL_MEMORY_CHROMIUM`` or ``/usr/bin/chromium``. The browser
+    starts on first use and is reused; close it with :meth:`close` or a ``with`` block.
+    """
+
+    def __init__(self, chromium: str | os.PathLike[str] | None = None) -> None:
+        self.chromium = str(chromium or os.environ.get("OPTICAL_MEMORY_CHROMIUM", DEFAULT_CHROMIUM))
+        #: Requests the sandbox aborted (the sanitizer should leave none to abort).
+        self.blocked_requests = 0
+        self._browser: Any = None
+        self._pages: dict[float, Any] = {}
+        self._layouts: dict[tuple[Any, ...], list[list[_Fragment]]] = {}
+
+    # -- public interface ---------------------------------------------------------------------
+
+    @property
+    def settings_key(self) -> str:
+        digest = hashlib.sha256((_STYLE + _DOCUMENT + _CSP).encode()).hexdigest()[:12]
+        return f"html-v{_VERSION}-{PAGE_SIZE}-{digest}"
+
+    @property
+    def is_running(self) -> bool:
+        """Whether this renderer holds a started browser."""
+        return self._browser is not None
+
+    def paginate(self, turns: Sequence[Turn]) -> list[list[Span]]:
+        """The page breaks ``render`` makes, measured by the browser (same for every mode)."""
+        return self._with_browser(
+            lambda: [_spans(page) for page in self._layout(turns)], "paginating"
+        )
+
+    def render(self, turns: Sequence[Turn], mode: Mode | str) -> list[RenderedPage]:
+        """Every page of ``turns`` at ``mode``'s canvas, in one batch."""
+        mode = Mode.parse(mode)
+        return self._with_browser(lambda: self._render(turns, mode), "rendering")
+
+    def page_text(self, turns: Sequence[Turn]) -> list[str]:
+        """What each page shows, read back from the browser's DOM (``innerText``) in the same
+        sandbox the screenshots are taken in. For checks and debugging."""
+
+        def read() -> list[str]:
+            page = self._page(1.0)
+            texts = []
+            for fragments in self._layout(turns):
+                page.set_content(_document(fragments, "page"))
+                texts.append(str(page.evaluate("() => document.body.innerText")))
+            return texts
+
+        return self._with_browser(read, "reading pages back")
+
+    def close(self) -> None:
+        """Close the browser (if started); the renderer starts a new one if used again."""
+        browser, self._browser, self._pages = self._browser, None, {}
+        if browser is not None:
+            with contextlib.suppress(Exception):  # a dead browser has nothing left to close
+                browser.close()
+            _release_playwright()
+
+    def __enter__(self) -> HtmlRenderer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- layout -------------------------------------------------------------------------------
+
+    def _layout(self, turns: Sequence[Turn]) -> list[list[_Fragment]]:
+        """Pages as lists of fragments; every character of every turn in exactly one.
+
+        The last few layouts are kept, so rendering one conversation at several modes
+        measures it once.
+        """
+        key = tuple((turn.role, turn.content, turn.timestamp) for turn in turns)
+        pages = self._layouts.pop(key, None)
+        if pages is None:
+            pages = self._measure_layout(turns)
+        self._layouts[key] = pages
+        while len(self._layouts) > _KEPT_LAYOUTS:
+            del self._layouts[next(iter(self._layouts))]
+        return pages
+
+    def _measure_layout(self, turns: Sequence[Turn]) -> list[list[_Fragment]]:
+        blocks = [source_blocks(turn.content) for turn in turns]
+        heads = [_head_html(turn, continued=False) for turn in turns]
+        continued = [_head_html(turn, continued=True) for turn in turns]
+        whole = [
+            fragment_html(turn.content, block, block.start, block.end)
+            for turn, turn_blocks in zip(turns, blocks, strict=True)
+            for block in turn_blocks
+        ]
+        heights = iter(self._measure([*heads, *continued, *whole]))
+        head_heights = [next(heights) for _ in turns]
+        continued_heights = [next(heights) for _ in turns]
+        whole_html = iter(whole)
+
+        pages: list[list[_Fragment]] = []
+        page: list[_Fragment] = []
+        used = 0.0
+
+        def place(fragment: _Fragment) -> None:
+            nonlocal used
+            page.append(fragment)
+            used += fragment.height
+
+        def next_page() -> None:
+            nonlocal page, used
+            pages.append(page)
+            page, used = [], 0.0
+
+        for index, (turn, turn_blocks) in enumerate(zip(turns, blocks, strict=True)):
+            content = turn.content
+            starts = line_starts(content)
+            headed = False
+            for block in turn_blocks:  # empty content is one empty block: an empty span
+                start = block.start
+                # The whole rest of the block, while known; after a split only its density.
+                block_html, block_height = next(whole_html), next(heights)
+                rest: tuple[str, float] | None = (block_html, block_height)
+                density = (block.end - block.start) / max(block_height, 1.0)
+                while True:
+                    if not headed:
+                        head = _Fragment(index, 0, 0, heads[index], head_heights[index], False)
+                    elif not page:
+                        head = _Fragment(
+                            index, 0, 0, continued[index], continued_heights[index], False
+                        )
+                    else:
+                        head = None
+                    room = CONTENT_HEIGHT - used - (head.height if head else 0.0)
+                    piece = None
+                    if rest is not None and rest[1] <= room:
+                        piece = (block.end, *rest)
+                    elif room >= _MIN_SPLIT_ROOM or not page:
+                        piece = self._split(content, starts, block, start, room, density)
+                    if piece is None:
+                        if not page:
+                            raise HtmlRendererError(
+                                f"turn {index}: the text at offset {start} does not fit on an "
+                                "empty page; check the content for an enormous heading or rule"
+                            )
+                        next_page()
+                        continue
+                    end, piece_html, piece_height = piece
+                    if head:
+                        place(head)
+                    place(_Fragment(index, start, end, piece_html, piece_height))
+                    headed = True
+                    if end == block.end:
+                        break
+                    density = (end - start) / max(piece_height, 1.0)
+                    start, rest = end, None
+                    next_page()
+        if page:
+            pages.append(page)
+        return pages
+
+    def _split(
+        self,
+        content: str,
+        starts: list[int],
+        block: SourceBlock,
+        start: int,
+        room: float,
+        density: float,
+    ) -> tuple[int, str, float] | None:
+        """The longest piece ``content[start:cut]`` of the block that fits ``room``, as
+        ``(cut, html, height)``: cut at a source line (or the block's end), else at a word of
+        the first line, else at a character. ``None`` if even one character does not fit.
+
+        ``density`` (characters per CSS px of height) guesses how far to look first.
+        """
+        floor = start + 1
+        if start == block.start and block.kind in ("fence", "table"):
+            # A fence keeps its opening line and one character; a table its two header rows.
+            keep = 1 if block.kind == "fence" else 2
+            first = bisect.bisect_right(starts, block.start)
+            inside = [s for s in starts[first : first + keep] if s < block.end]
+            floor = inside[-1] + (keep == 1) if len(inside) == keep else block.end
+        limit = min(block.end, start + _MAX_PAGE_CHARS)
+        guess = min(limit, start + int(density * room * 1.25) + 200)
+        first_line = bisect.bisect_right(starts, floor)
+        line_end = min(starts[first_line], block.end) if first_line < len(starts) else block.end
+
+        def lines(bound: int) -> list[int]:
+            cuts = [s for s in starts[first_line - 1 :] if floor <= s <= bound and s < block.end]
+            return [*cuts, block.end] if block.end <= bound else cuts
+
+        def words(bound: int) -> list[int]:
+            return [
+                i
+                for i in range(floor, min(line_end, bound + 1))
+                if content[i - 1].isspace() and not content[i].isspace()
+                if is_cut_point(content, i)
+            ]
+
+        def characters(bound: int) -> list[int]:
+            return [i for i in range(floor, min(line_end, bound + 1)) if is_cut_point(content, i)]
+
+        for candidates in (lines, words, characters):
+            cuts = candidates(guess)
+            found = self._largest_fitting(content, block, start, cuts, room)
+            if guess < limit and (not cuts or (found is not None and found[0] == cuts[-1])):
+                found = self._largest_fitting(content, block, start, candidates(limit), room)
+            if found is not None:
+                return found
+        return None
+
+    def _largest_fitting(
+        self, content: str, block: SourceBlock, start: int, cuts: list[int], room: float
+    ) -> tuple[int, str, float] | None:
+        """Binary search over ``cuts`` (height grows with the cut), ``_PROBES`` per round trip."""
+        best: tuple[int, str, float] | None = None
+        low, high = -1, len(cuts)  # cuts[low] fits (or none does), cuts[high] does not
+        while high - low > 1:
+            gap = high - low - 1
+            count = min(_PROBES, gap)
+            probes = sorted({low + 1 + (k * gap) // count for k in range(count)})
+            htmls = [fragment_html(content, block, start, cuts[p]) for p in probes]
+            new_low, new_high = low, high
+            for probe, piece_html, height in zip(probes, htmls, self._measure(htmls), strict=True):
+                if height > room:
+                    new_high = probe
+                    break
+                new_low, best = probe, (cuts[probe], piece_html, height)
+            if (new_low, new_high) == (low, high):
+                break
+            low, high = new_low, new_high
+        return best
+
+    def _measure(self, htmls: list[str]) -> list[float]:
+        """Heights of fragments laid out in the reference page, CSS px."""
+        if not htmls:
+            return []
+        page = self._page(1.0)
+        sections = "".join(f"<section>{h}</section>" for h in htmls)
+        page.set_content(_DOCUMENT.format(style=_STYLE, kind="measure", sections=sections))
+        return [float(h) for h in page.evaluate(_MEASURE_EXACT)]
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def _render(self, turns: Sequence[Turn], mode: Mode) -> list[RenderedPage]:
+        canvas, _ = page_size(mode)
+        scale = canvas / PAGE_SIZE
+        rendered = []
+        for fragments in self._layout(turns):
+            document = _document(fragments, "page")
+            image = self._screenshot(document, scale)
+            if image is None:  # the scaled layout overflowed: print at 1024 and resample
+                base = self._screenshot(document, 1.0)
+                assert base is not None
+                image = base.resize((canvas, canvas), Image.Resampling.LANCZOS)
+            rendered.append(RenderedPage(image=image, mode=mode, spans=_spans(fragments)))
+        return rendered
+
+    def _screenshot(self, document: str, scale: float) -> Image.Image | None:
+        page = self._page(scale)
+        page.set_content(document)
+        if scale != 1.0 and float(page.evaluate(_BOTTOM)) > PAGE_SIZE:
+            return None
+        png = page.screenshot(type="png", animations="disabled", caret="hide")
+        with Image.open(io.BytesIO(png)) as image:
+            return image.convert("RGB")
+
+    # -- browser ------------------------------------------------------------------------------
+
+    def _with_browser(self, action: Callable[[], T], doing: str) -> T:
+        """Run ``action``; if the browser fails, restart it once and run ``action`` again."""
+        errors = import_extra("playwright.sync_api", "html")
+        try:
+            return action()
+        except errors.Error:
+            self.close()
+        try:
+            return action()
+        except errors.Error as again:
+            self.close()
+            raise ChromiumCrashedError(
+                f"Chromium failed while {doing}, was restarted, and failed again: {again}. "
+                f"Check that `{self.chromium} --headless --no-sandbox --dump-dom about:blank` "
+                "runs on this machine (memory, /dev/shm), or set OPTICAL_MEMORY_CHROMIUM"
+            ) from again
+
+    def _page(self, scale: float) -> Any:
+        """The sandboxed page for one device scale factor (contexts are created lazily)."""
+        if self._browser is None:
+            self._launch()
+        page = self._pages.get(scale)
+        if page is None:
+            context = self._browser.new_context(
+                viewport={"width": PAGE_SIZE, "height": PAGE_SIZE},
+                device_scale_factor=scale,
+                java_script_enabled=False,
+                offline=True,
+                service_workers="block",
+                accept_downloads=False,
+                color_scheme="light",
+                reduced_motion="reduce",
+                locale="en-US",
+                timezone_id="UTC",
+            )
+            context.route("**/*", self._abort)
+            page = context.new_page()
+            self._pages[scale] = page
+        return page
+
+    def _abort(self, route: Any) -> None:
+        self.blocked_requests += 1
+        route.abort("blockedbyclient")
+
+    def _launch(self) -> None:
+        if shutil.which(self.chromium) is None and not Path(self.chromium).is_file():
+            raise ChromiumNotFoundError(
+                f"Chromium not found at {self.chromium}: install it (Debian/Ubuntu: "
+                "`apt-get install chromium`) or pass HtmlRenderer(chromium=...) / set "
+                "OPTICAL_MEMORY_CHROMIUM to its path"
+            )
+        playwright = _acquire_playwright()
+        try:
+            self._browser = playwright.chromium.launch(
+                executable_path=self.chromium, headless=True, args=_LAUNCH_ARGS
+            )
+        except BaseException:
+            _release_playwright()
+            raise
+
+
+def _document(fragments: Sequence[_Fragment], kind: str) -> str:
+    sections = "".join(
+        f'<section class="{"text" if f.is_text else "head"}">{f.html}</section>' for f in fragments
+    )
+    return _DOCUMENT.format(style=_STYLE, kind=kind, sections=sections)
+
+
+def _head_html(turn: Turn, continued: bool) -> str:
+    """The turn's label, as PillowRenderer prints it: ``role:`` in the role's colour."""
+    red, green, blue = label_colour(turn.role)
+    when = f" · {turn.timestamp.isoformat(sep=' ')}" if turn.timestamp else ""
+    more = " (continued)" if continued else ""
+    return (
+        f'<span style="color: rgb({red}, {green}, {blue})">{html.escape(turn.role)}{more}:</span>'
+        f'<span class="when">{html.escape(when)}</span>'
+    )
+
+
+def _spans(fragments: Sequence[_Fragment]) -> list[Span]:
+    """The page's text fragments as spans, adjacent pieces of one turn merged."""
+    spans: list[Span] = []
+    for fragment in fragments:
+        if not fragment.is_text:
+            continue
+        if spans and spans[-1].turn == fragment.turn and spans[-1].end == fragment.start:
+            spans[-1] = Span(fragment.turn, spans[-1].start, fragment.end)
+        else:
+            spans.append(Span(fragment.turn, fragment.start, fragment.end))
+    return spans
+
+
+# Playwright's sync API allows one driver per thread: renderers in a thread share it.
+_DRIVER = threading.local()
+
+
+def _acquire_playwright() -> Any:
+    if getattr(_DRIVER, "users", 0) == 0:
+        sync_api = import_extra("playwright.sync_api", "html")
+        _DRIVER.playwright = sync_api.sync_playwright().start()
+        _DRIVER.users = 0
+    _DRIVER.users += 1
+    return _DRIVER.playwright
+
+
+def _release_playwright() -> None:
+    _DRIVER.users -= 1
+    if _DRIVER.users == 0:
+        playwright, _DRIVER.playwright = _DRIVER.playwright, None
+        playwright.stop()
