@@ -50,11 +50,19 @@ _WIDE = (
     "\U0001f000-\U0001faff\U00020000-\U0003fffd"
 )
 # One token per match: a line break, a run of spaces, one wide character, or a word.
+# Scripts drawn by a shaping engine (Hebrew, Arabic, Syriac, Thaana, Indic, Thai, Lao,
+# Tibetan, Myanmar, Khmer, Mongolian, presentation forms) and combining marks.
+_COMPLEX = re.compile(
+    "[\u0300-\u036f\u0483-\u0489\u0591-\u08ff\u0900-\u0fff\u1000-\u109f\u1780-\u18af"
+    "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufb1d-\ufdff\ufe20-\ufe2f\ufe70-\ufeff"
+    "\U00010800-\U00010fff\U0001e800-\U0001efff]"
+)
 _TOKEN = re.compile(rf"(\r\n|[{_BREAKS}])|([^\S{_BREAKS}]+)|([{_WIDE}])|([^\s{_WIDE}]+)")
 _BREAK, _SPACE, _WIDE_CHAR, _WORD = 1, 2, 3, 4
 
-# A run placed on a page: (line, x from the left margin in reference px, text, face, bold, colour)
-_Piece = tuple[int, float, str, int, bool, tuple[int, int, int]]
+# A run placed on a page: (line, x from the left margin in reference px, text, face, bold,
+# colour: None for black text)
+_Piece = tuple[int, float, str, int, bool, tuple[int, int, int] | None]
 # A measured run: (text, face index or -1 for invisible, width in reference px)
 _Run = tuple[str, int, float]
 
@@ -114,6 +122,7 @@ class PillowRenderer:
         self.label_fonts = label_fonts or default_chain(bold=True)
         self._measured: dict[tuple[str, bool], tuple[tuple[_Run, ...], float]] = {}
         self._images: dict[tuple[str, int, bool, float], _Glyphs | None] = {}
+        self._advances: dict[tuple[str, int, bool, float], float] = {}
         ascent, descent = self.fonts.faces[0].load(self.font_size).getmetrics()
         # Baseline below the top of a line: the line's extra leading split above and below.
         self._baseline = (self.line_height - ascent - descent) / 2 + ascent
@@ -163,18 +172,26 @@ class PillowRenderer:
         line_height = self.line_height * scale
         pages = []
         for spans, pieces in zip(layout.spans, layout.pieces, strict=True):
-            image = Image.new("RGB", (width, height), _BACKGROUND)
-            paste = image.paste
+            # Black text goes onto a greyscale sheet (a 1-channel paste is 3x cheaper); labels
+            # and colour glyphs go onto the RGB page made from it.
+            sheet = Image.new("L", (width, height), 255)
+            # The core image's paste: Image.paste's checks cost more than the paste itself.
+            paste = sheet.im.paste
+            coloured = []
             for line, x, text, face, bold, colour in pieces:
                 glyphs = self._glyphs(text, face, bold, size)
                 if glyphs is None:
                     continue
                 left = round(origin + x * scale) + glyphs.left
                 top = round(origin + line * line_height + baseline) + glyphs.top
-                if glyphs.colour is None:
-                    paste(colour, (left, top), glyphs.mask)
+                if colour is None and glyphs.colour is None:
+                    paste(0, (left, top, left + glyphs.width, top + glyphs.height), glyphs.core)
                 else:
-                    paste(glyphs.colour, (left, top), glyphs.mask)
+                    coloured.append((left, top, glyphs, colour))
+            image = Image.merge("RGB", (sheet, sheet, sheet))
+            for left, top, glyphs, colour in coloured:
+                ink = glyphs.colour if glyphs.colour is not None else colour or _INK
+                image.paste(ink, (left, top), glyphs.mask)
             pages.append(RenderedPage(image=image, mode=mode, spans=spans))
         return pages
 
@@ -184,51 +201,106 @@ class PillowRenderer:
         return _Typesetter(self).set(turns)
 
     def measure(self, text: str, bold: bool = False) -> tuple[tuple[_Run, ...], float]:
-        """``text`` as font runs with their widths on the reference page, and the total width."""
+        """``text`` as font runs with their widths on the reference page, and the total width.
+
+        Runs that need no shaping measure as the sum of their characters' advances, exactly as
+        they are drawn (glyph by glyph); others measure as the shaped run.
+        """
         key = (text, bold)
         found = self._measured.get(key)
         if found is None:
-            chain = self.label_fonts if bold else self.fonts
             runs: list[_Run] = []
-            for piece, face in chain.runs(text):
+            for piece, face in (self.label_fonts if bold else self.fonts).runs(text):
                 if face < 0:
                     runs.append((piece, face, 0.0))
-                    continue
-                font_face = chain.faces[face]
-                length = font_face.load(self.font_size).getlength(piece)
-                runs.append((piece, face, length * font_face.scale_at(self.font_size)))
+                elif _needs_shaping(piece):
+                    runs.append((piece, face, self._shaped_length(piece, face, bold)))
+                else:
+                    advance = self._advance
+                    runs.append((piece, face, sum(advance(c, face, bold) for c in piece)))
             found = (tuple(runs), sum(run[2] for run in runs))
             if len(self._measured) >= _CACHE_LIMIT:
                 self._measured.clear()
             self._measured[key] = found
         return found
 
+    def _advance(self, char: str, face: int, bold: bool, size: float | None = None) -> float:
+        """Pen advance of one character in px at ``size`` (default: the reference size)."""
+        size = self.font_size if size is None else size
+        key = (char, face, bold, size)
+        found = self._advances.get(key)
+        if found is None:
+            font_face = (self.label_fonts if bold else self.fonts).faces[face]
+            found = font_face.load(size).getlength(char) * font_face.scale_at(size)
+            self._advances[key] = found
+        return found
+
+    def _shaped_length(self, run: str, face: int, bold: bool) -> float:
+        font_face = (self.label_fonts if bold else self.fonts).faces[face]
+        return font_face.load(self.font_size).getlength(run) * font_face.scale_at(self.font_size)
+
     # --- drawing (mode's canvas) -----------------------------------------------------------
 
     def _glyphs(self, text: str, face: int, bold: bool, size: float) -> _Glyphs | None:
+        """The run drawn at ``size``: composed from cached glyphs, or shaped as a whole."""
         key = (text, face, bold, size)
         try:
             return self._images[key]
         except KeyError:
             pass
         chain = self.label_fonts if bold else self.fonts
-        glyphs = _draw_run(chain, face, text, size)
+        if len(text) == 1 or _needs_shaping(text) or chain.faces[face].bitmap_size:
+            glyphs = _draw_run(chain, face, text, size)
+        else:
+            glyphs = self._compose(text, face, bold, size)
         if len(self._images) >= _CACHE_LIMIT:
             self._images.clear()
         self._images[key] = glyphs
         return glyphs
 
+    def _compose(self, text: str, face: int, bold: bool, size: float) -> _Glyphs | None:
+        """A run's mask pasted together from its characters' cached masks, at their advances."""
+        placed = []
+        pen = 0.0
+        for char in text:
+            glyph = self._glyphs(char, face, bold, size)
+            if glyph is not None:
+                placed.append((round(pen) + glyph.left, glyph.top, glyph.mask))
+            pen += self._advance(char, face, bold, size)
+        if not placed:
+            return None
+        left = min(x for x, _, _ in placed)
+        top = min(y for _, y, _ in placed)
+        right = max(x + mask.width for x, _, mask in placed)
+        bottom = max(y + mask.height for _, y, mask in placed)
+        mask = Image.new("L", (right - left, bottom - top), 0)
+        paste = mask.im.paste
+        for x, y, glyph_mask in placed:
+            x, y = x - left, y - top
+            # 255 through the glyph's mask ("over"): neighbouring glyph boxes may overlap.
+            paste(255, (x, y, x + glyph_mask.width, y + glyph_mask.height), glyph_mask.im)
+        return _Glyphs(mask, left, top)
 
-@dataclass(frozen=True)
+
+def _needs_shaping(text: str) -> bool:
+    """Whether ``text`` needs a shaping engine: right-to-left or complex scripts, combining
+    marks. Other text is drawn glyph by glyph from cached glyph images."""
+    return _COMPLEX.search(text) is not None
+
+
 class _Glyphs:
     """A drawn run: its coverage ``mask`` (L), placed at (left, top) from the pen position on the
     baseline; ``colour`` holds the RGB pixels of colour glyphs (emoji), else the run takes the
     ink colour."""
 
-    mask: Image.Image
-    left: int
-    top: int
-    colour: Image.Image | None = None
+    __slots__ = ("colour", "core", "height", "left", "mask", "top", "width")
+
+    def __init__(
+        self, mask: Image.Image, left: int, top: int, colour: Image.Image | None = None
+    ) -> None:
+        self.mask, self.left, self.top, self.colour = mask, left, top, colour
+        self.width, self.height = mask.size
+        self.core = mask.im  # the mask's core image, for the core paste in render
 
 
 def _draw_run(chain: FontChain, face: int, text: str, size: float) -> _Glyphs | None:
@@ -341,7 +413,7 @@ class _Typesetter:
         self,
         runs: Sequence[_Run],
         bold: bool = False,
-        colour: tuple[int, int, int] = _INK,
+        colour: tuple[int, int, int] | None = None,
     ) -> None:
         pieces = self.pieces[-1]
         for text, face, width in runs:

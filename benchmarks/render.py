@@ -1,0 +1,155 @@
+"""Rendering speed: dense BASE pages per second, one process, printed as a table.
+
+Seconds are the process's CPU time (``time.process_time``): on a shared, loaded machine wall
+time measures the neighbours; on an idle one the two agree. ``--wall`` uses wall time.
+
+    .venv/bin/python benchmarks/render.py [--pages 60] [--mode base]
+
+Rows are workloads (dense Latin prose; mixed Latin/CJK), columns are renderers. Each cell
+renders the workload's conversation once with a fresh renderer (its caches start empty, as in
+a new process), so the figure includes measuring and drawing every new word; "+ png" also
+encodes every page as PNG bytes, as a store does before saving it.
+
+To add a renderer, write a function like :func:`pil_renderer` that returns a fresh renderer and
+add it to ``RENDERERS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from optical_memory.modes import Mode
+from optical_memory.renderers import PillowRenderer, Renderer
+from optical_memory.turns import Turn
+
+_LATIN_TEXT = (
+    "the of and to a in is it you that he was for on are with as I his they be at one have "
+    "this from or had by word but what some we can out other were all there when up use your "
+    "how said an each she which do their time if will way about many then them write would "
+    "like so these her long make thing see him two has look more day could go come did number "
+    "sound no most people my over know water than call first who may down side been now find "
+    "Caroline Melanie painting support group weekend camping adoption counselling pottery "
+    "conference yesterday remember honestly wonderful beautiful really 2023 May 7pm 42"
+)
+_LATIN_WORDS = tuple(_LATIN_TEXT.split())
+#: Share of words made of random letters: real prose keeps meeting words not seen before.
+_RARE_WORDS = 0.15
+_CJK_TEXT = (
+    "我们昨天去了公园散步天气很好大家都很开心记忆是一种会慢慢褪色的东西"
+    "今日は良い天気ですね会議は午後三時に始まります"
+)
+
+
+def dense_latin(pages: int, seed: int = 0) -> list[Turn]:
+    """About ``pages`` BASE pages of English-like prose in turns of 40-120 words."""
+    rng = random.Random(seed)
+    turns: list[Turn] = []
+    words = 0
+    while words < pages * 560:  # ~560 words fill a page at the default settings
+        count = rng.randint(40, 120)
+        text = " ".join(_word(rng) for _ in range(count))
+        turns.append(Turn(role=("user", "assistant")[len(turns) % 2], content=text + "."))
+        words += count
+    return turns
+
+
+def _word(rng: random.Random) -> str:
+    if rng.random() < _RARE_WORDS:
+        return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 11)))
+    return rng.choice(_LATIN_WORDS)
+
+
+def locomo_conv26(pages: int) -> list[Turn]:
+    """LoCoMo's conv-26 (real chat turns, 419 of them), when ../shared/data holds it."""
+    from optical_memory.locomo import read_locomo_sample
+
+    if not _LOCOMO.exists():
+        return []
+    return list(read_locomo_sample(_LOCOMO, "conv-26").turns)
+
+
+def mixed_latin_cjk(pages: int, seed: int = 0) -> list[Turn]:
+    """Turns alternating English-like prose and Chinese/Japanese sentences."""
+    rng = random.Random(seed)
+    turns = dense_latin(pages * 2 // 3 + 1, seed)
+    mixed = []
+    for index, turn in enumerate(turns):
+        if index % 2:
+            start = rng.randrange(len(_CJK_TEXT))
+            cjk = "".join(_CJK_TEXT[(start + i) % len(_CJK_TEXT)] for i in range(160))
+            turn = Turn(role=turn.role, content=cjk + " " + turn.content[:200])
+        mixed.append(turn)
+    return mixed
+
+
+WORKLOADS: dict[str, Callable[[int], list[Turn]]] = {
+    "dense Latin": dense_latin,
+    "mixed Latin/CJK": mixed_latin_cjk,
+    "LoCoMo conv-26": locomo_conv26,
+}
+_LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
+
+
+def pil_renderer() -> Renderer:
+    return PillowRenderer()
+
+
+RENDERERS: dict[str, Callable[[], Renderer]] = {"pil": pil_renderer}
+
+
+def pages_per_second(
+    make_renderer: Callable[[], Renderer],
+    turns: list[Turn],
+    mode: Mode,
+    png: bool,
+    clock: Callable[[], float] = time.process_time,
+) -> tuple[float, int]:
+    """(pages per second, pages) for one render of ``turns`` by a fresh renderer."""
+    renderer = make_renderer()
+    start = clock()
+    pages = renderer.render(turns, mode)
+    if png:
+        for page in pages:
+            page.png()
+    return len(pages) / (clock() - start), len(pages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=60, help="pages per workload (about)")
+    parser.add_argument("--mode", default="base", help="resolution mode (default base)")
+    parser.add_argument("--wall", action="store_true", help="wall time instead of CPU time")
+    args = parser.parse_args()
+    clock = time.perf_counter if args.wall else time.process_time
+    mode = Mode.parse(args.mode)
+
+    columns = [f"{name}{suffix}" for name in RENDERERS for suffix in ("", " + png")]
+    seconds = "wall" if args.wall else "CPU"
+    size = "x".join(map(str, _size(mode)))
+    print(f"pages per {seconds} second at {mode.value} ({size}), one process\n")
+    print(f"| workload | pages | {' | '.join(columns)} |")
+    print(f"|---|---|{'---|' * len(columns)}")
+    for workload, make_turns in WORKLOADS.items():
+        turns = make_turns(args.pages)
+        if not turns:
+            continue
+        cells, count = [], 0
+        for make_renderer in RENDERERS.values():
+            for png in (False, True):
+                rate, count = pages_per_second(make_renderer, turns, mode, png, clock)
+                cells.append(f"{rate:.0f}")
+        print(f"| {workload} | {count} | {' | '.join(cells)} |")
+
+
+def _size(mode: Mode) -> tuple[int, int]:
+    from optical_memory.renderers.page import page_size
+
+    return page_size(mode)
+
+
+if __name__ == "__main__":
+    main()
