@@ -1,0 +1,68 @@
+"""Decoding helpers for DeepSeek-OCR: the windowed no-repeat-n-gram guard.
+
+DeepSeek-OCR decodes greedily and, like its official vLLM pipeline, forbids a token that would
+repeat an n-gram seen in the last few generated tokens (n = 30 within the last 90 by default),
+which stops the model from looping over a table row or a line of a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from transformers import LogitsProcessor
+
+#: The official pipeline's settings (DeepSeek-OCR's vLLM ``run_dpsk_ocr_*`` scripts).
+DEFAULT_NGRAM_SIZE = 30
+DEFAULT_NGRAM_WINDOW = 90
+
+
+class NoRepeatNGramLogitsProcessor(LogitsProcessor):
+    """Bans every token that would complete an n-gram already present in a recent window.
+
+    ``input_ids [batch, length]`` is the history to guard (``DeepSeekOCR.generate`` passes the
+    generated tokens only, so the hundreds of identical ``<image>`` ids of the prompt never
+    count). Only n-grams that start within the last ``window_size`` tokens are looked at.
+    Tokens in ``whitelist_token_ids`` (the official scripts whitelist ``<td>`` and ``</td>``)
+    may always repeat.
+    """
+
+    def __init__(
+        self,
+        ngram_size: int = DEFAULT_NGRAM_SIZE,
+        window_size: int = DEFAULT_NGRAM_WINDOW,
+        whitelist_token_ids: Iterable[int] = (),
+    ) -> None:
+        if ngram_size < 1:
+            raise ValueError(f"ngram_size must be a positive integer, got {ngram_size}")
+        if window_size < ngram_size:
+            raise ValueError(
+                f"window_size ({window_size}) must be at least ngram_size ({ngram_size}): "
+                "a smaller window never holds a whole n-gram"
+            )
+        self.ngram_size = ngram_size
+        self.window_size = window_size
+        self.whitelist_token_ids = frozenset(int(t) for t in whitelist_token_ids)
+
+    def banned_tokens(self, history: list[int]) -> set[int]:
+        """Tokens that would repeat an n-gram of ``history``'s last ``window_size`` tokens."""
+        n = self.ngram_size
+        if len(history) < n:
+            return set()
+        prefix = tuple(history[len(history) - n + 1 :])
+        start = max(0, len(history) - self.window_size)
+        banned = {
+            history[i + n - 1]
+            for i in range(start, len(history) - n + 1)
+            if tuple(history[i : i + n - 1]) == prefix
+        }
+        return banned - self.whitelist_token_ids
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.FloatTensor:
+        """``scores [batch, vocab]`` with the banned tokens of each row set to ``-inf``."""
+        guarded = scores.clone()
+        for row, history in enumerate(input_ids.tolist()):
+            banned = self.banned_tokens(history)
+            if banned:
+                guarded[row, sorted(banned)] = -float("inf")
+        return guarded  # type: ignore[return-value]
