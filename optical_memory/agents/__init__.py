@@ -1,0 +1,45 @@
+"""LangChain integration (the ``langchain`` extra): middleware for ``create_agent``, a wrapper
+for any chat model, a chat-history adapter, the ``recall_memory`` tool, and a chat model over
+the local DeepSeek-OCR.
+
+Everything is imported on first use, so ``import optical_memory.agents`` costs nothing and the
+error for a missing extra names it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optical_memory.agents.history import OpticalChatMessageHistory
+    from optical_memory.agents.middleware import OpticalMemoryMiddleware
+    from optical_memory.agents.recall import recall_memory_tool
+    from optical_memory.agents.request import BudgetTooSmallError, CallUsage
+    from optical_memory.agents.wrap import OpticalMemoryRunnable, wrap
+
+__all__ = [
+    "BudgetTooSmallError",
+    "CallUsage",
+    "OpticalChatMessageHistory",
+    "OpticalMemoryMiddleware",
+    "OpticalMemoryRunnable",
+    "recall_memory_tool",
+    "wrap",
+]
+
+_LAZY = {
+    "OpticalMemoryMiddleware": "optical_memory.agents.middleware",
+    "OpticalMemoryRunnable": "optical_memory.agents.wrap",
+    "wrap": "optical_memory.agents.wrap",
+    "OpticalChatMessageHistory": "optical_memory.agents.history",
+    "recall_memory_tool": "optical_memory.agents.recall",
+    "CallUsage": "optical_memory.agents.request",
+    "BudgetTooSmallError": "optical_memory.agents.request",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'optical_memory.agents' has no attribute {name!r}")

@@ -1,0 +1,327 @@
+"""The outgoing model request: old turns as memory pages, the newest as the caller's messages.
+
+Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agent``) and
+:func:`~optical_memory.agents.wrap` (any chat model or Runnable). For one model call:
+
+1. every message the caller holds is added to its thread's memory once: its LangChain ``id`` is
+   the key, remembered in the store, so repeated calls of one run, re-invocations, checkpoint
+   replays and new processes add nothing twice;
+2. the thread's :meth:`~optical_memory.OpticalMemory.context` gives the pages (oldest first)
+   and the turns not on a page (the recent window and the turns waiting to fill a page);
+3. the request becomes ``[one memory message] + [the caller's messages for those turns]``. The
+   memory message holds, per page, a one-line caption (page id, turn range, age, mode) and the
+   page as a v1 image block, or the page's exact text when the memory's profitability gate
+   kept it as text; turns not on a page that the caller no longer holds (an earlier
+   invocation's, without a checkpointer) follow as text. The caller's messages are sent as
+   they are, and the first of them is never a tool result whose call is missing: the call is
+   sent with it (it may also be printed on the newest page);
+4. the request is counted with :mod:`optical_memory.tokens` for the target, system prompt and
+   tool schemas included; with ``budget_tokens`` the context is asked again with less room
+   until the whole request fits, or :class:`BudgetTooSmallError` says it cannot.
+
+Nothing here edits the caller's list: only the request changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optical_memory.extras import import_extra
+from optical_memory.tokens import count_text_tokens
+
+import_extra("langchain_core", "langchain")
+
+from langchain_core.messages import (  # noqa: E402
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+
+from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory, TextPage  # noqa: E402
+
+#: Marks the memory message (``additional_kwargs["lc_source"]``), as LangChain marks summaries.
+MEMORY_MESSAGE_SOURCE = "optical_memory"
+#: Store blob namespace mapping (thread, LangChain message id) to the stored turn's id.
+MESSAGE_KEY_NAMESPACE = "langchain-message-id"
+#: Re-fits of the context before the budget is declared impossible.
+_MAX_FITS = 32
+
+
+class BudgetTooSmallError(ValueError):
+    """The request cannot fit ``budget_tokens``, even with no pages and only the newest turns."""
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """Token accounting of one outgoing model request, for the target model."""
+
+    thread_id: str
+    text_tokens: int
+    """Text the model is sent: system prompt, tool schemas, captions, text pages, turns."""
+    vision_tokens: int
+    """Tokens of the page images."""
+    replaced_text_tokens: int
+    """Text tokens of what the page images print: what they stand in for."""
+    pages: int
+    """Pages sent as images."""
+    text_pages: int
+    """Pages sent as their text, because their image would have cost more (the gate)."""
+    messages: int
+    """The caller's messages sent verbatim (the recent window and turns not yet on a page)."""
+    budget_tokens: int | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.text_tokens + self.vision_tokens
+
+    @property
+    def saved_tokens(self) -> int:
+        """What the images saved: the text they replaced minus what they cost."""
+        return self.replaced_text_tokens - self.vision_tokens
+
+
+@dataclass
+class _Thread:
+    memory: OpticalMemory
+    turn_of_message: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryRequestBuilder:
+    """Builds the request a model is sent, for any thread of ``memory``'s store.
+
+    Each thread gets an :class:`~optical_memory.OpticalMemory` on the same store, with
+    ``memory``'s schedule and renderer and this builder's ``keep_recent_turns`` and ``target``
+    (``memory`` itself serves its own thread when those agree).
+    """
+
+    def __init__(
+        self,
+        memory: OpticalMemory,
+        *,
+        keep_recent_turns: int = 6,
+        budget_tokens: int | None = None,
+        target: str | None = None,
+    ) -> None:
+        if isinstance(keep_recent_turns, bool) or keep_recent_turns < 1:
+            raise ValueError(f"keep_recent_turns must be at least 1, got {keep_recent_turns!r}")
+        if budget_tokens is not None and budget_tokens <= 0:
+            raise ValueError(f"budget_tokens must be positive or None, got {budget_tokens}")
+        self.memory = memory
+        self.keep_recent_turns = keep_recent_turns
+        self.budget_tokens = budget_tokens
+        self.target = target or memory.target
+        self._threads: dict[str, _Thread] = {}
+
+    # --- memory per thread ---------------------------------------------------------------------
+
+    def memory_for(self, thread_id: str | None) -> OpticalMemory:
+        """The memory of ``thread_id`` (``None``: the memory's own thread)."""
+        return self._thread(thread_id).memory
+
+    def _thread(self, thread_id: str | None) -> _Thread:
+        key = thread_id or self.memory.thread_id
+        thread = self._threads.get(key)
+        if thread is None:
+            base = self.memory
+            if (key, self.keep_recent_turns, self.target) == (
+                base.thread_id,
+                base.keep_recent_turns,
+                base.target,
+            ):
+                memory = base
+            else:
+                memory = OpticalMemory(
+                    base.store,
+                    thread_id=key,
+                    schedule=base.schedule,
+                    renderer=base.renderer,
+                    target=self.target,
+                    keep_recent_turns=self.keep_recent_turns,
+                )
+            thread = self._threads[key] = _Thread(memory)
+        return thread
+
+    # --- adding --------------------------------------------------------------------------------
+
+    def remember(self, thread_id: str | None, messages: Sequence[BaseMessage]) -> None:
+        """Store the messages not stored yet, in order; system messages are instructions, not
+        turns, and are never stored. A message without an id is given one (as LangChain's
+        ``SummarizationMiddleware`` does), so sending the same object again stores nothing."""
+        thread = self._thread(thread_id)
+        store, name = thread.memory.store, thread.memory.thread_id
+        for message in messages:
+            if isinstance(message, SystemMessage) or _is_memory_message(message):
+                continue
+            if message.id is None:
+                message.id = str(uuid.uuid4())
+            if message.id in thread.turn_of_message:
+                continue
+            stored = store.get_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id)
+            if stored is None:
+                (turn,) = thread.memory.add_messages([message])
+                assert turn.id is not None
+                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn.id).encode())
+                thread.turn_of_message[message.id] = turn.id
+            else:
+                thread.turn_of_message[message.id] = int(stored.decode())
+
+    # --- building ------------------------------------------------------------------------------
+
+    def build(
+        self,
+        thread_id: str | None,
+        messages: Sequence[BaseMessage],
+        *,
+        system_messages: Sequence[SystemMessage] = (),
+        tools: Sequence[Any] = (),
+    ) -> tuple[list[BaseMessage], CallUsage]:
+        """Store ``messages`` and return the request to send instead, with its accounting.
+
+        ``system_messages`` are not part of the returned list (send them first, unchanged);
+        they and ``tools`` (as their JSON schemas) are counted. Raises
+        :class:`BudgetTooSmallError` when the newest turns alone exceed ``budget_tokens``.
+        """
+        live = [m for m in messages if not isinstance(m, SystemMessage)]
+        live = [m for m in live if not _is_memory_message(m)]
+        self.remember(thread_id, live)
+        thread = self._thread(thread_id)
+        fixed = _instruction_tokens(system_messages, tools)
+        room = None if self.budget_tokens is None else self.budget_tokens - fixed
+        for _ in range(_MAX_FITS):
+            if room is not None and room < 0:
+                break
+            context = thread.memory.context(budget_tokens=room)
+            request, usage = self._compose(thread, context, live, fixed)
+            if self.budget_tokens is None or usage.total_tokens <= self.budget_tokens:
+                return request, usage
+            assert room is not None
+            room -= usage.total_tokens - self.budget_tokens
+        raise BudgetTooSmallError(
+            f"thread {thread.memory.thread_id!r}: the newest turns, system prompt and tool "
+            f"schemas alone exceed budget_tokens={self.budget_tokens}: raise the budget, or "
+            "shorten the system prompt or the latest messages"
+        )
+
+    def _compose(
+        self, thread: _Thread, context: MemoryContext, live: list[BaseMessage], fixed: int
+    ) -> tuple[list[BaseMessage], CallUsage]:
+        live_turn = {id(m): thread.turn_of_message[m.id] for m in live if m.id}
+        live_ids = set(live_turn.values())
+        unpaged = {turn.id for turn in context.recent}
+        verbatim = _with_tool_calls([m for m in live if live_turn.get(id(m)) in unpaged], live)
+        earlier = [turn for turn in context.recent if turn.id not in live_ids]
+
+        blocks: list[dict[str, Any]] = []
+        captions = _Captions(context)
+        for page in context.memory:
+            if isinstance(page, MemoryPage):
+                blocks.append({"type": "text", "text": captions.caption(page)})
+                blocks.append(_image_block(page))
+            else:
+                blocks.append({"type": "text", "text": f"{captions.caption(page)}\n{page.text}"})
+        if earlier:
+            lines = "\n".join(f"{turn.role}: {turn.content}" for turn in earlier)
+            blocks.append({"type": "text", "text": f"Latest turns, not yet on a page:\n{lines}"})
+
+        request: list[BaseMessage] = []
+        if blocks:
+            header = (
+                f"Earlier in this conversation (optical memory, {len(context.memory)} pages, "
+                "oldest first; the recall_memory tool returns a page's exact text):"
+            )
+            blocks.insert(0, {"type": "text", "text": header})
+            request.append(
+                HumanMessage(
+                    content_blocks=blocks,  # type: ignore[arg-type]
+                    additional_kwargs={"lc_source": MEMORY_MESSAGE_SOURCE},
+                )
+            )
+        request.extend(verbatim)
+        text_tokens = fixed + sum(
+            count_text_tokens(block["text"]) for block in blocks if block["type"] == "text"
+        )
+        text_tokens += sum(message_tokens(m) for m in verbatim)
+        usage = CallUsage(
+            thread_id=thread.memory.thread_id,
+            text_tokens=text_tokens,
+            vision_tokens=sum(page.vision_tokens for page in context.pages),
+            replaced_text_tokens=context.replaced_text_tokens,
+            pages=len(context.pages),
+            text_pages=len(context.text_pages),
+            messages=len(verbatim),
+            budget_tokens=self.budget_tokens,
+        )
+        return request, usage
+
+
+class _Captions:
+    """One line per page: its id (for recall), its turns numbered within the thread, their
+    age in turns, and the page's mode."""
+
+    def __init__(self, context: MemoryContext) -> None:
+        ids = {*context.forgotten_turn_ids, *(t.id for t in context.recent if t.id is not None)}
+        for page in context.memory:
+            ids.update(page.turn_ids)
+        self.position = {turn_id: n for n, turn_id in enumerate(sorted(ids), start=1)}
+        self.newest = len(self.position)
+
+    def caption(self, page: MemoryPage | TextPage) -> str:
+        first, last = self.position[page.turn_ids[0]], self.position[page.turn_ids[-1]]
+        turns = f"turn {first}" if first == last else f"turns {first}-{last}"
+        ago = self.newest - last
+        age = "just now" if ago == 0 else f"{ago} turn{'s' if ago != 1 else ''} ago"
+        how = page.mode.value if isinstance(page, MemoryPage) else "as text"
+        return f"[page {page.page_id}: {turns}, {age}, {how}]"
+
+
+def _image_block(page: MemoryPage) -> dict[str, Any]:
+    return {
+        "type": "image",
+        "base64": base64.b64encode(page.png()).decode("ascii"),
+        "mime_type": "image/png",
+    }
+
+
+def _is_memory_message(message: BaseMessage) -> bool:
+    return message.additional_kwargs.get("lc_source") == MEMORY_MESSAGE_SOURCE
+
+
+def _with_tool_calls(selected: list[BaseMessage], live: list[BaseMessage]) -> list[BaseMessage]:
+    """``selected`` (a tail of ``live``) grown back until it opens with no tool result whose
+    call it lacks: a ToolMessage is only valid after the AIMessage that called it."""
+    if not selected or not isinstance(selected[0], ToolMessage):
+        return selected
+    start = next(i for i, m in enumerate(live) if m is selected[0])
+    results = {m.tool_call_id for m in selected if isinstance(m, ToolMessage)}
+    for i in range(start - 1, -1, -1):
+        message = live[i]
+        if isinstance(message, AIMessage) and {c.get("id") for c in message.tool_calls} & results:
+            return live[i:start] + selected
+    return selected  # the caller's list opens with results of an unknown call: theirs to send
+
+
+def message_tokens(message: BaseMessage) -> int:
+    """Text tokens of one message as sent: its text blocks and its tool calls (name, args)."""
+    tokens = count_text_tokens(message.text)
+    for call in getattr(message, "tool_calls", None) or []:
+        arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
+        tokens += count_text_tokens(f"{call.get('name', '')}({arguments})")
+    return tokens
+
+
+def _instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
+    """Tokens of what every request carries besides the conversation."""
+    tokens = sum(count_text_tokens(message.text) for message in system_messages)
+    if tools:
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
+        tokens += count_text_tokens(json.dumps(schemas, sort_keys=True))
+    return tokens
