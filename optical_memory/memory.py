@@ -122,9 +122,11 @@ class TextPage:
     page_id: int
     seq: int
     age: int
+    mode: Mode
     turn_ids: list[int]
     text: str
     text_tokens: int
+    vision_tokens: int
 
 
 @dataclass
@@ -371,9 +373,11 @@ class OpticalMemory:
                             page_id=record.id,
                             seq=record.seq,
                             age=count - 1 - record.seq,
+                            mode=mode,
                             turn_ids=record.turn_ids,
                             text=self._page_text(record),
                             text_tokens=record.text_tokens,
+                            vision_tokens=self._vision_tokens(mode),
                         )
                     )
                 else:
@@ -515,6 +519,14 @@ class OpticalMemory:
                 "context().pages of this thread"
             )
         return record
+
+    def page_image(self, page_id: int, mode: Mode | str) -> MemoryPage:
+        """Page ``page_id`` drawn at ``mode`` (rendered once, then cached), whatever its tier."""
+        mode = Mode.parse(mode)
+        with self._lock:
+            record = self._record(page_id)
+            self._refresh_records()
+            return self._memory_page(record, mode, len(self._records))
 
     def recall(self, page_id: int) -> str:
         """The exact text printed on page ``page_id``: one ``role: text`` line per piece."""
