@@ -1,0 +1,298 @@
+"""A chat over optical memory: one exchange, the memory as the demos show it, and the terminal
+front end of ``optical-memory chat``.
+
+Every exchange stores the user's message and the model's answer in the memory (a SQLite file
+persists it across runs); the model is sent the memory's context: old turns as pages at their
+current mode, recent turns as text. The terminal reads lines from a TTY or from piped stdin;
+lines starting with ``/`` are commands (``/help`` lists them).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from optical_memory.extras import import_extra
+from optical_memory.memory import MemoryPage
+from optical_memory.modes import FADING_ORDER
+
+if TYPE_CHECKING:
+    from optical_memory.chat_models import ChatModel
+    from optical_memory.memory import MemoryContext, OpticalMemory
+
+COMMANDS = {
+    "/memory": "the memory's tiers and token accounting",
+    "/recall ID": "the exact text of page ID",
+    "/pages DIR": "write the current pages as PNG files into DIR",
+    "/threads": "the threads stored in this file",
+    "/help": "this list",
+    "/quit": "leave (so does end of input)",
+}
+
+
+#: The tier of a page the profitability gate keeps as text (its image would cost more).
+TEXT_TIER = "text"
+
+
+@dataclass
+class PageSummary:
+    """One page as the demos list it; ``mode`` is :data:`TEXT_TIER` for a page sent as text."""
+
+    page_id: int
+    mode: str
+    age: int
+    turn_ids: list[int]
+    vision_tokens: int
+    text_tokens: int
+
+
+@dataclass
+class MemorySummary:
+    """What the model is sent, in numbers: pages newest (sharpest) first, then the recent text.
+
+    ``tiers`` maps each tier that holds pages (sharpest first, then ``text``) to its page
+    count; ``replaced_text_tokens`` are the text tokens the page images stand for;
+    ``text_tokens`` counts the recent turns and the pages sent as text.
+    """
+
+    thread_id: str
+    pages: list[PageSummary]
+    tiers: dict[str, int]
+    recent_turns: int
+    text_tokens: int
+    vision_tokens: int
+    total_tokens: int
+    replaced_text_tokens: int
+    forgotten_turns: int
+    recent: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, context: MemoryContext, thread_id: str) -> MemorySummary:
+        pages = [
+            PageSummary(
+                page_id=page.page_id,
+                mode=page.mode.value if isinstance(page, MemoryPage) else TEXT_TIER,
+                age=page.age,
+                turn_ids=list(page.turn_ids),
+                vision_tokens=page.vision_tokens if isinstance(page, MemoryPage) else 0,
+                text_tokens=page.text_tokens,
+            )
+            for page in reversed(context.memory)
+        ]
+        counts = {tier: 0 for tier in [*(mode.value for mode in FADING_ORDER), TEXT_TIER]}
+        for page in pages:
+            counts[page.mode] += 1
+        return cls(
+            thread_id=thread_id,
+            pages=pages,
+            tiers={tier: n for tier, n in counts.items() if n},
+            recent_turns=len(context.recent),
+            text_tokens=context.text_tokens,
+            vision_tokens=context.vision_tokens,
+            total_tokens=context.total_tokens,
+            replaced_text_tokens=context.replaced_text_tokens,
+            forgotten_turns=len(context.forgotten_turn_ids),
+            recent=[
+                {"id": turn.id, "role": turn.role, "content": turn.content}
+                for turn in context.recent
+            ],
+        )
+
+    @property
+    def compression(self) -> float | None:
+        """Text tokens the page images stand for per vision token (``None`` without images)."""
+        return self.replaced_text_tokens / self.vision_tokens if self.vision_tokens else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "compression": self.compression}
+
+
+class ChatSession:
+    """One thread of memory and the model that answers in it."""
+
+    def __init__(
+        self, memory: OpticalMemory, model: ChatModel, *, budget_tokens: int | None = None
+    ) -> None:
+        self.memory = memory
+        self.model = model
+        self.budget_tokens = budget_tokens
+
+    @property
+    def thread_id(self) -> str:
+        return str(self.memory.thread_id)
+
+    def context(self) -> MemoryContext:
+        return self.memory.context(self.budget_tokens)
+
+    def send(self, message: str) -> str:
+        """Store ``message``, get the model's answer to the memory's context, store it too."""
+        return self.model.respond(self.memory, message, budget_tokens=self.budget_tokens)
+
+    def summary(self) -> MemorySummary:
+        return MemorySummary.of(self.context(), self.thread_id)
+
+    def recall(self, page_id: int) -> str:
+        """The exact text of a page of this thread; :class:`KeyError` if it has no such page."""
+        return self.memory.recall(page_id)
+
+    def write_pages(self, folder: Path) -> list[Path]:
+        """Write the current pages as ``page-<id>-<mode>.png`` into ``folder``; return the paths."""
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for page in self.context().pages:  # pages sent as text have no image
+            path = folder / f"page-{page.page_id:04d}-{page.mode.value}.png"
+            path.write_bytes(page.png())
+            paths.append(path)
+        return paths
+
+
+# --- the terminal ------------------------------------------------------------------------------
+
+
+class TerminalChat:
+    """The ``optical-memory chat`` loop: reads lines, answers them, runs the ``/`` commands."""
+
+    def __init__(self, session: ChatSession, console: Any = None) -> None:
+        rich_console = import_extra("rich.console", "demo")
+        self.session = session
+        self.console = console or rich_console.Console(highlight=False)
+
+    def run(self, lines: Iterable[str] | None = None) -> None:
+        """Chat until ``/quit`` or end of input; ``lines`` defaults to stdin (TTY or piped)."""
+        self._banner()
+        interactive = lines is None and sys.stdin.isatty()
+        source = iter(lines) if lines is not None else _stdin_lines(sys.stdin)
+        while True:
+            try:
+                if interactive:
+                    line = self.console.input("[bold cyan]you ›[/] ")
+                else:
+                    line = next(source)
+                    self._print_text(f"you › {line}", style="bold cyan")
+            except (EOFError, StopIteration, KeyboardInterrupt):
+                break
+            if not self.handle(line):
+                break
+
+    def handle(self, line: str) -> bool:
+        """Answer one line; ``False`` when the chat should end."""
+        line = line.strip()
+        if not line:
+            return True
+        if not line.startswith("/"):
+            answer = self.session.send(line)
+            self._print_text(f"{self.session.model.name} › ", style="bold green", end="")
+            self._print_text(answer)
+            return True
+        command, _, argument = line.partition(" ")
+        argument = argument.strip()
+        if command in ("/quit", "/exit"):
+            return False
+        if command == "/memory":
+            self.show_memory()
+        elif command == "/recall":
+            self.show_recall(argument)
+        elif command == "/pages":
+            self.write_pages(argument)
+        elif command == "/threads":
+            threads = self.session.memory.threads()
+            self._print_text(", ".join(threads) if threads else "no threads yet")
+        elif command == "/help":
+            self.show_help()
+        else:
+            self._print_text(f"unknown command {command}: /help lists the commands", style="red")
+        return True
+
+    def show_memory(self) -> None:
+        table_module = import_extra("rich.table", "demo")
+        summary = self.session.summary()
+        table = table_module.Table(title=f"memory of thread {summary.thread_id!r}")
+        table.add_column("tier")
+        table.add_column("pages", justify="right")
+        table.add_column("tokens", justify="right")
+        table.add_column("page ids")
+        for tier in summary.tiers:
+            pages = [page for page in summary.pages if page.mode == tier]
+            tokens = (
+                f"{sum(page.text_tokens for page in pages)} text"
+                if tier == TEXT_TIER
+                else f"{sum(page.vision_tokens for page in pages)} vision"
+            )
+            table.add_row(
+                tier, str(len(pages)), tokens, " ".join(str(page.page_id) for page in pages)
+            )
+        recent_tokens = summary.text_tokens - sum(
+            page.text_tokens for page in summary.pages if page.mode == TEXT_TIER
+        )
+        table.add_row("recent", f"{summary.recent_turns} turns", f"{recent_tokens} text", "")
+        self.console.print(table)
+        ratio = f"{summary.compression:.1f}x" if summary.compression else "–"
+        self._print_text(
+            f"in context: {summary.total_tokens} tokens ({summary.vision_tokens} vision + "
+            f"{summary.text_tokens} text); the page images stand for "
+            f"{summary.replaced_text_tokens} text tokens ({ratio}); "
+            f"forgotten turns: {summary.forgotten_turns}"
+        )
+
+    def show_recall(self, argument: str) -> None:
+        if not argument.isdigit():
+            self._print_text("usage: /recall ID (a page id from /memory)", style="red")
+            return
+        try:
+            text = self.session.recall(int(argument))
+        except KeyError:
+            self._print_text(f"no page {argument} in this thread: /memory lists them", style="red")
+            return
+        self._print_text(f"page {argument}, exact text:", style="bold")
+        # Verbatim: no wrapping, markup or highlighting, so what is printed is what was said.
+        self.console.out(text, highlight=False)
+
+    def write_pages(self, argument: str) -> None:
+        if not argument:
+            self._print_text("usage: /pages DIR", style="red")
+            return
+        paths = self.session.write_pages(Path(argument))
+        self._print_text(f"wrote {len(paths)} page{'' if len(paths) == 1 else 's'} to {argument}")
+        for path in paths:
+            self._print_text(f"  {path}")
+
+    def show_help(self) -> None:
+        for usage, meaning in COMMANDS.items():
+            self._print_text(f"{usage:<12} {meaning}")
+
+    def _banner(self) -> None:
+        self._print_text(
+            f"optical-memory chat · thread {self.session.thread_id!r} · "
+            f"model {self.session.model.name} · /help for commands",
+            style="dim",
+        )
+
+    def _print_text(self, text: str, *, style: str = "", end: str = "\n") -> None:
+        # rich.Text, never markup: what people type ("[bold]", "<script>") prints as typed.
+        text_module = import_extra("rich.text", "demo")
+        self.console.print(text_module.Text(text, style=style), end=end, soft_wrap=True)
+
+
+def _stdin_lines(stream: IO[str]) -> Iterator[str]:
+    for line in stream:
+        yield line.rstrip("\n")
+
+
+def run_chat(
+    db: str | Path | None,
+    *,
+    thread_id: str = "default",
+    model_spec: str | None = None,
+    keep_recent_turns: int = 6,
+    budget_tokens: int | None = None,
+) -> None:
+    """What ``optical-memory chat`` runs: open the memory, load the model, chat on stdin."""
+    from optical_memory.chat_models import load_model
+    from optical_memory.memory import OpticalMemory
+
+    model = load_model(model_spec)
+    memory = OpticalMemory(db, thread_id=thread_id, keep_recent_turns=keep_recent_turns)
+    TerminalChat(ChatSession(memory, model, budget_tokens=budget_tokens)).run()

@@ -1,0 +1,170 @@
+"""The viewer's HTTP side: a JSON API over one SQLite memory file and the static page.
+
+Every request opens the memory for its thread in the worker thread that serves it (SQLite
+connections stay in the thread that made them; the store's WAL lets them share the file), so
+the viewer sees what a terminal chat on the same file writes, and the other way round.
+
+API (all JSON except the PNG):
+
+- ``GET  /api/threads``                       the thread ids in the file
+- ``GET  /api/memory?thread=T``               :class:`~optical_memory.chat.MemorySummary`
+- ``GET  /api/page.png?thread=T&page_id=N``   page ``N`` at its current mode
+- ``GET  /api/page-text?thread=T&page_id=N``  the exact text of page ``N``
+- ``POST /api/messages`` ``{thread, content}``  one exchange with the model; its answer and
+  the memory after it
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from optical_memory.chat import ChatSession
+from optical_memory.extras import import_extra
+
+if TYPE_CHECKING:
+    from optical_memory.chat_models import ChatModel
+    from optical_memory.memory import OpticalMemory
+    from optical_memory.schedule import DecaySchedule
+
+STATIC = Path(__file__).parent / "static"
+# The page's own files only: no inline script, no other origin, nothing plugged in.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class MessageIn(BaseModel):
+    thread: str = Field(min_length=1, max_length=200)
+    content: str = Field(min_length=1)
+
+
+def create_app(
+    db: str | Path,
+    *,
+    model: ChatModel,
+    keep_recent_turns: int = 6,
+    budget_tokens: int | None = None,
+    schedule: DecaySchedule | None = None,
+) -> Any:
+    """The viewer for the memory file ``db``; the chat box talks to ``model``.
+
+    ``keep_recent_turns`` and ``schedule`` configure every thread's memory as in
+    :class:`~optical_memory.OpticalMemory`; ``budget_tokens`` bounds what the model is sent.
+    """
+    fastapi = import_extra("fastapi", "demo")
+    responses = import_extra("fastapi.responses", "demo")
+    staticfiles = import_extra("fastapi.staticfiles", "demo")
+    from optical_memory.memory import OpticalMemory
+
+    db = str(db)
+
+    @contextmanager
+    def session(thread: str) -> Iterator[ChatSession]:
+        memory: OpticalMemory = OpticalMemory(
+            db, thread_id=thread, keep_recent_turns=keep_recent_turns, schedule=schedule
+        )
+        try:
+            yield ChatSession(memory, model, budget_tokens=budget_tokens)
+        finally:
+            close = getattr(memory, "close", None)
+            if close is not None:
+                close()
+
+    app = fastapi.FastAPI(title="optical-memory viewer", docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def security_headers(request: Any, call_next: Any) -> Any:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.get("/", include_in_schema=False)
+    def index() -> Any:
+        return responses.FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/api/threads")
+    def threads() -> dict[str, Any]:
+        with session("default") as chat:
+            names = list(chat.memory.threads())
+        return {"threads": names, "model": model.name}
+
+    @app.get("/api/memory")
+    def memory(thread: str) -> dict[str, Any]:
+        with session(thread) as chat:
+            return {**chat.summary().to_json(), "model": model.name}
+
+    @app.get("/api/page.png")
+    def page_png(thread: str, page_id: int) -> Any:
+        with session(thread) as chat:
+            for page in chat.context().pages:
+                if page.page_id == page_id:
+                    return responses.Response(
+                        page.png(), media_type="image/png", headers={"Cache-Control": "no-store"}
+                    )
+        raise fastapi.HTTPException(404, f"no page {page_id} in the context of thread {thread!r}")
+
+    @app.get("/api/page-text")
+    def page_text(thread: str, page_id: int) -> dict[str, Any]:
+        with session(thread) as chat:
+            try:
+                text = chat.recall(page_id)
+            except KeyError:
+                raise fastapi.HTTPException(
+                    404, f"no page {page_id} in thread {thread!r}"
+                ) from None
+        return {"thread": thread, "page_id": page_id, "text": text}
+
+    @app.post("/api/messages")
+    def send(message: MessageIn) -> dict[str, Any]:
+        with session(message.thread) as chat:
+            answer = chat.send(message.content)
+            return {"reply": answer, "memory": {**chat.summary().to_json(), "model": model.name}}
+
+    app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    db: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model_spec: str | None = None,
+    keep_recent_turns: int = 6,
+    budget_tokens: int | None = None,
+) -> None:
+    """What ``optical-memory serve`` runs: the viewer on ``host:port`` until interrupted."""
+    uvicorn = import_extra("uvicorn", "demo")
+    from optical_memory.chat_models import load_model
+
+    model = load_model(model_spec)
+    app = create_app(
+        db, model=model, keep_recent_turns=keep_recent_turns, budget_tokens=budget_tokens
+    )
+    if not is_loopback(host):
+        print(
+            f"warning: serving on {host}, not loopback: anyone who can reach it can read "
+            "this memory and chat in it",
+            file=sys.stderr,
+        )
+    print(f"optical-memory viewer: http://{host}:{port}/ (model {model.name}, memory {db})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,237 @@
+"""The memory viewer, driven in real headless Chromium against a real server on 127.0.0.1.
+
+Set ``OPTICAL_MEMORY_SCREENSHOT=docs/viewer.png`` to save the README's screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from playwright.sync_api import Dialog, Page, sync_playwright
+
+from optical_memory.chat_models import EchoModel
+from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
+from optical_memory.modes import Mode
+from optical_memory.schedule import DecaySchedule
+from optical_memory.web.app import CONTENT_SECURITY_POLICY, create_app, is_loopback
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KEEP_RECENT = 2
+# Compact tiers, so a dozen pages show every mode from sharp to tiny.
+SCHEDULE = DecaySchedule(
+    tiers=[(Mode.GUNDAM, 1), (Mode.LARGE, 1), (Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 2)]
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@dataclass
+class Viewer:
+    url: str
+    db: Path
+
+    def memory(self, thread: str) -> OpticalMemory:
+        """The same memory the viewer serves, opened independently of it."""
+        return OpticalMemory(
+            self.db, thread_id=thread, keep_recent_turns=KEEP_RECENT, schedule=SCHEDULE
+        )
+
+
+@pytest.fixture(scope="module")
+def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
+    db = tmp_path_factory.mktemp("viewer") / "memory.db"
+    app = create_app(db, model=EchoModel(), keep_recent_turns=KEEP_RECENT, schedule=SCHEDULE)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # an ephemeral port on loopback only
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start within 10 s"
+        time.sleep(0.02)
+    host, port = sock.getsockname()
+    yield Viewer(f"http://{host}:{port}", db)
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture
+def page(chromium_path: str) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            # bypass_csp: the page must be safe through escaping alone, so the test does not
+            # lean on the Content-Security-Policy header (checked on its own below).
+            yield browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+        finally:
+            browser.close()
+
+
+def _send(page: Page, text: str) -> None:
+    """Type ``text`` into the chat box, send it, and wait until the answer has been shown."""
+    page.fill("#message", text)
+    page.click("#send")
+    page.wait_for_function(
+        "document.getElementById('message').value === ''"
+        " && !document.getElementById('send').disabled"
+    )
+
+
+def _fill_thread(memory: OpticalMemory, turns: int) -> None:
+    topics = ["the lighthouse", "a sourdough starter", "tide tables", "the Lisbon trip"]
+    for i in range(turns):
+        role = "user" if i % 2 == 0 else "assistant"
+        topic = topics[i % len(topics)]
+        memory.add(
+            role,
+            f"Turn {i}: notes on {topic}. " + f"Detail {i} about {topic} is worth keeping. " * 12,
+        )
+
+
+def _tiers(context: MemoryContext) -> list[tuple[str, str]]:
+    """(page id, tier) of every page in ``context``, newest first, as the viewer labels them."""
+    return [
+        (str(p.page_id), p.mode.value if isinstance(p, MemoryPage) else "text")
+        for p in reversed(context.memory)
+    ]
+
+
+def _shown_tiers(page: Page) -> list[tuple[str | None, str]]:
+    thumbs = page.locator(".page-thumb")
+    return [
+        (
+            thumbs.nth(i).get_attribute("data-page-id"),
+            thumbs.nth(i).locator(".tier-label").inner_text(),
+        )
+        for i in range(thumbs.count())
+    ]
+
+
+def test_a_page_forms_with_its_tier_and_a_click_shows_its_exact_text(
+    viewer: Viewer, page: Page
+) -> None:
+    page.goto(f"{viewer.url}/#thread=facts")
+    fact = "My locker code is 4817-QX and my sister Inês lives in Valparaíso."
+    stories = [
+        f"Message {i}: " + "a long story about the harbour and its boats. " * 25 for i in range(12)
+    ]
+    image_thumbs = page.locator(".page-thumb:not([data-mode=text])")
+    for message in [fact, *stories]:
+        _send(page, message)
+        if image_thumbs.count():
+            break
+    assert image_thumbs.count() >= 1, f"no page image after {len(stories) + 1} messages"
+
+    memory = viewer.memory("facts")
+    context = memory.context()
+    assert _shown_tiers(page) == _tiers(context)
+    newest_image = context.pages[-1]
+    thumb = image_thumbs.first
+    assert thumb.get_attribute("data-page-id") == str(newest_image.page_id)
+    assert thumb.locator(".tier-label").inner_text() == newest_image.mode.value
+    page.wait_for_function(
+        "document.querySelector('.page-thumb:not([data-mode=text]) img').complete"
+    )
+    natural = thumb.locator("img").evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert tuple(natural) == (newest_image.width, newest_image.height)  # as rendered at its mode
+
+    page.locator(".page-thumb").last.click()  # the oldest page
+    page.wait_for_function("document.getElementById('page-text').textContent.length > 0")
+    shown = page.locator("#page-text").text_content()
+    oldest = context.memory[0]
+    assert shown == memory.recall(oldest.page_id)
+    assert shown is not None and shown.startswith(f"user: {fact}\n")
+
+
+def test_a_message_holding_a_script_shows_as_text_and_runs_nothing(
+    viewer: Viewer, page: Page
+) -> None:
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(f"{viewer.url}/#thread=xss")
+    payload = (
+        "<script>window.__pwned = 1; alert('script')</script>"
+        "<img src=x onerror=\"window.__pwned = 2; alert('img')\"> <b>bold?</b>"
+    )
+    _send(page, payload)
+
+    contents = page.locator("#recent .turn .content").all_text_contents()
+    assert contents[0] == payload
+    assert contents[1].endswith(f"you said: {payload}")
+    assert page.locator("#recent script, #recent img, #recent b").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
+
+
+def test_the_viewer_lists_threads_and_shows_memory_fading_newest_first(
+    viewer: Viewer, page: Page
+) -> None:
+    memory = viewer.memory("dialogue")
+    _fill_thread(memory, 60)
+    context = memory.context()
+    page.goto(f"{viewer.url}/#thread=dialogue")
+    page.wait_for_selector(".page-thumb")
+
+    assert "dialogue" in page.locator("#threads a").all_text_contents()
+    shown = _shown_tiers(page)
+    assert shown == _tiers(context)
+    assert shown[-1][1] == "tiny" and {"large", "base", "small"} <= {tier for _, tier in shown}
+    accounting = dict(
+        zip(
+            page.locator("#accounting dt").all_text_contents(),
+            page.locator("#accounting dd").all_text_contents(),
+            strict=True,
+        )
+    )
+    assert accounting["in context"] == f"{context.total_tokens} tokens"
+    assert accounting["vision"] == f"{context.vision_tokens} tokens in {len(context.pages)} pages"
+
+    screenshot = os.environ.get("OPTICAL_MEMORY_SCREENSHOT")
+    if screenshot:
+        page.locator(".page-thumb").nth(2).click()
+        page.wait_for_function("document.getElementById('page-text').textContent.length > 0")
+        page.evaluate("document.fonts.ready")
+        target = REPO_ROOT / screenshot
+        target.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(target), full_page=True)
+
+
+def test_the_api_sends_a_strict_content_security_policy_and_404s_unknown_pages(
+    viewer: Viewer,
+) -> None:
+    index = httpx.get(f"{viewer.url}/")
+    assert index.status_code == 200
+    assert index.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert '<script src="/static/app.js"' in index.text
+    missing = httpx.get(f"{viewer.url}/api/page-text", params={"thread": "nobody", "page_id": 9})
+    assert missing.status_code == 404
+
+
+def test_only_loopback_hosts_count_as_loopback() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
