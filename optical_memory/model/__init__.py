@@ -1,4 +1,5 @@
-"""The local DeepSeek-OCR model: DeepEncoder, per-mode preprocessing, checkpoint loading.
+"""The local DeepSeek-OCR model: DeepEncoder, per-mode preprocessing, checkpoint loading, and
+the MoE decoder that reads the visual tokens (``DeepSeekOCR``).
 
 Needs the ``model`` extra (torch, transformers, safetensors); importing this package without
 it raises :class:`optical_memory.extras.MissingExtraError` naming the extra. The names below
@@ -25,10 +26,30 @@ if TYPE_CHECKING:
         official_to_encoder,
         save_official,
     )
+    from optical_memory.model.decoder import (
+        DecoderConfig,
+        DeepSeekOCR,
+        Generation,
+        PreparedPrompt,
+        map_official_state_dict,
+        ocr_prompt,
+        question_prompt,
+    )
     from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
+    from optical_memory.model.generation import NoRepeatNGramLogitsProcessor
     from optical_memory.model.preprocess import PreprocessedPage, preprocess
+    from optical_memory.model.tokenizer import load_tokenizer
 
 _EXPORTS = {
+    "DeepSeekOCR": "optical_memory.model.decoder",
+    "DecoderConfig": "optical_memory.model.decoder",
+    "Generation": "optical_memory.model.decoder",
+    "PreparedPrompt": "optical_memory.model.decoder",
+    "map_official_state_dict": "optical_memory.model.decoder",
+    "ocr_prompt": "optical_memory.model.decoder",
+    "question_prompt": "optical_memory.model.decoder",
+    "NoRepeatNGramLogitsProcessor": "optical_memory.model.generation",
+    "load_tokenizer": "optical_memory.model.tokenizer",
     "DeepEncoder": "optical_memory.model.deepencoder",
     "DeepEncoderConfig": "optical_memory.model.deepencoder",
     "PreprocessedPage": "optical_memory.model.preprocess",
@@ -43,15 +64,24 @@ _EXPORTS = {
 }
 __all__ = [
     "CheckpointError",
+    "DecoderConfig",
     "DeepEncoder",
     "DeepEncoderConfig",
+    "DeepSeekOCR",
+    "Generation",
+    "NoRepeatNGramLogitsProcessor",
+    "PreparedPrompt",
     "PreprocessedPage",
     "encoder_to_official",
     "find_weight_files",
     "load_official_state_dict",
     "load_state_strict",
+    "load_tokenizer",
+    "map_official_state_dict",
+    "ocr_prompt",
     "official_to_encoder",
     "preprocess",
+    "question_prompt",
     "save_official",
 ]
 
