@@ -71,11 +71,17 @@ _CSP = (
     "script-src 'none'; object-src 'none'; frame-src 'none'; connect-src 'none'; "
     "media-src 'none'; base-uri 'none'; form-action 'none'"
 )
-_MONO = "'DejaVu Sans Mono', 'Noto Sans Mono CJK SC', 'Noto Color Emoji', monospace"
-_STYLE = f"""
+_MONO = "'Page Emoji', 'DejaVu Sans Mono', 'Noto Sans Mono CJK SC', monospace"
+# DejaVu has monochrome outlines for some emoji; the colour font goes first, limited to the
+# emoji blocks so that digits, '#' and '*' (which it also covers) stay in the text font.
+_EMOJI_FACE = """
+@font-face { font-family: 'Page Emoji'; src: local('Noto Color Emoji');
+  unicode-range: U+1F000-1FAFF, U+2600-27BF, U+2B00-2BFF, U+2300-23FF, U+FE0F, U+200D; }
+"""
+_STYLE = f"""{_EMOJI_FACE}
 html, body {{ margin: 0; padding: 0; background: #fff; }}
 body {{ width: {PAGE_SIZE}px; color: #111; font-size: 20px; line-height: 1.3;
-  font-family: 'DejaVu Sans', 'Noto Sans CJK SC', 'Noto Color Emoji', sans-serif;
+  font-family: 'Page Emoji', 'DejaVu Sans', 'Noto Sans CJK SC', sans-serif;
   caret-color: transparent; }}
 * {{ animation: none !important; transition: none !important; }}
 main {{ box-sizing: border-box; width: {PAGE_SIZE}px; padding: {MARGIN}px; }}
@@ -451,7 +457,7 @@ class HtmlRenderer:
                 viewport={"width": PAGE_SIZE, "height": PAGE_SIZE},
                 device_scale_factor=scale,
                 java_script_enabled=False,
-                offline=True,
+                offline=False,
                 service_workers="block",
                 accept_downloads=False,
                 color_scheme="light",
