@@ -100,7 +100,7 @@ class PillowRenderer:
     def __init__(
         self,
         font_size: float = 20,
-        margin: int = 32,
+        margin: float = 32,
         line_spacing: float = 1.2,
         fonts: FontChain | None = None,
         label_fonts: FontChain | None = None,
@@ -116,7 +116,7 @@ class PillowRenderer:
                 f"{int((REFERENCE_SIZE - font_size * line_spacing) // 2)}"
             )
         self.font_size = float(font_size)
-        self.margin = margin
+        self.margin = float(margin)
         self.line_spacing = float(line_spacing)
         self.fonts = fonts or default_chain(bold=False)
         self.label_fonts = label_fonts or default_chain(bold=True)
@@ -134,7 +134,7 @@ class PillowRenderer:
         """Everything that changes the pixels: version, sizes, layout engine and font files."""
         engine = "raqm" if has_complex_layout() else "basic"
         return (
-            f"pil/v{RENDERER_VERSION}/size={self.font_size:g}/margin={self.margin}"
+            f"pil/v{RENDERER_VERSION}/size={self.font_size:g}/margin={self.margin:g}"
             f"/spacing={self.line_spacing:g}/layout={engine}"
             f"/fonts={self.fonts.key}/labels={self.label_fonts.key}"
         )
