@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Sequence
 
 import numpy as np
@@ -302,5 +303,20 @@ def test_no_installed_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
     try:
         with pytest.raises(FontNotFoundError, match="fonts-dejavu-core"):
             default_chain()
+    finally:
+        default_chain.cache_clear()
+
+
+def test_fontconfig_finds_the_fonts_where_the_debian_paths_do_not_exist(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if shutil.which("fc-match") is None:
+        pytest.skip("fontconfig is not installed")
+    monkeypatch.setattr(fonts_module, "_first_existing", lambda paths: None)
+    default_chain.cache_clear()
+    try:
+        chain = default_chain()
+        assert chain.face_of("a") == 0
+        assert chain.face_of("中") > 0, "a CJK font found through fc-list"
     finally:
         default_chain.cache_clear()

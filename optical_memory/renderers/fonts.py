@@ -158,8 +158,9 @@ def _first_existing(paths: Sequence[str]) -> str | None:
     return next((p for p in paths if Path(p).is_file()), None)
 
 
-def _fontconfig(*args: str) -> str | None:
-    """First file fontconfig names for ``args`` (``fc-match``/``fc-list``), or ``None``."""
+def _fontconfig(*args: str, bold: bool = False) -> str | None:
+    """A file fontconfig names for ``args`` (``fc-match``/``fc-list``), or ``None``; among
+    several, the first in sorted order whose name matches the wanted weight."""
     if shutil.which(args[0]) is None:
         return None
     try:
@@ -167,7 +168,10 @@ def _fontconfig(*args: str) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
-    return min(lines) if lines else None  # sorted: the same file on every call
+    if not lines:
+        return None
+    # Sorted, so every call picks the same file; a bold file for a bold chain, else a regular.
+    return min(lines, key=lambda file: (("bold" in file.lower()) != bold, file))
 
 
 def _loadable(face: FontFace) -> bool:
@@ -191,7 +195,7 @@ def default_chain(bold: bool = False) -> FontChain:
     if latin and _loadable(FontFace(latin)):
         faces.append(FontFace(latin))
     cjk = _first_existing(_CJK_BOLD if bold else _CJK) or _fontconfig(
-        "fc-list", ":charset=4e2d", "--format=%{file}\n"
+        "fc-list", ":charset=4e2d", "--format=%{file}\n", bold=bold
     )
     if cjk and _loadable(FontFace(cjk)):
         faces.append(FontFace(cjk))
