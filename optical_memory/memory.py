@@ -384,15 +384,15 @@ class OpticalMemory:
                     pages.append(self._memory_page(record, mode, count))
             recent = plan.recent[len(plan.recent) - plan.text_kept :]
             shown.update(t.id for t in recent if t.id is not None)
-            forgotten = sorted(
-                {
-                    tid
-                    for r, m in zip(plan.records, plan.modes, strict=True)
-                    if m is None
-                    for tid in r.turn_ids
-                }
-                | {t.id for t in plan.recent[: len(plan.recent) - plan.text_kept] if t.id} - shown
-            )
+            dropped = plan.recent[: len(plan.recent) - plan.text_kept]
+            hidden = {
+                tid
+                for r, m in zip(plan.records, plan.modes, strict=True)
+                if m is None
+                for tid in r.turn_ids
+            }
+            hidden |= {t.id for t in dropped if t.id is not None}
+            forgotten = sorted(hidden - shown)
             text_tokens = sum(plan.recent_tokens[len(plan.recent) - plan.text_kept :]) + sum(
                 p.text_tokens for p in text_pages
             )
