@@ -298,7 +298,7 @@ def test_the_fallback_chain_gives_each_script_its_font() -> None:
 
 def test_no_installed_font_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fonts_module, "_first_existing", lambda paths: None)
-    monkeypatch.setattr(fonts_module, "_fontconfig", lambda *args: None)
+    monkeypatch.setattr(fonts_module, "_fontconfig", lambda *args, **kwargs: None)
     default_chain.cache_clear()
     try:
         with pytest.raises(FontNotFoundError, match="fonts-dejavu-core"):
