@@ -120,7 +120,12 @@ _SCRIPTS = st.sampled_from(
 _CONTENT = st.lists(st.one_of(st.text(max_size=120), _SCRIPTS), max_size=6).map("".join)
 _TURNS = st.lists(
     st.builds(
-        Turn, role=st.sampled_from(["user", "assistant", "Caroline", "ツール"]), content=_CONTENT
+        Turn,
+        role=st.one_of(
+            st.sampled_from(["user", "assistant", "Caroline", "ツール"]),
+            st.text(min_size=1, max_size=30).filter(str.strip),  # any label must print
+        ),
+        content=_CONTENT,
     ),
     max_size=5,
 )
