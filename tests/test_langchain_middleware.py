@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -245,8 +247,7 @@ def test_a_new_process_with_the_same_file_continues_the_same_memory(run: Run) ->
         from agent_conversation import lookup_order, read_request
         from langchain.agents import create_agent
         from langchain_core.messages import HumanMessage
-        from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.memory import InMemorySaver
+        from langgraph.checkpoint.memory import InMemorySaver
         from optical_memory import OpticalMemory
         from optical_memory.agents import OpticalMemoryMiddleware
         from optical_memory.agents.testing import RecordingChatModel
@@ -319,3 +320,35 @@ def test_messages_older_than_the_window_leave_the_request_but_not_the_state() ->
     assert sent.images
     assert len(sent.verbatim) < len(state) - 1
     assert sent.verbatim[-1].text.startswith("message 29 ")
+
+
+def test_the_example_agent_runs_offline_and_prints_each_calls_accounting(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_BASE_URL"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "examples/langchain_agent.py",
+            "--turns",
+            "20",
+            "--budget",
+            "2000",
+            "--memory",
+            str(tmp_path / "agent.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("model: the offline recording model")
+    calls = [line.split() for line in lines if re.match(r"^\s+\d+\s", line)]
+    # 20 questions, every 5th answered through a weather tool call: 24 model calls.
+    assert [int(c[0]) for c in calls] == list(range(1, 25))
+    totals = [int(c[7]) for c in calls]
+    assert all(int(c[1]) + int(c[2]) == total for c, total in zip(calls, totals, strict=True))
+    assert max(totals) <= 2000
+    assert any(int(c[2]) > 0 for c in calls)  # page images were sent
+    assert lines[-1].startswith("24 model calls, 48 turns stored")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from optical_memory.agents.middleware import OpticalMemoryMiddleware
     from optical_memory.agents.recall import recall_memory_tool
     from optical_memory.agents.request import BudgetTooSmallError, CallUsage
-    from optical_memory.agents.wrap import OpticalMemoryRunnable, wrap
+    from optical_memory.agents.runnable import OpticalMemoryRunnable, wrap
 
 __all__ = [
     "BudgetTooSmallError",
@@ -30,8 +30,8 @@ __all__ = [
 
 _LAZY = {
     "OpticalMemoryMiddleware": "optical_memory.agents.middleware",
-    "OpticalMemoryRunnable": "optical_memory.agents.wrap",
-    "wrap": "optical_memory.agents.wrap",
+    "OpticalMemoryRunnable": "optical_memory.agents.runnable",
+    "wrap": "optical_memory.agents.runnable",
     "OpticalChatMessageHistory": "optical_memory.agents.history",
     "recall_memory_tool": "optical_memory.agents.recall",
     "CallUsage": "optical_memory.agents.request",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from optical_memory.agents.request import MemoryRequestBuilder
+from optical_memory.agents.request import TURN_MESSAGE_ID_PREFIX, MemoryRequestBuilder
 from optical_memory.extras import import_extra
 
 import_extra("langchain_core", "langchain")
@@ -44,7 +44,9 @@ class OpticalChatMessageHistory(BaseChatMessageHistory):
     """
 
     def __init__(self, memory: OpticalMemory, thread_id: str | None = None) -> None:
-        self._builder = MemoryRequestBuilder(memory)
+        self._builder = MemoryRequestBuilder(
+            memory, keep_recent_turns=max(1, memory.keep_recent_turns)
+        )
         self.thread_id = thread_id or memory.thread_id
         self.memory = self._builder.memory_for(self.thread_id)
 
@@ -66,7 +68,10 @@ class OpticalChatMessageHistory(BaseChatMessageHistory):
 
 
 def _turn_message(turn: Turn) -> BaseMessage:
+    # The id names the turn, so handing these messages back (RunnableWithMessageHistory does)
+    # stores nothing twice.
+    message_id = f"{TURN_MESSAGE_ID_PREFIX}{turn.id}"
     kind = {"user": HumanMessage, "assistant": AIMessage, "system": SystemMessage}.get(turn.role)
     if kind is None:
-        return ChatMessage(content=turn.content, role=turn.role)
-    return kind(content=turn.content)
+        return ChatMessage(content=turn.content, role=turn.role, id=message_id)
+    return kind(content=turn.content, id=message_id)

@@ -50,6 +50,9 @@ from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory, Text
 MEMORY_MESSAGE_SOURCE = "optical_memory"
 #: Store blob namespace mapping (thread, LangChain message id) to the stored turn's id.
 MESSAGE_KEY_NAMESPACE = "langchain-message-id"
+#: Id prefix of messages read back from stored turns (``OpticalChatMessageHistory``): such a
+#: message is that turn, never stored again.
+TURN_MESSAGE_ID_PREFIX = "optical-memory-turn-"
 #: Re-fits of the context before the budget is declared impossible.
 _MAX_FITS = 32
 
@@ -164,6 +167,10 @@ class MemoryRequestBuilder:
             if message.id in thread.turn_of_message:
                 continue
             stored = store.get_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id)
+            if stored is None and message.id.startswith(TURN_MESSAGE_ID_PREFIX):
+                turn_id = message.id.removeprefix(TURN_MESSAGE_ID_PREFIX)
+                if turn_id.isdigit() and store.get_turns(name, [int(turn_id)]):
+                    stored = turn_id.encode()
             if stored is None:
                 (turn,) = thread.memory.add_messages([message])
                 assert turn.id is not None

@@ -1,0 +1,90 @@
+"""recall_memory: the LangChain tool that reads a page's exact text or searches stored turns."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("langchain")
+
+from langchain.agents import create_agent
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
+
+from optical_memory import OpticalMemory
+from optical_memory.agents import OpticalMemoryMiddleware, recall_memory_tool
+from optical_memory.agents.testing import RecordingChatModel
+
+
+def _memory_with_pages(thread_id: str = "default", count: int = 40) -> OpticalMemory:
+    memory = OpticalMemory(None, thread_id=thread_id)
+    for n in range(count):
+        memory.add(
+            "user", f"Note {n}: the ferry to island {n} leaves at {n % 12 + 1} o'clock. " * 4
+        )
+    return memory
+
+
+def _config(thread_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+def test_a_page_id_returns_the_pages_exact_text() -> None:
+    memory = _memory_with_pages()
+    page = memory.context().memory[0]
+    text = recall_memory_tool(memory).invoke({"page": page.page_id})
+    assert text == memory.recall(page.page_id)
+    assert text.startswith("user: Note 0: the ferry to island 0")
+
+
+def test_a_query_returns_the_stored_turns_that_contain_it() -> None:
+    memory = _memory_with_pages()
+    text = recall_memory_tool(memory).invoke({"query": "island 17 leaves"})
+    (turn,) = [t for t in memory.search("island 17 leaves")]
+    assert text == f"[turn {turn.id}] user: {turn.content}"
+
+
+def test_unknown_pages_and_queries_say_so_instead_of_failing() -> None:
+    tool = recall_memory_tool(_memory_with_pages(count=2))
+    assert tool.invoke({"page": 999}) == "No page 999 in this conversation's memory."
+    assert tool.invoke({"query": "zeppelin"}) == "No stored turn contains 'zeppelin'."
+    assert "Pass `page`" in tool.invoke({})
+
+
+def test_the_tool_has_the_documented_name_and_arguments() -> None:
+    tool = recall_memory_tool(OpticalMemory(None))
+    assert tool.name == "recall_memory"
+    assert set(tool.args) == {"page", "query"}
+
+
+def test_the_middleware_registers_it_only_when_asked() -> None:
+    memory = OpticalMemory(None)
+    assert [t.name for t in OpticalMemoryMiddleware(memory).tools] == ["recall_memory"]
+    assert OpticalMemoryMiddleware(memory, register_recall_tool=False).tools == []
+
+
+def test_in_an_agent_it_reads_the_runs_own_thread() -> None:
+    memory = OpticalMemory(None)
+    middleware = OpticalMemoryMiddleware(memory)
+    for thread in ("alice", "bob"):
+        thread_memory = middleware.builder.memory_for(thread)
+        for n in range(40):
+            thread_memory.add("user", f"{thread} note {n}: " + "the harbour master's ledger " * 8)
+    alice_page = middleware.builder.memory_for("alice").context().memory[0].page_id
+
+    def recall(call_id: str) -> AIMessage:
+        args = {"page": alice_page}
+        return AIMessage("", tool_calls=[{"name": "recall_memory", "args": args, "id": call_id}])
+
+    model = RecordingChatModel(messages=iter([recall("a1"), "ok", recall("b1"), "ok"]))
+    agent = create_agent(model, [], middleware=[middleware], checkpointer=InMemorySaver())
+    results = {}
+    for thread in ("alice", "bob"):
+        state = agent.invoke({"messages": [HumanMessage("What was on page one?")]}, _config(thread))
+        (result,) = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+        results[thread] = result.text
+    assert results["alice"] == middleware.builder.memory_for("alice").recall(alice_page)
+    assert results["alice"].startswith("user: alice note 0:")
+    assert results["bob"] == f"No page {alice_page} in this conversation's memory."
+    # The model was sent the recalled text right after its call.
+    assert model.requests[1][-1].text == results["alice"]
