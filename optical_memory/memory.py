@@ -47,6 +47,8 @@ from optical_memory.turns import Turn
 if TYPE_CHECKING:
     from PIL import Image
 
+    from optical_memory.agents.runnable import OpticalMemoryRunnable
+
 __all__ = ["MemoryContext", "MemoryPage", "MemoryStats", "OpticalMemory", "TextPage"]
 
 _ROLE_OF_LANGCHAIN_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
@@ -626,6 +628,19 @@ class OpticalMemory:
             data = compute(page)
             self.store.put_blob(namespace, page.content_hash, page.mode.value, full_identity, data)
             return data
+
+    # --- LangChain (the ``langchain`` extra) -------------------------------------------------
+
+    def wrap(self, runnable: Any, **options: Any) -> OpticalMemoryRunnable:
+        """``runnable`` (a LangChain chat model or Runnable of messages) with this memory in
+        front of it: old turns go to it as page images, the newest as text. The same as
+        :func:`optical_memory.agents.wrap` (``keep_recent_turns``, ``budget_tokens``,
+        ``target``)."""
+        from optical_memory.extras import import_extra
+
+        runnable_module = import_extra("optical_memory.agents.runnable", "langchain")
+        wrapped: OpticalMemoryRunnable = runnable_module.wrap(self, runnable, **options)
+        return wrapped
 
     # --- lifetime ------------------------------------------------------------------------------
 

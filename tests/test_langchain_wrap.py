@@ -138,3 +138,14 @@ def test_async_invoke_pages_too() -> None:
     sent = read_request(model.requests[0])
     assert sent.images and [m.text for m in sent.verbatim] == ["What did I ask first?"]
     assert memory.store.count_turns("default") == 42
+
+
+def test_memory_wrap_is_the_same_wrapper() -> None:
+    memory = OpticalMemory(None)
+    model = RecordingChatModel(messages=iter(["hi"]))
+    chat = memory.wrap(model, keep_recent_turns=3, budget_tokens=5000)
+    assert isinstance(chat, OpticalMemoryRunnable)
+    assert (chat.memory, chat.runnable) == (memory, model)
+    assert (chat.builder.keep_recent_turns, chat.builder.budget_tokens) == (3, 5000)
+    chat.invoke("hello")
+    assert [t.content for t in memory.store.iter_turns("default")] == ["hello", "hi"]
