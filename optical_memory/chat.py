@@ -39,10 +39,16 @@ TEXT_TIER = "text"
 
 @dataclass
 class PageSummary:
-    """One page as the demos list it; ``mode`` is :data:`TEXT_TIER` for a page sent as text."""
+    """One page as the demos list it.
+
+    ``mode`` is the tier it is sent at: a mode, or :data:`TEXT_TIER` when the profitability
+    gate sends it as text; ``age_mode`` is the mode its age earns; ``vision_tokens`` what its
+    image at ``age_mode`` costs (sent or not).
+    """
 
     page_id: int
     mode: str
+    age_mode: str
     age: int
     turn_ids: list[int]
     vision_tokens: int
@@ -75,9 +81,10 @@ class MemorySummary:
             PageSummary(
                 page_id=page.page_id,
                 mode=page.mode.value if isinstance(page, MemoryPage) else TEXT_TIER,
+                age_mode=page.mode.value,
                 age=page.age,
                 turn_ids=list(page.turn_ids),
-                vision_tokens=page.vision_tokens if isinstance(page, MemoryPage) else 0,
+                vision_tokens=page.vision_tokens,
                 text_tokens=page.text_tokens,
             )
             for page in reversed(context.memory)
@@ -220,7 +227,7 @@ class TerminalChat:
                 f"{sum(page.text_tokens for page in pages)} text"
                 if tier == TEXT_TIER
                 else f"{sum(page.vision_tokens for page in pages)} vision"
-            )
+            )  # a page sent as text costs its text, not its image
             table.add_row(
                 tier, str(len(pages)), tokens, " ".join(str(page.page_id) for page in pages)
             )

@@ -22,6 +22,7 @@ from optical_memory.chat_models import EchoModel
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.schedule import DecaySchedule
+from optical_memory.synthetic import generate_dialogue
 from optical_memory.web.app import CONTENT_SECURITY_POLICY, create_app, is_loopback
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -98,14 +99,8 @@ def _send(page: Page, text: str) -> None:
 
 
 def _fill_thread(memory: OpticalMemory, turns: int) -> None:
-    topics = ["the lighthouse", "a sourdough starter", "tide tables", "the Lisbon trip"]
-    for i in range(turns):
-        role = "user" if i % 2 == 0 else "assistant"
-        topic = topics[i % len(topics)]
-        memory.add(
-            role,
-            f"Turn {i}: notes on {topic}. " + f"Detail {i} about {topic} is worth keeping. " * 12,
-        )
+    """The bundled synthetic dialogue: a user planning a busy year, with facts planted in it."""
+    memory.add_messages(generate_dialogue(turns, seed=7).messages())
 
 
 def _tiers(context: MemoryContext) -> list[tuple[str, str]]:
@@ -173,7 +168,7 @@ def test_a_message_holding_a_script_shows_as_text_and_runs_nothing(
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    page.goto(f"{viewer.url}/#thread=xss")
+    page.goto(f"{viewer.url}/#thread=markup")
     payload = (
         "<script>window.__pwned = 1; alert('script')</script>"
         "<img src=x onerror=\"window.__pwned = 2; alert('img')\"> <b>bold?</b>"
@@ -192,7 +187,7 @@ def test_the_viewer_lists_threads_and_shows_memory_fading_newest_first(
     viewer: Viewer, page: Page
 ) -> None:
     memory = viewer.memory("dialogue")
-    _fill_thread(memory, 60)
+    _fill_thread(memory, 130)
     context = memory.context()
     page.goto(f"{viewer.url}/#thread=dialogue")
     page.wait_for_selector(".page-thumb")
@@ -209,7 +204,10 @@ def test_the_viewer_lists_threads_and_shows_memory_fading_newest_first(
         )
     )
     assert accounting["in context"] == f"{context.total_tokens} tokens"
-    assert accounting["vision"] == f"{context.vision_tokens} tokens in {len(context.pages)} pages"
+    assert accounting["vision"] == (
+        f"{context.vision_tokens} tokens in {len(context.pages)} page images"
+    )
+    assert accounting["text"].startswith(f"{context.text_tokens} tokens in ")
 
     screenshot = os.environ.get("OPTICAL_MEMORY_SCREENSHOT")
     if screenshot:

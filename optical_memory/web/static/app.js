@@ -22,6 +22,10 @@ async function api(path, options) {
   return response.json();
 }
 
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
 function q(params) {
   return new URLSearchParams(params).toString();
 }
@@ -48,10 +52,13 @@ async function loadThreads() {
 }
 
 function renderAccounting(memory) {
+  const textPages = memory.pages.filter((page) => page.mode === "text").length;
+  const images = memory.pages.length - textPages;
   const rows = [
     ["in context", `${memory.total_tokens} tokens`],
-    ["vision", `${memory.vision_tokens} tokens in ${memory.pages.length} pages`],
-    ["text", `${memory.text_tokens} tokens in ${memory.recent_turns} recent turns`],
+    ["vision", `${memory.vision_tokens} tokens in ${plural(images, "page image")}`],
+    ["text", `${memory.text_tokens} tokens in ${memory.recent_turns} recent turns` +
+      (textPages ? ` and ${plural(textPages, "page")} sent as text` : "")],
     ["pages stand for", `${memory.replaced_text_tokens} text tokens` +
       (memory.compression ? ` (${memory.compression.toFixed(1)}×)` : "")],
     ["tiers", Object.entries(memory.tiers).map(([m, n]) => `${n} ${m}`).join(", ") || "none"],
@@ -75,7 +82,9 @@ function renderPages(memory) {
     const caption = el("figcaption");
     if (page.mode === "text") {
       // The profitability gate sends this page as text: its image would cost more tokens.
-      figure.append(el("div", "sent as text: cheaper than its image", "text-page"));
+      figure.append(el("div",
+        `sent as its ${page.text_tokens} text tokens: its ${page.age_mode} image would cost ` +
+        `${page.vision_tokens}`, "text-page"));
       caption.append(
         el("span", page.mode, "tier-label"),
         el("span", ` page ${page.page_id} · turns ${first}–${last} · ${page.text_tokens} text tok`),
