@@ -21,6 +21,7 @@ from optical_memory.model.decoder import (
     DecoderConfig,
     DeepSeekOCR,
     GenerationSettings,
+    encode_by_mode,
     ocr_prompt,
     question_prompt,
     scatter_visual_tokens,
@@ -49,7 +50,7 @@ class RecordingEncoder:
         self.outputs: list[torch.Tensor] = []
         self.generator = torch.Generator().manual_seed(7)
 
-    def __call__(self, images: Sequence[Image.Image], mode: Mode) -> list[torch.Tensor]:
+    def encode(self, images: Sequence[Image.Image], mode: Mode) -> list[torch.Tensor]:
         self.calls.append((mode, len(images)))
         out = [
             torch.randn(mode.sequence_tokens(*im.size), self.hidden, generator=self.generator)
@@ -82,12 +83,12 @@ def test_prompt_is_bos_then_exactly_sequence_tokens_image_ids_per_page(
     model: DeepSeekOCR, tokenizer
 ) -> None:
     encoder = RecordingEncoder(model.config.hidden_size)
-    model.visual_encoder = encoder
+    model.page_encoder = lambda pages: encode_by_mode(encoder.encode, pages)
     pages = [FakePage(Mode.TINY), FakePage(Mode.BASE), FakePage(Mode.GUNDAM), FakePage(Mode.TINY)]
     try:
         prompt = model.prepare(question_prompt(pages, "Where is the hotel?"))
     finally:
-        model.visual_encoder = None
+        model.page_encoder = None
     ids = prompt.input_ids[0].tolist()
     assert ids[0] == tokenizer.bos_token_id == 0
     expected = [73, 273, 273 + (10 * 2 + 1) * (10 * 3), 73]  # 800x1100 page: 2x3 tiles
@@ -106,12 +107,12 @@ def test_prompt_is_bos_then_exactly_sequence_tokens_image_ids_per_page(
 
 def test_page_tokens_land_exactly_at_their_image_positions(model: DeepSeekOCR) -> None:
     encoder = RecordingEncoder(model.config.hidden_size)
-    model.visual_encoder = encoder
+    model.page_encoder = lambda pages: encode_by_mode(encoder.encode, pages)
     pages = [FakePage(Mode.SMALL), FakePage(Mode.TINY)]
     try:
         prompt = model.prepare(["Memory:", pages[0], pages[1], FREE_OCR])
     finally:
-        model.visual_encoder = None
+        model.page_encoder = None
     by_mode = {mode: out for (mode, _), out in zip(encoder.calls, encoder.outputs, strict=True)}
     embeds = prompt.inputs_embeds[0]
     for page, (start, end) in zip(pages, prompt.image_spans, strict=True):
@@ -156,12 +157,12 @@ def test_scatter_refuses_a_token_count_that_does_not_match_the_image_positions()
 def test_a_page_whose_encoder_output_disagrees_with_its_mode_is_refused(
     model: DeepSeekOCR,
 ) -> None:
-    model.visual_encoder = lambda images, mode: [torch.zeros(5, 48) for _ in images]
+    model.page_encoder = lambda pages: [torch.zeros(5, 48) for _ in pages]
     try:
         with pytest.raises(ValueError, match=r"Mode\.sequence_tokens says 73"):
             model.prepare(ocr_prompt(FakePage(Mode.TINY)))
     finally:
-        model.visual_encoder = None
+        model.page_encoder = None
 
 
 def _page_prompt(model: DeepSeekOCR) -> list:

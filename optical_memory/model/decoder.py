@@ -322,8 +322,23 @@ class PageLike(Protocol):
     def mode(self) -> Mode: ...
 
 
-#: Encodes images at one mode into visual tokens, one ``[n, hidden]`` tensor per image.
-VisualEncoder = Callable[[Sequence["Image.Image"], Mode], list[torch.Tensor]]
+#: Visual tokens ``[n, hidden]`` for each page (e.g. ``OpticalMemory.visual_tokens``, cached).
+PageEncoder = Callable[[Sequence[PageLike]], list[torch.Tensor]]
+
+
+def encode_by_mode(
+    encode: Callable[[list[Image.Image], Mode], list[torch.Tensor]], pages: Sequence[PageLike]
+) -> list[torch.Tensor]:
+    """``encode(images, mode)`` (``DeepEncoder.encode``) once per mode, results in page order."""
+    result: dict[int, torch.Tensor] = {}
+    by_mode: dict[Mode, list[int]] = {}
+    for index, page in enumerate(pages):
+        by_mode.setdefault(Mode.parse(page.mode), []).append(index)
+    for mode, indices in by_mode.items():
+        tokens = encode([pages[i].image for i in indices], mode)
+        result.update(zip(indices, tokens, strict=True))
+    return [result[i] for i in range(len(pages))]
+
 
 #: A prompt part: text, a page to encode, or a page's visual tokens ``[n, hidden]`` already made.
 PromptPart = str | PageLike | torch.Tensor
@@ -455,7 +470,7 @@ class DeepSeekOCR(nn.Module):
     """DeepEncoder + the DeepSeek-3B-MoE decoder with an untied ``lm_head``.
 
     ``encoder`` may be a ``DeepEncoder`` or ``None`` (then pages must come as visual-token
-    tensors, or through ``visual_encoder=``, e.g. a cache). ``tokenizer`` turns text into ids.
+    tensors, or through :attr:`page_encoder`). ``tokenizer`` turns text into ids.
     """
 
     def __init__(
@@ -483,7 +498,7 @@ class DeepSeekOCR(nn.Module):
             image_token_id = token_id(tokenizer, IMAGE_TOKEN)
         self.image_token_id = image_token_id
         #: Overrides how pages become visual tokens (a cache); defaults to ``encoder.encode``.
-        self.visual_encoder: VisualEncoder | None = None
+        self.page_encoder: PageEncoder | None = None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -564,27 +579,19 @@ class DeepSeekOCR(nn.Module):
     # -- prompts -------------------------------------------------------------------------
 
     def encode_pages(self, pages: Sequence[PageLike]) -> list[torch.Tensor]:
-        """Visual tokens ``[n, hidden]`` for each page, encoded in one batch per mode."""
+        """Visual tokens ``[n, hidden]`` for each page: through :attr:`page_encoder` when set
+        (``model.page_encoder = memory.visual_tokens`` encodes each page once per mode and
+        keeps it in the store), else ``encoder.encode`` in one batch per mode."""
         if not pages:
             return []
-        encode = self.visual_encoder
-        if encode is None:
-            if self.encoder is None:
-                raise ValueError(
-                    "this DeepSeekOCR has no encoder: pass visual tokens as tensors, or build it "
-                    "with encoder=DeepEncoder(...)"
-                )
-            encode = self.encoder.encode  # type: ignore[assignment]
-        assert encode is not None
-        result: list[torch.Tensor | None] = [None] * len(pages)
-        by_mode: dict[Mode, list[int]] = {}
-        for index, page in enumerate(pages):
-            by_mode.setdefault(Mode.parse(page.mode), []).append(index)
-        for mode, indices in by_mode.items():
-            tokens = encode([pages[i].image for i in indices], mode)
-            for i, t in zip(indices, tokens, strict=True):
-                result[i] = t
-        return [t for t in result if t is not None]
+        if self.page_encoder is not None:
+            return self.page_encoder(pages)
+        if self.encoder is None:
+            raise ValueError(
+                "this DeepSeekOCR has no encoder: pass visual tokens as tensors, or build it "
+                "with encoder=DeepEncoder(...)"
+            )
+        return encode_by_mode(self.encoder.encode, pages)  # type: ignore[arg-type]
 
     def prepare(self, parts: Sequence[PromptPart]) -> PreparedPrompt:
         """``input_ids`` and ``inputs_embeds`` for a prompt of text and pages (see module doc)."""

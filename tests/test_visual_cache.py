@@ -1,0 +1,83 @@
+"""Visual-token cache: a memory page is encoded once per mode and encoder, then read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from optical_memory import DecaySchedule, Mode, OpticalMemory
+from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
+from optical_memory.model.visual_cache import VisualTokenCache, encoder_identity
+
+torch.set_num_threads(2)
+SCHEDULE = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 2)])
+
+
+def _memory(path: Path) -> OpticalMemory:
+    return OpticalMemory(path, keep_recent_turns=2, schedule=SCHEDULE)
+
+
+@pytest.fixture
+def filled(tmp_path: Path) -> Path:
+    path = tmp_path / "memory.db"
+    with _memory(path) as memory:
+        for i in range(8):
+            memory.add("user", f"Turn {i}: the hotel was Seaview, booking {4400 + i}. " * 30)
+    return path
+
+
+@pytest.fixture(scope="module")
+def encoder() -> DeepEncoder:
+    torch.manual_seed(0)
+    return DeepEncoder(DeepEncoderConfig.tiny()).eval()
+
+
+def test_pages_are_encoded_once_and_read_back_identical(filled: Path, encoder) -> None:
+    with _memory(filled) as memory:
+        pages = memory.context().pages
+        assert {page.mode for page in pages} == {Mode.TINY, Mode.SMALL}
+        cache = VisualTokenCache(memory, encoder)
+        first = cache(pages)
+        assert cache.encodes == len(pages)
+        for page, tokens in zip(pages, first, strict=True):
+            assert tokens.shape == (page.mode.sequence_tokens(), 48)
+            alone = encoder.encode([page.image], page.mode)[0]
+            torch.testing.assert_close(tokens, alone, rtol=1e-5, atol=1e-5)
+        again = cache(pages)
+        assert cache.encodes == len(pages)  # nothing encoded the second time
+        assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    # Another process opening the same file finds them in the store.
+    with _memory(filled) as reopened:
+        cache = VisualTokenCache(reopened, encoder)
+        read = cache(reopened.context().pages)
+        assert cache.encodes == 0
+        assert all(torch.equal(a, b) for a, b in zip(first, read, strict=True))
+
+
+def test_changed_weights_or_dtype_invalidate_the_cache(filled: Path) -> None:
+    torch.manual_seed(1)
+    encoder = DeepEncoder(DeepEncoderConfig.tiny()).eval()
+    with _memory(filled) as memory:
+        pages = memory.context().pages
+        cache = VisualTokenCache(memory, encoder)
+        before = cache(pages)
+        identity = encoder_identity(encoder)
+        with torch.no_grad():
+            encoder.projector.bias.add_(1.0)  # in place: same tensors, new values
+        assert encoder_identity(encoder) != identity
+        after = cache(pages)
+        assert cache.encodes == 2 * len(pages)
+        assert not torch.equal(before[0], after[0])
+        encoder.to(torch.bfloat16)
+        cache(pages)
+        assert cache.encodes == 3 * len(pages)
+
+
+def test_identity_is_stable_for_the_same_weights() -> None:
+    torch.manual_seed(2)
+    a = DeepEncoder(DeepEncoderConfig.tiny())
+    b = DeepEncoder(DeepEncoderConfig.tiny())
+    b.load_state_dict(a.state_dict())
+    assert encoder_identity(a) == encoder_identity(b)
