@@ -172,29 +172,32 @@ class TerminalChat:
         self._banner()
         interactive = lines is None and sys.stdin.isatty()
         source = iter(lines) if lines is not None else _stdin_lines(sys.stdin)
-        while True:
-            try:
+        try:
+            while True:
                 if interactive:
                     line = self.console.input("[bold cyan]you ›[/] ")
                 else:
                     line = next(source)
                     self._print_text(f"you › {line}", style="bold cyan")
-            except (EOFError, StopIteration, KeyboardInterrupt):
-                break
-            if not self.handle(line):
-                break
+                if not self.handle(line):
+                    break
+        except (EOFError, StopIteration, KeyboardInterrupt):
+            pass  # end of input or Ctrl-C: everything said so far is already stored
 
     def handle(self, line: str) -> bool:
         """Answer one line; ``False`` when the chat should end."""
-        line = line.strip()
-        if not line:
+        if not line.strip():
             return True
-        if not line.startswith("/"):
-            answer = self.session.send(line)
+        if not line.lstrip().startswith("/"):
+            try:
+                answer = self.session.send(line)  # as typed: recall gives back exactly this
+            except Exception as error:  # a model server down, a bad checkpoint: keep chatting
+                self._print_text(f"the model failed: {type(error).__name__}: {error}", style="red")
+                return True
             self._print_text(f"{self.session.model.name} › ", style="bold green", end="")
             self._print_text(answer)
             return True
-        command, _, argument = line.partition(" ")
+        command, _, argument = line.strip().partition(" ")
         argument = argument.strip()
         if command in ("/quit", "/exit"):
             return False

@@ -233,3 +233,23 @@ def test_the_api_sends_a_strict_content_security_policy_and_404s_unknown_pages(
 def test_only_loopback_hosts_count_as_loopback() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+
+
+class _BrokenModel:
+    name = "broken"
+
+    def respond(
+        self, memory: OpticalMemory, message: str, *, budget_tokens: int | None = None
+    ) -> str:
+        raise ConnectionError("connection refused by 127.0.0.1:9")
+
+
+def test_a_failing_model_gives_502_with_its_error(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(tmp_path / "m.db", model=_BrokenModel()))
+    response = client.post("/api/messages", json={"thread": "t", "content": "hello"})
+    assert response.status_code == 502
+    assert response.json() == {
+        "detail": "the model failed: ConnectionError: connection refused by 127.0.0.1:9"
+    }

@@ -127,7 +127,11 @@ def create_app(
     @app.post("/api/messages")
     def send(message: MessageIn) -> dict[str, Any]:
         with session(message.thread) as chat:
-            answer = chat.send(message.content)
+            try:
+                answer = chat.send(message.content)
+            except Exception as error:  # the model's failure, not the viewer's: say which
+                detail = f"the model failed: {type(error).__name__}: {error}"
+                raise fastapi.HTTPException(502, detail) from error
             return {"reply": answer, "memory": {**chat.summary().to_json(), "model": model.name}}
 
     app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
