@@ -17,6 +17,7 @@ only in the request the model is sent. The agent's state and its checkpoints kee
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -116,10 +117,12 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any]:
-        """Async twin of :meth:`wrap_model_call`."""
+        """Async twin of :meth:`wrap_model_call`; the store and renderer work runs in a worker
+        thread so the event loop keeps serving."""
         thread_id = _thread_id()
-        response = await handler(self._paged(request, thread_id))
-        self.builder.remember(thread_id, _messages_of(response))
+        paged = await asyncio.to_thread(self._paged, request, thread_id)
+        response = await handler(paged)
+        await asyncio.to_thread(self.builder.remember, thread_id, _messages_of(response))
         return response
 
     def after_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -130,7 +133,8 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     async def aafter_agent(
         self, state: AgentState[Any], runtime: Runtime[Any]
     ) -> dict[str, Any] | None:
-        return self.after_agent(state, runtime)
+        await asyncio.to_thread(self.builder.remember, _thread_id(), state["messages"])
+        return None
 
     def _paged(self, request: ModelRequest[Any], thread_id: str | None) -> ModelRequest[Any]:
         messages, usage = self.builder.build(

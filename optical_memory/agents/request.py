@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,8 @@ class MemoryRequestBuilder:
         self.budget_tokens = budget_tokens
         self.target = target or memory.target
         self._threads: dict[str, _Thread] = {}
+        # One call at a time per builder: async runs reach it from worker threads.
+        self._lock = threading.RLock()
 
     # --- memory per thread ---------------------------------------------------------------------
 
@@ -129,6 +132,10 @@ class MemoryRequestBuilder:
         return self._thread(thread_id).memory
 
     def _thread(self, thread_id: str | None) -> _Thread:
+        with self._lock:
+            return self._thread_unlocked(thread_id)
+
+    def _thread_unlocked(self, thread_id: str | None) -> _Thread:
         key = thread_id or self.memory.thread_id
         thread = self._threads.get(key)
         if thread is None:
@@ -157,6 +164,10 @@ class MemoryRequestBuilder:
         """Store the messages not stored yet, in order; system messages are instructions, not
         turns, and are never stored. A message without an id is given one (as LangChain's
         ``SummarizationMiddleware`` does), so sending the same object again stores nothing."""
+        with self._lock:
+            self._remember(thread_id, messages)
+
+    def _remember(self, thread_id: str | None, messages: Sequence[BaseMessage]) -> None:
         thread = self._thread(thread_id)
         store, name = thread.memory.store, thread.memory.thread_id
         for message in messages:
@@ -195,6 +206,16 @@ class MemoryRequestBuilder:
         they and ``tools`` (as their JSON schemas) are counted. Raises
         :class:`BudgetTooSmallError` when the newest turns alone exceed ``budget_tokens``.
         """
+        with self._lock:
+            return self._build(thread_id, messages, system_messages, tools)
+
+    def _build(
+        self,
+        thread_id: str | None,
+        messages: Sequence[BaseMessage],
+        system_messages: Sequence[SystemMessage],
+        tools: Sequence[Any],
+    ) -> tuple[list[BaseMessage], CallUsage]:
         live = [m for m in messages if not isinstance(m, SystemMessage)]
         live = [m for m in live if not _is_memory_message(m)]
         self.remember(thread_id, live)

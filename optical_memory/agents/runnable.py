@@ -19,6 +19,7 @@ or the same objects.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.agents.request import CallUsage, MemoryRequestBuilder
@@ -86,9 +87,9 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     ) -> Any:
         config = ensure_config(config)
         thread_id = _thread_id(config)
-        request = self._request(thread_id, input)
+        request = await asyncio.to_thread(self._request, thread_id, input)
         output = await self.runnable.ainvoke(request, config, **kwargs)
-        self._remember_output(thread_id, output)
+        await asyncio.to_thread(self._remember_output, thread_id, output)
         return output
 
     def _request(self, thread_id: str | None, input: LanguageModelInput) -> list[BaseMessage]:
