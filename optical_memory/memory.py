@@ -220,6 +220,8 @@ class OpticalMemory:
         target: the model the token counts are for: one of
             :data:`optical_memory.tokens.TARGETS`.
         keep_recent_turns: newest turns always kept as text (the recent window).
+        encoder: a ``DeepEncoder`` (``model`` extra) for :meth:`visual_tokens`: each page's
+            visual tokens are then encoded once per mode and kept in the store.
     """
 
     def __init__(
@@ -231,6 +233,7 @@ class OpticalMemory:
         renderer: Renderer | str | None = None,
         target: str = "deepseek-ocr",
         keep_recent_turns: int = 6,
+        encoder: Any = None,
     ) -> None:
         if not isinstance(thread_id, str) or not thread_id:
             raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
@@ -256,6 +259,8 @@ class OpticalMemory:
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
         self.renders = 0
         self.cache_hits = 0
+        self.encoder = encoder
+        self._visual_cache: Any = None
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -299,12 +304,16 @@ class OpticalMemory:
             new_pages: list[NewPage] = []
             for spans in layout[:-1]:
                 pieces = _select(pending, spans)
-                # Drawn alone, the pieces must still fit on one page (a continued turn's label
-                # differs); if not, freeze what does fit and lay out the rest again next round.
-                alone = self.renderer.paginate([piece.as_turn() for piece in pieces])
-                overflows = len(alone) > 1
-                if overflows:
-                    pieces = _select(pieces, alone[0])
+                # A page that opens mid-turn is drawn alone under a plain label, not the
+                # "(continued)" one it had in the run: check it still fits on one page; if not,
+                # freeze what does fit and lay out the rest again next round. (A page that opens
+                # on a turn boundary lays out alone exactly as it did in the run.)
+                overflows = False
+                if pieces[0].start > 0:
+                    alone = self.renderer.paginate([piece.as_turn() for piece in pieces])
+                    overflows = len(alone) > 1
+                    if overflows:
+                        pieces = _select(pieces, alone[0])
                 new_pages.append(_new_page(pieces))
                 if overflows:
                     break
@@ -641,6 +650,23 @@ class OpticalMemory:
         runnable_module = import_extra("optical_memory.agents.runnable", "langchain")
         wrapped: OpticalMemoryRunnable = runnable_module.wrap(self, runnable, **options)
         return wrapped
+
+    def visual_tokens(self, pages: Sequence[MemoryPage]) -> list[Any]:
+        """Visual tokens ``[n, hidden]`` (torch) of each page from ``encoder``, encoded once per
+        (page content, mode, renderer, encoder and weights) and kept in the store.
+
+        ``DeepSeekOCR.page_encoder = memory.visual_tokens`` makes the local model use them.
+        """
+        if self.encoder is None:
+            raise ValueError(
+                "this OpticalMemory has no encoder: pass OpticalMemory(..., encoder=DeepEncoder"
+                "(...)) or encoder=DeepSeekOCR.from_checkpoint(DIR).encoder"
+            )
+        if self._visual_cache is None or self._visual_cache.encoder is not self.encoder:
+            from optical_memory.model.visual_cache import VisualTokenCache
+
+            self._visual_cache = VisualTokenCache(self, self.encoder)
+        return list(self._visual_cache(pages))
 
     # --- lifetime ------------------------------------------------------------------------------
 

@@ -81,3 +81,32 @@ def test_identity_is_stable_for_the_same_weights() -> None:
     b = DeepEncoder(DeepEncoderConfig.tiny())
     b.load_state_dict(a.state_dict())
     assert encoder_identity(a) == encoder_identity(b)
+
+
+def test_the_local_model_reads_memory_pages_through_the_cache(filled: Path, encoder) -> None:
+    from dataclasses import replace
+
+    from tiny_deepseek import write_tokenizer
+
+    from optical_memory.model.decoder import DecoderConfig, DeepSeekOCR, question_prompt
+    from optical_memory.model.tokenizer import load_tokenizer
+
+    write_tokenizer(filled.parent / "tokenizer")
+    tokenizer = load_tokenizer(filled.parent / "tokenizer")
+    config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
+    model = DeepSeekOCR(config, encoder=encoder, tokenizer=tokenizer).eval()
+    with OpticalMemory(filled, keep_recent_turns=2, schedule=SCHEDULE, encoder=encoder) as memory:
+        pages = memory.context().pages
+        parts = question_prompt(pages, "Which booking number?")
+        direct = model.prepare(parts)
+        model.page_encoder = memory.visual_tokens
+        cached = model.prepare(parts)
+        model.prepare(parts)
+        assert memory._visual_cache.encodes == len(pages)  # the second prepare encoded nothing
+    assert torch.equal(direct.input_ids, cached.input_ids)
+    torch.testing.assert_close(cached.inputs_embeds, direct.inputs_embeds, rtol=1e-5, atol=1e-5)
+
+
+def test_visual_tokens_without_an_encoder_says_what_to_pass(filled: Path) -> None:
+    with _memory(filled) as memory, pytest.raises(ValueError, match="encoder=DeepEncoder"):
+        memory.visual_tokens(memory.context().pages)

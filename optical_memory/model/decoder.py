@@ -322,8 +322,9 @@ class PageLike(Protocol):
     def mode(self) -> Mode: ...
 
 
-#: Visual tokens ``[n, hidden]`` for each page (e.g. ``OpticalMemory.visual_tokens``, cached).
-PageEncoder = Callable[[Sequence[PageLike]], list[torch.Tensor]]
+#: Visual tokens ``[n, hidden]`` for each page (e.g. ``OpticalMemory.visual_tokens``, cached);
+#: typed loosely so that callables over a narrower page type (``MemoryPage``) fit.
+PageEncoder = Callable[[Sequence[Any]], list[Any]]
 
 
 def encode_by_mode(
