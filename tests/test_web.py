@@ -219,7 +219,7 @@ def test_the_viewer_lists_threads_and_shows_memory_fading_newest_first(
         page.screenshot(path=str(target), full_page=True)
 
 
-def test_the_api_sends_a_strict_content_security_policy_and_404s_unknown_pages(
+def test_the_api_sends_a_strict_csp_and_rejects_unknown_pages_and_nameless_threads(
     viewer: Viewer,
 ) -> None:
     index = httpx.get(f"{viewer.url}/")
@@ -228,6 +228,8 @@ def test_the_api_sends_a_strict_content_security_policy_and_404s_unknown_pages(
     assert '<script src="/static/app.js"' in index.text
     missing = httpx.get(f"{viewer.url}/api/page-text", params={"thread": "nobody", "page_id": 9})
     assert missing.status_code == 404
+    nameless = httpx.get(f"{viewer.url}/api/memory", params={"thread": ""})
+    assert nameless.status_code == 422
 
 
 def test_only_loopback_hosts_count_as_loopback() -> None:

@@ -41,8 +41,11 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+MAX_THREAD_CHARS = 200
+
+
 class MessageIn(BaseModel):
-    thread: str = Field(min_length=1, max_length=200)
+    thread: str = Field(min_length=1, max_length=MAX_THREAD_CHARS)
     content: str = Field(min_length=1)
 
 
@@ -68,6 +71,10 @@ def create_app(
 
     @contextmanager
     def session(thread: str) -> Iterator[ChatSession]:
+        if not 1 <= len(thread) <= MAX_THREAD_CHARS:
+            raise fastapi.HTTPException(
+                422, f"a thread name has 1 to {MAX_THREAD_CHARS} characters"
+            )
         memory: OpticalMemory = OpticalMemory(
             db, thread_id=thread, keep_recent_turns=keep_recent_turns, schedule=schedule
         )

@@ -140,12 +140,16 @@ async function showPage(page) {
   $("page-text").textContent = data.text;
 }
 
+async function refresh() {
+  await loadThreads();
+  renderMemory(await api("/api/memory?" + q({ thread })));
+}
+
 async function openThread() {
   thread = threadFromHash();
   $("page-detail").hidden = true;
   $("status").textContent = "";
-  await loadThreads();
-  renderMemory(await api("/api/memory?" + q({ thread })));
+  await refresh();
 }
 
 async function send(event) {
@@ -182,5 +186,7 @@ $("new-thread").addEventListener("submit", (event) => {
   $("new-thread-name").value = "";
 });
 window.addEventListener("hashchange", () => openThread().catch(report));
+// A terminal chat may write to the same file: show its turns when the viewer is looked at again.
+window.addEventListener("focus", () => refresh().catch(report));
 function report(error) { $("status").textContent = `error: ${error.message}`; }
 openThread().catch(report);
