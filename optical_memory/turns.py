@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -27,3 +28,9 @@ class Turn(BaseModel):
         if not role.strip():
             raise ValueError("a turn's role must not be empty")
         return role
+
+
+def transcript(turns: Sequence[Turn]) -> str:
+    """The turns as the plain text a model would read instead of pages: one ``role: content``
+    per turn, joined by newlines. Text-token counts in manifests and reports are of this text."""
+    return "\n".join(f"{turn.role}: {turn.content}" for turn in turns)
