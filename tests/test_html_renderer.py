@@ -60,6 +60,8 @@ def long_conversation() -> list[Turn]:
         Turn(role="user", content=one_line),
         Turn(role="assistant", content="中文回答 and مرحبا بالعالم with emoji 😀🎉 at the end."),
         Turn(role="user", content="x" * 5000),  # no word boundary at all
+        # CRLF line ends, a NUL, a lone surrogate (valid in a str, not in UTF-8).
+        Turn(role="tool\ud800", content="a\ud800b\x00c\r\nline\r\n\r\n```\r\ncode\r\n```\r\n"),
     ]
 
 

@@ -43,6 +43,7 @@ from optical_memory.renderers.html_markdown import (
     fragment_html,
     is_cut_point,
     line_starts,
+    printable,
     source_blocks,
 )
 from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
@@ -138,7 +139,7 @@ class HtmlRendererError(RuntimeError):
     """The HTML renderer cannot work; the message says what to do."""
 
 
-class ChromiumNotFoundError(HtmlRendererError):
+class ChromiumNotFoundError(HtmlRendererError, FileNotFoundError):
     """No Chromium executable at the configured path."""
 
 
@@ -500,11 +501,12 @@ def _document(fragments: Sequence[_Fragment], kind: str) -> str:
 
 def _head_html(turn: Turn, continued: bool) -> str:
     """The turn's label, as PillowRenderer prints it: ``role:`` in the role's colour."""
-    red, green, blue = label_colour(turn.role)
+    role = printable(turn.role)
+    red, green, blue = label_colour(role)
     when = f" · {turn.timestamp.isoformat(sep=' ')}" if turn.timestamp else ""
     more = " (continued)" if continued else ""
     return (
-        f'<span style="color: rgb({red}, {green}, {blue})">{html.escape(turn.role)}{more}:</span>'
+        f'<span style="color: rgb({red}, {green}, {blue})">{html.escape(role)}{more}:</span>'
         f'<span class="when">{html.escape(when)}</span>'
     )
 

@@ -27,6 +27,7 @@ from optical_memory.extras import import_extra
 # markdown-it's own line splitting (its input normalization turns all three into "\n").
 _NEWLINE = re.compile(r"\r\n?|\n")
 _LIST_MARKER = re.compile(r"[ \t]*(?:[-+*]|\d{1,9}[.)])(?:[ \t]+|$)")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ZERO_WIDTH_JOINERS = {"\u200d", "\u200c", "\ufe0e", "\ufe0f"}
 
 _BLOCK_KINDS = {
@@ -149,9 +150,14 @@ def _line_at(content: str, start: int, count: int = 1) -> str:
     return content[start:end].rstrip("\r\n")
 
 
+def printable(text: str) -> str:
+    """``text`` with lone surrogates (valid in a Python str, not in UTF-8) shown as U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def _to_html(text: str) -> str:
     nh3 = import_extra("nh3", "html")
-    rendered = _markdown().render(text, {"links": []})
+    rendered = _markdown().render(printable(text), {"links": []})
     return str(
         nh3.clean(
             rendered,
