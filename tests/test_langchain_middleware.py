@@ -352,3 +352,17 @@ def test_the_example_agent_runs_offline_and_prints_each_calls_accounting(tmp_pat
     assert max(totals) <= 2000
     assert any(int(c[2]) > 0 for c in calls)  # page images were sent
     assert lines[-1].startswith("24 model calls, 48 turns stored")
+
+
+def test_a_fresh_process_replaying_a_checkpoint_stores_nothing_twice(run: Run) -> None:
+    # A new memory object and middleware (as in a new process) over the same file and the same
+    # checkpointed state: the 200 messages it is handed again are recognised by their ids.
+    # (Runs last: it adds one exchange to alice's thread.)
+    before = run.memory.store.count_turns(ALICE)
+    model = RecordingChatModel(messages=iter(["Still here."]))
+    middleware = OpticalMemoryMiddleware(OpticalMemory(run.path), keep_recent_turns=KEEP)
+    agent = create_agent(model, [lookup_order], middleware=[middleware], checkpointer=run.saver)
+    agent.invoke({"messages": [HumanMessage("Anything else?")]}, _config(ALICE))
+    assert run.memory.store.count_turns(ALICE) == before + 2
+    sent = read_request(model.requests[0])
+    assert sent.images and sent.verbatim[-1].text == "Anything else?"

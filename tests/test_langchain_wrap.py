@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("langchain_core")
 
 from agent_conversation import read_request, recount_tokens
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
 from optical_memory import DecaySchedule, Mode, OpticalMemory
@@ -149,3 +149,19 @@ def test_memory_wrap_is_the_same_wrapper() -> None:
     assert (chat.builder.keep_recent_turns, chat.builder.budget_tokens) == (3, 5000)
     chat.invoke("hello")
     assert [t.content for t in memory.store.iter_turns("default")] == ["hello", "hi"]
+
+
+def test_a_tight_budget_keeps_a_tool_result_with_its_call() -> None:
+    memory = OpticalMemory(None)
+    for n in range(40):
+        memory.add("user", f"note {n} " + "the lighthouse ledger lists ships " * 10)
+    model = RecordingChatModel(messages=iter(["done"]))
+    # Room for the newest turn (the tool result) and little else: the memory alone would keep
+    # only the result, which no chat API accepts without the call before it.
+    chat = wrap(memory, model, budget_tokens=60)
+    call = AIMessage("", tool_calls=[{"name": "lookup", "args": {"order": 7}, "id": "c7"}])
+    result = ToolMessage("Order 7: packed, ships on day 1.", tool_call_id="c7")
+    chat.invoke([HumanMessage("Look up order 7, please. " * 8), call, result])
+    sent = read_request(model.requests[0])
+    assert sent.verbatim == [call, result]
+    assert chat.last_usage is not None and chat.last_usage.total_tokens <= 60
