@@ -157,5 +157,10 @@ def _load_deepseek_ocr(directory: str) -> Any:
         )
     torch = import_extra("torch", "model")
     chat_model = import_extra("optical_memory.agents.chat_model", "langchain")
+    from optical_memory.model.checkpoint import CheckpointError
+
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return chat_model.ChatDeepSeekOCR.from_checkpoint(directory, device=device)
+    try:
+        return chat_model.ChatDeepSeekOCR.from_checkpoint(directory, device=device)
+    except CheckpointError as error:  # says what to download and where
+        raise ModelSpecError(str(error)) from error
