@@ -12,8 +12,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from optical_memory.agents.chat_model import ChatDeepSeekOCR
     from optical_memory.agents.history import OpticalChatMessageHistory
     from optical_memory.agents.middleware import OpticalMemoryMiddleware
+    from optical_memory.agents.openai_pages import page_image_for_mode, pages_to_openai_content
     from optical_memory.agents.recall import recall_memory_tool
     from optical_memory.agents.request import BudgetTooSmallError, CallUsage
     from optical_memory.agents.runnable import OpticalMemoryRunnable, wrap
@@ -21,14 +23,20 @@ if TYPE_CHECKING:
 __all__ = [
     "BudgetTooSmallError",
     "CallUsage",
+    "ChatDeepSeekOCR",
     "OpticalChatMessageHistory",
     "OpticalMemoryMiddleware",
     "OpticalMemoryRunnable",
+    "page_image_for_mode",
+    "pages_to_openai_content",
     "recall_memory_tool",
     "wrap",
 ]
 
 _LAZY = {
+    "ChatDeepSeekOCR": "optical_memory.agents.chat_model",
+    "pages_to_openai_content": "optical_memory.agents.openai_pages",
+    "page_image_for_mode": "optical_memory.agents.openai_pages",
     "OpticalMemoryMiddleware": "optical_memory.agents.middleware",
     "OpticalMemoryRunnable": "optical_memory.agents.runnable",
     "wrap": "optical_memory.agents.runnable",
