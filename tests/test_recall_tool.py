@@ -6,6 +6,7 @@ import pytest
 
 pytest.importorskip("langchain")
 
+from agent_conversation import read_request
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -88,3 +89,16 @@ def test_in_an_agent_it_reads_the_runs_own_thread() -> None:
     assert results["bob"] == f"No page {alice_page} in this conversation's memory."
     # The model was sent the recalled text right after its call.
     assert model.requests[1][-1].text == results["alice"]
+
+
+@pytest.mark.parametrize("register", [True, False])
+def test_the_memory_message_mentions_the_tool_only_when_the_model_has_it(register: bool) -> None:
+    memory = _memory_with_pages()
+    middleware = OpticalMemoryMiddleware(memory, register_recall_tool=register)
+    model = RecordingChatModel(messages=iter(["ok"]))
+    agent = create_agent(model, [], middleware=[middleware])
+    agent.invoke({"messages": [HumanMessage("What time is the ferry to island 3?")]})
+    header = read_request(model.requests[0]).memory_texts[0]
+    assert header.startswith("Earlier in this conversation (optical memory")
+    assert ("recall_memory" in header) is register
+    assert ("recall_memory" in [t["function"]["name"] for t in model.bound_tools]) is register

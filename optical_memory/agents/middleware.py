@@ -89,6 +89,7 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             keep_recent_turns=keep_recent_turns,
             budget_tokens=budget_tokens,
             target=target,
+            recall_tool="recall_memory" if register_recall_tool else None,
         )
         self.keep_recent_turns = keep_recent_turns
         self.budget_tokens = budget_tokens

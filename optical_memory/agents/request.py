@@ -102,7 +102,8 @@ class MemoryRequestBuilder:
 
     Each thread gets an :class:`~optical_memory.OpticalMemory` on the same store, with
     ``memory``'s schedule and renderer and this builder's ``keep_recent_turns`` and ``target``
-    (``memory`` itself serves its own thread when those agree).
+    (``memory`` itself serves its own thread when those agree). ``recall_tool`` names the
+    recall tool in the memory message's header, when the model has one.
     """
 
     def __init__(
@@ -112,6 +113,7 @@ class MemoryRequestBuilder:
         keep_recent_turns: int = 6,
         budget_tokens: int | None = None,
         target: str | None = None,
+        recall_tool: str | None = None,
     ) -> None:
         if isinstance(keep_recent_turns, bool) or keep_recent_turns < 1:
             raise ValueError(f"keep_recent_turns must be at least 1, got {keep_recent_turns!r}")
@@ -121,6 +123,7 @@ class MemoryRequestBuilder:
         self.keep_recent_turns = keep_recent_turns
         self.budget_tokens = budget_tokens
         self.target = target or memory.target
+        self.recall_tool = recall_tool
         self._threads: dict[str, _Thread] = {}
         # One call at a time per builder: async runs reach it from worker threads.
         self._lock = threading.RLock()
@@ -262,8 +265,11 @@ class MemoryRequestBuilder:
         if blocks:
             header = (
                 f"Earlier in this conversation (optical memory, {len(context.memory)} pages, "
-                "oldest first; the recall_memory tool returns a page's exact text):"
+                "oldest first"
             )
+            if self.recall_tool:
+                header += f"; the {self.recall_tool} tool returns a page's exact text"
+            header += "):"
             blocks.insert(0, {"type": "text", "text": header})
             request.append(
                 HumanMessage(
