@@ -248,7 +248,7 @@ def _chat_process(db: Path, lines: list[str]) -> str:
 def test_a_fact_told_early_is_recalled_exactly_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "chat.db"
     stories = [
-        f"Story {i}: " + "the ferry left late and the gulls followed it. " * 25 for i in range(6)
+        f"Story {i}: " + "the ferry left late and the gulls followed it. " * 60 for i in range(3)
     ]
     first = _chat_process(db, [FACT, *stories, "/quit"])
     assert "echo › I received 0 page images" in first  # the first answer, before any page

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -74,18 +75,32 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     sock.close()
 
 
-@pytest.fixture
-def page(chromium_path: str) -> Iterator[Page]:
+@pytest.fixture(scope="module")
+def browsers() -> Iterator[dict[str, Any]]:
+    """One Playwright and, once a test asks for it, one Chromium for the whole module."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+        running: dict[str, Any] = {"playwright": playwright}
+        yield running
+        if "browser" in running:
+            running["browser"].close()
+
+
+@pytest.fixture
+def page(browsers: dict[str, Any], chromium_path: str) -> Iterator[Page]:
+    """A fresh browser context (no shared cookies or storage) on the module's Chromium."""
+    if "browser" not in browsers:
+        browsers["browser"] = browsers["playwright"].chromium.launch(
             executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
         )
-        try:
-            # bypass_csp: the page must be safe through escaping alone, so the test does not
-            # lean on the Content-Security-Policy header (checked on its own below).
-            yield browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-        finally:
-            browser.close()
+    # bypass_csp: the page must be safe through escaping alone, so the test does not lean on
+    # the Content-Security-Policy header (checked on its own below).
+    context = browsers["browser"].new_context(
+        viewport={"width": 1400, "height": 900}, bypass_csp=True
+    )
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _send(page: Page, text: str) -> None:
@@ -128,7 +143,7 @@ def test_a_page_forms_with_its_tier_and_a_click_shows_its_exact_text(
     page.goto(f"{viewer.url}/#thread=facts")
     fact = "My locker code is 4817-QX and my sister Inês lives in Valparaíso."
     stories = [
-        f"Message {i}: " + "a long story about the harbour and its boats. " * 25 for i in range(12)
+        f"Message {i}: " + "a long story about the harbour and its boats. " * 60 for i in range(12)
     ]
     image_thumbs = page.locator(".page-thumb:not([data-mode=text])")
     for message in [fact, *stories]:
