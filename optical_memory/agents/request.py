@@ -225,7 +225,7 @@ class MemoryRequestBuilder:
         thread = self._thread(thread_id)
         fixed = _instruction_tokens(system_messages, tools)
         room = None if self.budget_tokens is None else self.budget_tokens - fixed
-        for _ in range(_MAX_FITS):
+        for attempt in range(_MAX_FITS):
             if room is not None and room < 0:
                 break
             context = thread.memory.context(budget_tokens=room)
@@ -233,7 +233,9 @@ class MemoryRequestBuilder:
             if self.budget_tokens is None or usage.total_tokens <= self.budget_tokens:
                 return request, usage
             assert room is not None
-            room -= usage.total_tokens - self.budget_tokens
+            # The memory fits its own part; captions and whole tool exchanges come on top.
+            # Give it that much less room, doubling the cut every few tries so fitting ends.
+            room -= (usage.total_tokens - self.budget_tokens) << (attempt // 4)
         raise BudgetTooSmallError(
             f"thread {thread.memory.thread_id!r}: the newest turns, system prompt and tool "
             f"schemas alone exceed budget_tokens={self.budget_tokens}: raise the budget, or "
