@@ -7,6 +7,7 @@ and are imported only when used.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Literal
 
 from optical_memory.extras import import_extra
@@ -49,6 +50,8 @@ def _read_rapidocr(image: Image.Image) -> str:
     global _rapidocr_engine
     if _rapidocr_engine is None:
         rapidocr = import_extra("rapidocr", "ocr")
+        # RapidOCR logs every model file it loads at INFO; keep the demo's output readable.
+        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
         _rapidocr_engine = rapidocr.RapidOCR()
     import numpy as np
 
