@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optical_memory.modes import Mode
 from optical_memory.ocr import (
     character_accuracy,
     edit_distance,
@@ -51,7 +52,7 @@ def test_character_accuracy_is_one_minus_normalized_edit_distance() -> None:
 
 
 def test_unknown_engine_names_the_choices() -> None:
-    page = PillowRenderer().render([Turn(role="user", content="hi")], "tiny")[0]
+    page = PillowRenderer().render([Turn(role="user", content="hi")], Mode.TINY)[0]
     with pytest.raises(ValueError, match="tesseract, rapidocr"):
         read_text(page.image, "easyocr")
 
@@ -60,7 +61,7 @@ def test_unknown_engine_names_the_choices() -> None:
 def test_engines_read_a_small_page_back(engine: str) -> None:
     if engine == "tesseract" and shutil.which("tesseract") is None:
         pytest.fail("tesseract not found: run `make setup` as root (apt tesseract-ocr)")
-    page = PillowRenderer().render([Turn(role="user", content=TEXT)], "small")[0]
+    page = PillowRenderer().render([Turn(role="user", content=TEXT)], Mode.SMALL)[0]
     read = normalize_whitespace(read_text(page.image, engine))
     assert character_accuracy(f"user: {TEXT}", read) > 0.9
     assert "48213" in read and "Ljubljana" in read
