@@ -300,6 +300,19 @@ def test_in_a_terminal_the_chat_prompts_and_answers_until_quit(tmp_path: Path) -
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+def test_importing_the_demos_loads_none_of_their_extras() -> None:
+    probe = (
+        "import sys, optical_memory.cli, optical_memory.chat, optical_memory.chat_models, "
+        "optical_memory.web.app; "
+        "print(sorted(m for m in ('rich', 'fastapi', 'uvicorn', 'langchain_core', 'torch') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
 def test_an_unknown_model_fails_with_one_line_and_status_1(tmp_path: Path) -> None:
     result = subprocess.run(
         [*CLI, "chat", "--db", str(tmp_path / "x.db"), "--model", "gpt-9"],
