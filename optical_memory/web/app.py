@@ -30,7 +30,6 @@ from optical_memory.extras import import_extra
 
 if TYPE_CHECKING:
     from optical_memory.chat_models import ChatModel
-    from optical_memory.memory import OpticalMemory
     from optical_memory.schedule import DecaySchedule
 
 STATIC = Path(__file__).parent / "static"
@@ -75,15 +74,13 @@ def create_app(
             raise fastapi.HTTPException(
                 422, f"a thread name has 1 to {MAX_THREAD_CHARS} characters"
             )
-        memory: OpticalMemory = OpticalMemory(
+        memory = OpticalMemory(
             db, thread_id=thread, keep_recent_turns=keep_recent_turns, schedule=schedule
         )
         try:
             yield ChatSession(memory, model, budget_tokens=budget_tokens)
         finally:
-            close = getattr(memory, "close", None)
-            if close is not None:
-                close()
+            memory.close()
 
     app = fastapi.FastAPI(title="optical-memory viewer", docs_url=None, redoc_url=None)
 
