@@ -81,7 +81,7 @@ _EMOJI_FACE = """
 """
 _STYLE = f"""{_EMOJI_FACE}
 html, body {{ margin: 0; padding: 0; background: #fff; }}
-body {{ width: {PAGE_SIZE}px; color: #111; font-size: 20px; line-height: 1.3;
+body {{ width: {PAGE_SIZE}px; color: #111; font-size: 20px; line-height: 1.2;
   font-family: 'Page Emoji', 'DejaVu Sans', 'Noto Sans CJK SC', sans-serif;
   caret-color: transparent; }}
 * {{ animation: none !important; transition: none !important; }}
@@ -90,14 +90,14 @@ main.page {{ height: {PAGE_SIZE}px; overflow: hidden; }}
 main > section {{ display: flow-root; overflow-wrap: anywhere; }}
 section.head {{ font-weight: bold; border-top: 1px solid #bbb; padding: 2px 0 1px; }}
 section.head .when {{ font-weight: normal; color: #666; }}
-p {{ margin: 0 0 6px; }}
+p {{ margin: 0 0 4px; }}
 h1, h2, h3, h4, h5, h6 {{ margin: 2px 0 6px; line-height: 1.25; }}
 h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.3em; }} h3 {{ font-size: 1.15em; }}
 h4, h5, h6 {{ font-size: 1em; }}
 p, li, h1, h2, h3, h4, h5, h6, th, td, blockquote {{ unicode-bidi: plaintext;
   text-align: start; }}
 pre {{ margin: 0 0 6px; padding: 5px 8px; background: #f0f0f0; border: 1px solid #ccc;
-  white-space: pre-wrap; font-family: {_MONO}; font-size: 17px; line-height: 1.3; }}
+  white-space: pre-wrap; font-family: {_MONO}; font-size: 17px; line-height: 1.2; }}
 code {{ font-family: {_MONO}; font-size: 0.85em; background: #f0f0f0; padding: 0 2px; }}
 pre code {{ background: none; padding: 0; font-size: 1em; }}
 table {{ border-collapse: collapse; margin: 0 0 6px; max-width: 100%; }}
