@@ -256,6 +256,7 @@ class OpticalMemory:
         self._lock = threading.RLock()
         self._records: list[PageRecord] = []
         self._known_images: dict[tuple[str, Mode], tuple[int, int]] = {}
+        self._packed_at: tuple[int | None, int] | None = None  # (newest turn id, page count)
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
         self.renders = 0
         self.cache_hits = 0
@@ -295,11 +296,18 @@ class OpticalMemory:
         while True:
             self._refresh_records()
             after_seq = len(self._records) - 1
-            pending = self._pending()
-            if not pending:
+            window = self.store.newest_turns(self.thread_id, max(1, self.keep_recent_turns))
+            if not window or len(window) < self.keep_recent_turns:
+                return  # the whole thread still fits in the recent window
+            # Nothing to do if neither the turns nor the pages changed since the last look.
+            signature = (window[-1].id, len(self._records))
+            if signature == self._packed_at:
                 return
-            layout = self.renderer.paginate([piece.as_turn() for piece in pending])
+            before = window[0].id if self.keep_recent_turns else None
+            pending = self._unpacked(before)
+            layout = self.renderer.paginate([p.as_turn() for p in pending]) if pending else []
             if len(layout) < 2:
+                self._packed_at = signature
                 return
             new_pages: list[NewPage] = []
             for spans in layout[:-1]:
@@ -317,25 +325,11 @@ class OpticalMemory:
                 new_pages.append(_new_page(pieces))
                 if overflows:
                     break
-            if not self.store.append_pages(self.thread_id, after_seq, new_pages):
-                continue  # another process froze pages first: start again from its pages
-            if len(new_pages) == len(layout) - 1:
-                self._refresh_records()
-                return
+            # On False another process froze pages first: start again from its pages.
+            self.store.append_pages(self.thread_id, after_seq, new_pages)
 
     def _refresh_records(self) -> None:
         self._records.extend(self.store.pages(self.thread_id, after_seq=len(self._records) - 1))
-
-    def _pending(self) -> list[_Piece]:
-        """What left the recent window but is on no page yet, oldest first."""
-        window = (
-            self.store.newest_turns(self.thread_id, self.keep_recent_turns)
-            if self.keep_recent_turns
-            else []
-        )
-        if len(window) < self.keep_recent_turns:
-            return []  # the whole thread still fits in the window
-        return self._unpacked(window[0].id if window else None)
 
     def _unpacked(self, before_id: int | None) -> list[_Piece]:
         """Turn pieces after the newest page (and before ``before_id``), oldest first."""
@@ -374,6 +368,7 @@ class OpticalMemory:
             text_pages: list[TextPage] = []
             shown: set[int] = set()
             count = len(plan.records)
+            key = self.renderer.settings_key
             for record, mode, as_text in zip(plan.records, plan.modes, plan.as_text, strict=True):
                 if mode is None:
                     continue
@@ -392,7 +387,7 @@ class OpticalMemory:
                         )
                     )
                 else:
-                    pages.append(self._memory_page(record, mode, count))
+                    pages.append(self._memory_page(record, mode, count, key))
             recent = plan.recent[len(plan.recent) - plan.text_kept :]
             shown.update(t.id for t in recent if t.id is not None)
             dropped = plan.recent[: len(plan.recent) - plan.text_kept]
@@ -464,8 +459,7 @@ class OpticalMemory:
             self._token_memo[key] = vision_tokens(width, height, self.target, mode)
         return self._token_memo[key]
 
-    def _memory_page(self, record: PageRecord, mode: Mode, count: int) -> MemoryPage:
-        key = self.renderer.settings_key
+    def _memory_page(self, record: PageRecord, mode: Mode, count: int, key: str) -> MemoryPage:
         png: bytes | None = None
         image = None
         size = self._known_images.get((record.content_hash, mode))
@@ -537,7 +531,7 @@ class OpticalMemory:
         with self._lock:
             record = self._record(page_id)
             self._refresh_records()
-            return self._memory_page(record, mode, len(self._records))
+            return self._memory_page(record, mode, len(self._records), self.renderer.settings_key)
 
     def recall(self, page_id: int) -> str:
         """The exact text printed on page ``page_id``: one ``role: text`` line per piece."""

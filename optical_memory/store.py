@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -65,7 +66,7 @@ class PageRecord:
     spans: tuple[PageSpan, ...]
     text_tokens: int
 
-    @property
+    @cached_property
     def turn_ids(self) -> list[int]:
         """Ids of the turns printed (wholly or in part) on this page, oldest first."""
         ids: list[int] = []
