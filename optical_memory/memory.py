@@ -591,12 +591,7 @@ class OpticalMemory:
                 pages=len(plan.records),
                 pages_per_mode=per_mode,
                 pending_turns=len(plan.recent) - window,
-                history_text_tokens=sum(
-                    self.store.turn_text_tokens(
-                        self.thread_id,
-                        [t.id for t in self.store.iter_turns(self.thread_id) if t.id is not None],
-                    ).values()
-                ),
+                history_text_tokens=self.store.sum_text_tokens(self.thread_id),
                 paged_text_tokens=paged,
                 vision_tokens=vision,
                 tokens_saved=paged - vision,

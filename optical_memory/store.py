@@ -122,6 +122,10 @@ class Store(Protocol):
 
     def count_turns(self, thread_id: str) -> int: ...
 
+    def sum_text_tokens(self, thread_id: str) -> int:
+        """Text tokens of all the thread's turns, as stored with each turn."""
+        ...
+
     def pages(self, thread_id: str, *, after_seq: int = -1) -> list[PageRecord]:
         """The thread's pages with ``seq > after_seq``, oldest first."""
         ...
@@ -394,6 +398,10 @@ class SQLiteStore:
 
     def count_turns(self, thread_id: str) -> int:
         return int(self._read("SELECT COUNT(*) FROM turns WHERE thread_id = ?", (thread_id,))[0][0])
+
+    def sum_text_tokens(self, thread_id: str) -> int:
+        rows = self._read("SELECT SUM(text_tokens) FROM turns WHERE thread_id = ?", (thread_id,))
+        return int(rows[0][0] or 0)
 
     # --- pages ---------------------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ def test_turn_queries_stay_inside_their_thread() -> None:
             f"b{i}" for i in range(4, -1, -1)
         ]
         assert store.count_turns("a") == 5
+        assert store.sum_text_tokens("a") == 5 and store.sum_text_tokens("none") == 0
         assert store.thread_ids() == ["a", "b"]
 
 
