@@ -12,7 +12,10 @@ call per word.
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``); a turn
 that continues on the next page repeats it as ``Caroline (continued):``. Newlines in content are
 honoured, lines wrap at spaces and between CJK characters, and a word longer than a line breaks
-between characters. Right-to-left words are shaped and ordered within each word when Pillow has
+between characters. Spans cover every character of every turn once, in order; a turn with empty
+content gets a span of length 0 on the page that shows its label. Spaces and line breaks after
+a page's last line stay on that page (a new page starts at the next visible character).
+Right-to-left words are shaped and ordered within each word when Pillow has
 libraqm; the words of a line always run left to right.
 """
 
