@@ -5,9 +5,11 @@ breaks are the same at every mode, so a page keeps exactly its text as it fades 
 TINY. ``render`` then draws that layout on the mode's canvas, with the font at the scaled size
 (crisper than drawing large and shrinking) and every piece at its scaled position.
 
-Speed comes from caching: word widths (layout) and word images (drawing) are computed once per
-renderer and pasted with a colour through their mask, a C loop per word instead of a shaping
-call per word.
+Speed comes from caching, per renderer: each character's advance and glyph mask is drawn once
+per size; a word's width is the sum of its advances and its image is pasted together from its
+glyphs (runs of right-to-left or complex scripts are shaped whole instead); black text is pasted
+word by word onto a greyscale sheet, labels and colour emoji onto the RGB page made from it.
+Kerning is not applied between cached glyphs.
 
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``); a turn
 that continues on the next page repeats it as ``Caroline (continued):``. Newlines in content are
@@ -15,8 +17,8 @@ honoured, lines wrap at spaces and between CJK characters, and a word longer tha
 between characters. Spans cover every character of every turn once, in order; a turn with empty
 content gets a span of length 0 on the page that shows its label. Spaces and line breaks after
 a page's last line stay on that page (a new page starts at the next visible character).
-Right-to-left words are shaped and ordered within each word when Pillow has
-libraqm; the words of a line always run left to right.
+Right-to-left words are shaped and ordered within each word when Pillow has libraqm; the words
+of a line always run left to right.
 """
 
 from __future__ import annotations
