@@ -256,7 +256,7 @@ class HtmlRenderer:
             for turn, turn_blocks in zip(turns, blocks, strict=True)
             for block in turn_blocks
         ]
-        heights = iter(self._measure([*heads, *continued, *whole]))
+        heights = iter(self._measure([*heads, *continued, *whole], labels=2 * len(turns)))
         head_heights = [next(heights) for _ in turns]
         continued_heights = [next(heights) for _ in turns]
         whole_html = iter(whole)
@@ -395,12 +395,13 @@ class HtmlRenderer:
             low, high = new_low, new_high
         return best
 
-    def _measure(self, htmls: list[str]) -> list[float]:
-        """Heights of fragments laid out in the reference page, CSS px."""
+    def _measure(self, htmls: list[str], labels: int = 0) -> list[float]:
+        """Heights of fragments laid out in the reference page, CSS px; the first ``labels``
+        are turn labels (styled as such on the page, so measured as such)."""
         if not htmls:
             return []
         page = self._page(1.0)
-        sections = "".join(f"<section>{h}</section>" for h in htmls)
+        sections = "".join(_section(h, is_text=k >= labels) for k, h in enumerate(htmls))
         page.set_content(_DOCUMENT.format(style=_STYLE, kind="measure", sections=sections))
         return [float(h) for h in page.evaluate(_MEASURE_EXACT)]
 
@@ -493,10 +494,13 @@ class HtmlRenderer:
 
 
 def _document(fragments: Sequence[_Fragment], kind: str) -> str:
-    sections = "".join(
-        f'<section class="{"text" if f.is_text else "head"}">{f.html}</section>' for f in fragments
-    )
+    sections = "".join(_section(f.html, f.is_text) for f in fragments)
     return _DOCUMENT.format(style=_STYLE, kind=kind, sections=sections)
+
+
+def _section(fragment_html: str, is_text: bool) -> str:
+    """One stacked fragment: the same markup when measured and when printed."""
+    return f'<section class="{"text" if is_text else "head"}">{fragment_html}</section>'
 
 
 def _head_html(turn: Turn, continued: bool) -> str:
