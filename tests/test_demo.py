@@ -113,3 +113,19 @@ def test_synthetic_dialogue_refuses_impossible_requests() -> None:
         generate_dialogue(0)
     with pytest.raises(ValueError, match="fact_every"):
         generate_dialogue(10, fact_every=1)
+
+
+def test_demo_with_ocr_reports_fact_recall_per_tier(tmp_path: Path) -> None:
+    report = run_demo(tmp_path, turns=50, ocr="tesseract", log=lambda _: None)
+    assert report.ocr_engine == "tesseract"
+    modes = [tier.mode for tier in report.ocr]
+    assert modes == [m for m in ("gundam", "large", "base", "small", "tiny") if m in modes]
+    assert sum(tier.pages for tier in report.ocr) == report.pages - report.text_pages
+    for tier in report.ocr:
+        assert 0 <= tier.facts_found <= tier.facts_planted
+        assert 0.0 <= tier.character_accuracy <= 1.0
+    sharpest = report.ocr[0]
+    assert sharpest.character_accuracy > 0.95  # a LARGE page reads back almost verbatim
+    assert sharpest.facts_planted > 0 and sharpest.facts_found == sharpest.facts_planted
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Read back with tesseract" in markdown
