@@ -5,9 +5,10 @@ Layout happens once, in a reference page of 1024 x 1024 CSS px (BASE), and is th
 every mode: the browser measures the height of every fragment (see ``html_markdown``) and the
 pages are filled greedily, a fragment that does not fit being split at a source line, else at
 a word, else at a character, so no line is ever clipped. ``render(turns, mode)`` then prints the
-same pages with a device scale factor of ``canvas / 1024``, so the text is rasterized natively
-at the mode's canvas (TINY 512, SMALL 640, BASE 1024, LARGE and GUNDAM 1280 = 2 x 2 tiles of
-640).
+same pages with a device scale factor of ``canvas / 1024``, so the text is rasterized at the
+canvas's size rather than resampled (TINY 512, SMALL 640, BASE 1024, LARGE and GUNDAM 1280, the
+latter 2 x 2 tiles of 640). Measured heights do not change with the scale factor; should a page
+ever come out taller at some scale, it is printed at 1024 and resampled instead of clipped.
 
 Walls against hostile content, each enough on its own for what it covers: markdown with raw
 HTML disabled and an allow-list sanitizer (``html_markdown``); JavaScript disabled in the
@@ -117,7 +118,7 @@ _DOCUMENT = (
     "<title>optical-memory page</title><style>{style}</style></head>"
     '<body><main class="{kind}">{sections}</main></body></html>'
 )
-_MEASURE_EXACT = (
+_MEASURE = (
     "() => Array.from(document.querySelector('main').children,"
     " s => s.getBoundingClientRect().height)"
 )
@@ -128,6 +129,7 @@ _MIN_SPLIT_ROOM = 60
 _MAX_PAGE_CHARS = 16_000
 #: Cut candidates measured per browser round trip when searching for a split.
 _PROBES = 24
+#: Bump when a change here or in ``html_markdown`` changes pixels for the same input.
 _VERSION = "1"
 #: Layouts kept for reuse (rendering one conversation at several modes measures it once).
 _KEPT_LAYOUTS = 4
@@ -344,6 +346,22 @@ class HtmlRenderer:
             first = bisect.bisect_right(starts, block.start)
             inside = [s for s in starts[first : first + keep] if s < block.end]
             floor = inside[-1] + (keep == 1) if len(inside) == keep else block.end
+        found = self._split_after(content, starts, block, start, floor, room, density)
+        if found is None and floor > start + 1:  # that header alone does not fit: cut anywhere
+            found = self._split_after(content, starts, block, start, start + 1, room, density)
+        return found
+
+    def _split_after(
+        self,
+        content: str,
+        starts: list[int],
+        block: SourceBlock,
+        start: int,
+        floor: int,
+        room: float,
+        density: float,
+    ) -> tuple[int, str, float] | None:
+        """:meth:`_split` with every cut at or after ``floor``."""
         limit = min(block.end, start + _MAX_PAGE_CHARS)
         guess = min(limit, start + int(density * room * 1.25) + 200)
         first_line = bisect.bisect_right(starts, floor)
@@ -403,7 +421,7 @@ class HtmlRenderer:
         page = self._page(1.0)
         sections = "".join(_section(h, is_text=k >= labels) for k, h in enumerate(htmls))
         page.set_content(_DOCUMENT.format(style=_STYLE, kind="measure", sections=sections))
-        return [float(h) for h in page.evaluate(_MEASURE_EXACT)]
+        return [float(h) for h in page.evaluate(_MEASURE)]
 
     # -- rendering ----------------------------------------------------------------------------
 
