@@ -38,7 +38,6 @@ _BLOCK_KINDS = {
     "table_open": "table",
     "blockquote_open": "blockquote",
     "hr": "hr",
-    "html_block": "paragraph",
 }
 
 _ALLOWED_TAGS = {
