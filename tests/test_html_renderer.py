@@ -161,7 +161,7 @@ def kill_browser_started_by(action: object, before: set[int]) -> None:
     raise AssertionError(f"Chromium {pid} still alive after SIGKILL")
 
 
-def test_a_killed_browser_is_restarted_and_renders_the_same_page(tmp_path: Path) -> None:
+def test_a_killed_browser_is_restarted_and_renders_the_same_page() -> None:
     turns = [Turn(role="user", content="Restart me **once**.")]
     before = chromium_browser_pids()
     with HtmlRenderer() as renderer:
