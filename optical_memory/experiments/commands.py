@@ -1,0 +1,172 @@
+"""The ``experiment`` and ``density`` subcommands of ``optical-memory`` (wired in by
+:func:`optical_memory.cli.build_parser`)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from optical_memory.modes import Mode
+
+
+def _modes(text: str) -> tuple[Mode, ...]:
+    try:
+        modes = tuple(Mode.parse(name) for name in text.replace(",", " ").split())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not modes:
+        raise argparse.ArgumentTypeError("name at least one mode, e.g. tiny,base")
+    return tuple(m for m in Mode if m in modes)  # faintest first, as reports list them
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(value) for value in text.replace(",", " ").split())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, not {text!r}"
+        ) from None
+
+
+def _samples(text: str) -> tuple[str, ...]:
+    return tuple(text.replace(",", " ").split())
+
+
+def _command_line() -> str:
+    return shlex.join(["optical-memory", *sys.argv[1:]])
+
+
+def add_parsers(commands: Any) -> None:
+    """Add ``experiment`` and ``density`` to the ``optical-memory`` subcommands."""
+    modes_help = "modes, comma-separated (default: all: " + ",".join(m.value for m in Mode)
+    experiment = commands.add_parser(
+        "experiment",
+        help="long-dialog experiment: tokens saved and text kept, per page and mode",
+        description="Replay conversations into memory, read every page back at every mode with "
+        "an OCR probe, and write results.json, plots and report.md to --out. OCR readings are "
+        "cached, so a stopped run resumes where it was.",
+    )
+    experiment.add_argument(
+        "--data", required=True, help="a LoCoMo-format JSON file, or 'synthetic'"
+    )
+    experiment.add_argument("--out", type=Path, required=True, help="folder for the report")
+    experiment.add_argument(
+        "--samples", type=_samples, help="LoCoMo sample ids, comma-separated (default: all)"
+    )
+    experiment.add_argument("--renderer", choices=["pil", "html"], default="pil")
+    experiment.add_argument("--probe", choices=["tesseract", "rapidocr"], default="tesseract")
+    experiment.add_argument("--modes", type=_modes, default=tuple(Mode), help=modes_help + ")")
+    experiment.add_argument(
+        "--limit", type=int, metavar="N", help="only the first N turns of each conversation"
+    )
+    experiment.add_argument("--workers", type=int, default=2, help="OCR processes (default 2)")
+    experiment.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the keep-last-N baseline of the context plot (default 40)",
+    )
+    experiment.add_argument("--cache", type=Path, help="OCR cache folder (default: user cache)")
+    experiment.add_argument("--quiet", action="store_true", help="no progress bar")
+    experiment.set_defaults(run=experiment_command)
+
+    density = commands.add_parser(
+        "density",
+        help="search the densest rendering each mode still reads at >= 97%%",
+        description="Sweep the Pillow renderer's font size and line spacing on one conversation, "
+        "read sample pages at each mode with an OCR probe, and write the result (per mode and "
+        "the chosen default) as JSON.",
+    )
+    density.add_argument("--data", required=True, help="a LoCoMo-format JSON file, or 'synthetic'")
+    density.add_argument("--sample", help="LoCoMo sample id (default: the first)")
+    density.add_argument(
+        "--out", type=Path, help="result file (default: the package's data/density.json)"
+    )
+    density.add_argument("--probe", choices=["tesseract", "rapidocr"], default="tesseract")
+    density.add_argument("--modes", type=_modes, default=tuple(Mode), help=modes_help + ")")
+    density.add_argument("--font-sizes", type=_floats, help="font sizes to sweep")
+    density.add_argument("--line-spacings", type=_floats, help="line spacings to sweep")
+    density.add_argument("--pages", type=int, help="sample pages per setting (default 3)")
+    density.add_argument("--workers", type=int, default=2, help="OCR processes (default 2)")
+    density.add_argument("--cache", type=Path, help="OCR cache folder (default: user cache)")
+    density.add_argument("--quiet", action="store_true", help="no progress bar")
+    density.set_defaults(run=density_command)
+
+
+def experiment_command(args: argparse.Namespace) -> int:
+    """``optical-memory experiment --data PATH|synthetic --out DIR [...]``."""
+    from optical_memory.cli import CommandError
+    from optical_memory.experiments.run import WINDOW_TURNS, ExperimentSettings, run_experiment
+
+    settings = ExperimentSettings(
+        data=args.data,
+        out=args.out,
+        samples=args.samples,
+        renderer=args.renderer,
+        probe=args.probe,
+        modes=args.modes,
+        limit=args.limit,
+        workers=args.workers,
+        window_turns=args.window or WINDOW_TURNS,
+        cache=args.cache,
+        progress=not args.quiet,
+        command=_command_line(),
+    )
+    try:
+        result = run_experiment(settings)
+    except ValueError as error:  # a sample the file lacks, a limit below 1, an empty file
+        raise CommandError(str(error)) from error
+    per_mode = result.summary["per_mode"]
+    for mode, row in per_mode.items():
+        print(
+            f"{mode:>6}: {row['mean_compression']['deepseek-ocr']:5.1f}x (deepseek-ocr), "
+            f"probe accuracy {100 * row['mean_probe_accuracy']:5.1f}%, evidence recall "
+            + ("–" if row["evidence_recall"] is None else f"{100 * row['evidence_recall']:5.1f}%")
+        )
+    print(f"{result.timing['seconds']:.0f} s; report: {args.out / 'report.md'}")
+    return 0
+
+
+def density_command(args: argparse.Namespace) -> int:
+    """``optical-memory density --data PATH|synthetic [--sample ID] [--out FILE] [...]``."""
+    from optical_memory import density
+    from optical_memory.cli import CommandError
+
+    options: dict[str, Any] = {}
+    if args.font_sizes:
+        options["font_sizes"] = args.font_sizes
+    if args.line_spacings:
+        options["line_spacings"] = args.line_spacings
+    if args.pages:
+        options["pages"] = args.pages
+    try:
+        result = density.run_density_search(
+            args.data,
+            sample=args.sample,
+            out=args.out or density.DENSITY_FILE,
+            probe_engine=args.probe,
+            cache_dir=args.cache,
+            modes=[m.value for m in args.modes],
+            workers=args.workers,
+            progress=not args.quiet,
+            command=_command_line(),
+            **options,
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from error
+    for mode, best in result["per_mode"].items():
+        if best is None:
+            print(f"{mode:>6}: no setting reads at >= {result['threshold']:.0%}")
+        else:
+            print(
+                f"{mode:>6}: font {best['font_size']:g} spacing {best['line_spacing']:g}: "
+                f"{best['text_tokens_per_page']:.0f} tokens/page, {100 * best['accuracy']:.1f}%, "
+                f"{best['compression_deepseek_ocr']:.1f}x"
+            )
+    chosen = result["default"]
+    print(f"default: font {chosen['font_size']:g} spacing {chosen['line_spacing']:g}")
+    return 0
