@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.modes import FADING_ORDER, Mode
-from optical_memory.renderers.page import Renderer, Span
+from optical_memory.renderers.page import Renderer, Span, page_size
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import NewPage, PageRecord, PageSpan, SQLiteStore, Store
 from optical_memory.tokens import TARGETS, count_text_tokens, vision_tokens
@@ -441,13 +441,13 @@ class OpticalMemory:
         return _Plan(records, fit.modes, as_text, recent, recent_tokens, fit.text_kept)
 
     def _page_size(self, mode: Mode) -> tuple[int, int]:
+        """A page's size at ``mode`` before it is drawn: the renderer's own ``page_size`` if it
+        has one, else the size every renderer of this package uses."""
         size = getattr(self.renderer, "page_size", None)
         if callable(size):
             width, height = size(mode)
             return int(width), int(height)
-        from optical_memory.renderers import page
-
-        return page.page_size(mode) if hasattr(page, "page_size") else (mode.size, mode.size)
+        return page_size(mode)
 
     def _vision_tokens(
         self, mode: Mode, width: int | None = None, height: int | None = None
