@@ -341,3 +341,32 @@ def test_a_split_fence_and_a_split_table_keep_their_shape() -> None:
     table_block = source_blocks(TABLE)[0]
     rows = fragment_html(TABLE, table_block, TABLE.index("| duck"), len(TABLE))
     assert "<table>" in rows and "duck" in rows and "<thead>" not in rows and "Animal" not in rows
+
+
+# -- the way in from the memory and the command line --------------------------------------------
+
+
+def test_optical_memory_accepts_renderer_html() -> None:
+    from optical_memory import OpticalMemory
+
+    memory = OpticalMemory(None, renderer="html")
+    assert isinstance(memory.renderer, HtmlRenderer)
+
+
+def test_the_render_command_prints_pages_with_renderer_html(tmp_path: Path) -> None:
+    import json
+
+    from optical_memory.cli import main
+
+    chat = tmp_path / "chat.json"
+    chat.write_text(
+        json.dumps([{"role": "user", "content": TABLE}, {"role": "bot", "content": CODE}])
+    )
+    out = tmp_path / "pages"
+    assert (
+        main(["render", str(chat), "--mode", "tiny", "--out", str(out), "--renderer", "html"]) == 0
+    )
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["renderer"] == HtmlRenderer().settings_key
+    with Image.open(out / "page-0001.png") as page:
+        assert page.size == (512, 512)
