@@ -32,10 +32,10 @@ from typing import Any
 DENSITY_FILE = Path(__file__).resolve().parent / "data" / "density.json"
 #: Probe character accuracy a page must keep at a mode (issue 8).
 THRESHOLD = 0.97
-FONT_SIZES: tuple[float, ...] = (24, 22, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8)
-LINE_SPACINGS: tuple[float, ...] = (1.0, 1.1, 1.2)
+FONT_SIZES: tuple[float, ...] = (22, 20, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8)
+LINE_SPACINGS: tuple[float, ...] = (1.0, 1.1, 1.25)
 #: Full pages of the sample conversation read per setting and mode.
-PAGES_PER_SETTING = 3
+PAGES_PER_SETTING = 2
 #: Used when no search result is installed (the renderer's historical defaults).
 FALLBACK = (20.0, 1.2)
 

@@ -35,8 +35,13 @@ def _samples(text: str) -> tuple[str, ...]:
     return tuple(text.replace(",", " ").split())
 
 
-def _command_line() -> str:
-    return shlex.join(["optical-memory", *sys.argv[1:]])
+def _command_line(command: str) -> str:
+    """The command line as typed, written as ``optical-memory COMMAND ...`` (also when run as
+    ``python -m optical_memory.density ...``)."""
+    arguments = sys.argv[1:]
+    if arguments[:1] != [command]:
+        arguments = [command, *arguments]
+    return shlex.join(["optical-memory", *arguments])
 
 
 def add_parsers(commands: Any) -> None:
@@ -114,7 +119,7 @@ def experiment_command(args: argparse.Namespace) -> int:
         window_turns=args.window or WINDOW_TURNS,
         cache=args.cache,
         progress=not args.quiet,
-        command=_command_line(),
+        command=_command_line("experiment"),
     )
     try:
         result = run_experiment(settings)
@@ -153,7 +158,7 @@ def density_command(args: argparse.Namespace) -> int:
             modes=[m.value for m in args.modes],
             workers=args.workers,
             progress=not args.quiet,
-            command=_command_line(),
+            command=_command_line("density"),
             **options,
         )
     except ValueError as error:
