@@ -4,10 +4,12 @@ clear errors). One shared renderer per module keeps the browser warm."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,6 +196,22 @@ def test_a_browser_that_fails_again_after_a_restart_raises_a_clear_error(tmp_pat
     assert "restarted" in message and str(wrapper) in message
     assert launches.read_text().strip() == "2"
     assert not renderer.is_running
+
+
+def test_a_renderer_works_from_another_thread_and_inside_asyncio(renderer: HtmlRenderer) -> None:
+    turns = [Turn(role="user", content="From anywhere.")]
+    expected = renderer.render(turns, Mode.TINY)[0].png()
+
+    async def inside_a_running_loop() -> bytes:
+        return renderer.render(turns, Mode.TINY)[0].png()
+
+    from_thread: list[bytes] = []
+    thread = threading.Thread(
+        target=lambda: from_thread.append(asyncio.run(inside_a_running_loop()))
+    )
+    thread.start()
+    thread.join(timeout=60)
+    assert from_thread == [expected]
 
 
 # -- markdown typesetting, checked on the pixels ------------------------------------------------

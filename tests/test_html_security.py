@@ -213,14 +213,18 @@ def test_the_browser_sandbox_alone_blocks_fetches_and_scripts(
         "raw page</div></body></html>"
     )
     before = renderer.blocked_requests
-    # A fresh page: render()'s own page keeps the CSP of the documents it has shown.
-    page = renderer._page(1.0).context.new_page()
-    try:
-        page.set_content(raw)
-        time.sleep(0.2)
-        text = page.evaluate("() => document.body.innerText")
-    finally:
-        page.close()
+
+    def load_raw() -> str:
+        # A fresh page: render()'s own page keeps the CSP of the documents it has shown.
+        page = renderer._page(1.0).context.new_page()
+        try:
+            page.set_content(raw)
+            time.sleep(0.2)
+            return str(page.evaluate("() => document.body.innerText"))
+        finally:
+            page.close()
+
+    text = renderer._run(load_raw, "loading raw HTML")  # on the renderer's browser thread
 
     assert "raw page" in text
     assert SCRIPT_MARK not in text

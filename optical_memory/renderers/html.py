@@ -15,8 +15,6 @@ HTML disabled and an allow-list sanitizer (``html_markdown``); JavaScript disabl
 browser context; every request the page makes is aborted by request routing (the page itself
 comes from ``set_content``, so nothing needs fetching); a Content-Security-Policy that allows
 inline styles and nothing else.
-
-Use from one thread; Playwright's sync API is bound to the thread that started it.
 """
 
 from __future__ import annotations
@@ -28,8 +26,8 @@ import html
 import io
 import os
 import shutil
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -173,6 +171,8 @@ class HtmlRenderer:
         #: Requests the sandbox aborted (the sanitizer should leave none to abort).
         self.blocked_requests = 0
         self._browser: Any = None
+        self._playwright: Any = None
+        self._worker: ThreadPoolExecutor | None = None
         self._pages: dict[float, Any] = {}
         self._layouts: dict[tuple[Any, ...], list[list[_Fragment]]] = {}
 
@@ -190,14 +190,12 @@ class HtmlRenderer:
 
     def paginate(self, turns: Sequence[Turn]) -> list[list[Span]]:
         """The page breaks ``render`` makes, measured by the browser (same for every mode)."""
-        return self._with_browser(
-            lambda: [_spans(page) for page in self._layout(turns)], "paginating"
-        )
+        return self._run(lambda: [_spans(page) for page in self._layout(turns)], "paginating")
 
     def render(self, turns: Sequence[Turn], mode: Mode | str) -> list[RenderedPage]:
         """Every page of ``turns`` at ``mode``'s canvas, in one batch."""
         mode = Mode.parse(mode)
-        return self._with_browser(lambda: self._render(turns, mode), "rendering")
+        return self._run(lambda: self._render(turns, mode), "rendering")
 
     def page_text(self, turns: Sequence[Turn]) -> list[str]:
         """What each page shows, read back from the browser's DOM (``innerText``) in the same
@@ -211,15 +209,14 @@ class HtmlRenderer:
                 texts.append(str(page.evaluate("() => document.body.innerText")))
             return texts
 
-        return self._with_browser(read, "reading pages back")
+        return self._run(read, "reading pages back")
 
     def close(self) -> None:
-        """Close the browser (if started); the renderer starts a new one if used again."""
-        browser, self._browser, self._pages = self._browser, None, {}
-        if browser is not None:
-            with contextlib.suppress(Exception):  # a dead browser has nothing left to close
-                browser.close()
-            _release_playwright()
+        """Close the browser and its thread (if started); a later call starts them again."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.submit(self._stop).result()
+            worker.shutdown()
 
     def __enter__(self) -> HtmlRenderer:
         return self
@@ -450,17 +447,28 @@ class HtmlRenderer:
 
     # -- browser ------------------------------------------------------------------------------
 
+    def _run(self, action: Callable[[], T], doing: str) -> T:
+        """Run ``action`` on this renderer's own browser thread and wait for it.
+
+        Playwright's sync API is bound to the thread that started it and refuses a thread with
+        a running asyncio loop; a private thread makes the renderer usable from any thread,
+        including from inside ``async`` code (an agent's middleware).
+        """
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="optical-memory-chromium")
+        return self._worker.submit(self._with_browser, action, doing).result()
+
     def _with_browser(self, action: Callable[[], T], doing: str) -> T:
         """Run ``action``; if the browser fails, restart it once and run ``action`` again."""
         errors = import_extra("playwright.sync_api", "html")
         try:
             return action()
         except errors.Error:
-            self.close()
+            self._stop()
         try:
             return action()
         except errors.Error as again:
-            self.close()
+            self._stop()
             raise ChromiumCrashedError(
                 f"Chromium failed while {doing}, was restarted, and failed again: {again}. "
                 f"Check that `{self.chromium} --headless --no-sandbox --dump-dom about:blank` "
@@ -501,14 +509,23 @@ class HtmlRenderer:
                 "`apt-get install chromium`) or pass HtmlRenderer(chromium=...) / set "
                 "OPTICAL_MEMORY_CHROMIUM to its path"
             )
-        playwright = _acquire_playwright()
-        try:
-            self._browser = playwright.chromium.launch(
-                executable_path=self.chromium, headless=True, args=_LAUNCH_ARGS
-            )
-        except BaseException:
-            _release_playwright()
-            raise
+        if self._playwright is None:
+            sync_api = import_extra("playwright.sync_api", "html")
+            self._playwright = sync_api.sync_playwright().start()
+        self._browser = self._playwright.chromium.launch(
+            executable_path=self.chromium, headless=True, args=_LAUNCH_ARGS
+        )
+
+    def _stop(self) -> None:
+        """Close the browser and Playwright's driver (on the browser thread)."""
+        browser, self._browser, self._pages = self._browser, None, {}
+        playwright, self._playwright = self._playwright, None
+        with contextlib.suppress(Exception):  # a dead browser has nothing left to close
+            if browser is not None:
+                browser.close()
+        with contextlib.suppress(Exception):
+            if playwright is not None:
+                playwright.stop()
 
 
 def _document(fragments: Sequence[_Fragment], kind: str) -> str:
@@ -544,23 +561,3 @@ def _spans(fragments: Sequence[_Fragment]) -> list[Span]:
         else:
             spans.append(Span(fragment.turn, fragment.start, fragment.end))
     return spans
-
-
-# Playwright's sync API allows one driver per thread: renderers in a thread share it.
-_DRIVER = threading.local()
-
-
-def _acquire_playwright() -> Any:
-    if getattr(_DRIVER, "users", 0) == 0:
-        sync_api = import_extra("playwright.sync_api", "html")
-        _DRIVER.playwright = sync_api.sync_playwright().start()
-        _DRIVER.users = 0
-    _DRIVER.users += 1
-    return _DRIVER.playwright
-
-
-def _release_playwright() -> None:
-    _DRIVER.users -= 1
-    if _DRIVER.users == 0:
-        playwright, _DRIVER.playwright = _DRIVER.playwright, None
-        playwright.stop()
