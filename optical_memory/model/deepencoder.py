@@ -39,7 +39,10 @@ from transformers.models.clip.modeling_clip import CLIPEncoder
 from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import (
     DeepseekOcr2SamVisionConfig,
 )
-from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import DeepseekOcr2SamVisionEncoder
+from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
+    DeepseekOcr2SamVisionEncoder,
+    DeepseekOcr2SamVisionSdpaAttention,
+)
 
 from optical_memory.model.checkpoint import (
     ENCODER_PREFIXES,
@@ -134,6 +137,55 @@ def _sam_config(config: DeepEncoderConfig) -> DeepseekOcr2SamVisionConfig:
     )
     sam._attn_implementation = config.attn_implementation
     return sam
+
+
+class BlockedRelPosAttention(DeepseekOcr2SamVisionSdpaAttention):
+    """transformers' SAM "sdpa" attention, with the relative-position bias built per query block.
+
+    Same parameters and the same arithmetic (scaled dot product plus the decomposed relative
+    bias ``rel_h[q, k_row] + rel_w[q, k_col]``). transformers' version materializes the whole
+    ``(B·heads, HW, HW)`` bias in a permuted layout and then copies it: at 1024 px a global
+    block moves 12 × 4096 × 4096 floats three times (2.4 GB), about as long as the block's
+    matrix products take on a CPU. Here the bias is made, contiguous, for
+    :attr:`bias_budget` bytes' worth of query rows at a time, used by SDPA and dropped.
+    """
+
+    #: Bytes of attention bias alive at once (fits in a last-level cache; glibc's heap reuses it).
+    bias_budget = 16 * 2**20
+
+    def forward(  # type: ignore[override]  # the two parents annotate different returns
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, None]:
+        """``hidden_states (B, H, W, C)`` (B counts windows) → ``((B, H, W, C), None)``."""
+        batch, height, width, _ = hidden_states.shape
+        heads, tokens = self.num_attention_heads, height * width
+        qkv = self.qkv(hidden_states).reshape(batch, tokens, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        query, key, value = qkv.unbind(0)  # (B, heads, HW, d) each
+        rel_h = rel_w = None
+        if self.use_rel_pos:
+            flat_query = query.reshape(batch * heads, height, width, -1)
+            rows = self.get_rel_pos(height, height, self.rel_pos_h)  # (H, H, d)
+            columns = self.get_rel_pos(width, width, self.rel_pos_w)  # (W, W, d)
+            rel_h = torch.einsum("bhwc,hkc->bhwk", flat_query, rows)
+            rel_w = torch.einsum("bhwc,wkc->bhwk", flat_query, columns)
+            rel_h = rel_h.reshape(batch, heads, tokens, height, 1).contiguous()
+            rel_w = rel_w.reshape(batch, heads, tokens, 1, width).contiguous()
+        row_bytes = batch * heads * tokens * query.element_size()
+        block = max(1, self.bias_budget // row_bytes)
+        outputs = []
+        for start in range(0, tokens, block):
+            stop = min(tokens, start + block)
+            bias = None
+            if rel_h is not None and rel_w is not None:
+                bias = (rel_h[:, :, start:stop] + rel_w[:, :, start:stop]).view(
+                    batch, heads, stop - start, tokens
+                )
+            outputs.append(
+                F.scaled_dot_product_attention(query[:, :, start:stop], key, value, attn_mask=bias)
+            )
+        attended = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+        attended = attended.view(batch, heads, height, width, -1).permute(0, 2, 3, 1, 4)
+        return self.proj(attended.reshape(batch, height, width, -1)), None
 
 
 def _clip_config(config: DeepEncoderConfig) -> CLIPVisionConfig:
@@ -266,7 +318,11 @@ class DeepEncoder(nn.Module):
         self.config = config = config or DeepEncoderConfig()
         # transformers' own initialization is skipped: _init_random_weights replaces it.
         with no_init_weights():
-            self.sam = DeepseekOcr2SamVisionEncoder(_sam_config(config))
+            sam_config = _sam_config(config)
+            self.sam = DeepseekOcr2SamVisionEncoder(sam_config)
+            if config.attn_implementation == "sdpa":
+                for layer in self.sam.layers:
+                    layer.attn = BlockedRelPosAttention(sam_config, layer.window_size)
             self.clip = ClipFromSam(config)
             self.projector = nn.Linear(2 * config.clip_width, config.output_width)
             self.image_newline = nn.Parameter(torch.empty(config.output_width))
