@@ -258,6 +258,7 @@ class OpticalMemory:
         self._known_images: dict[tuple[str, Mode], tuple[int, int]] = {}
         self._packed_at: tuple[int | None, int] | None = None  # (newest turn id, page count)
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
+        self._mode_tokens: dict[Mode, int] = {}  # at the renderer's page size
         self.renders = 0
         self.cache_hits = 0
         self.encoder = encoder
@@ -366,13 +367,11 @@ class OpticalMemory:
             plan = self._plan(budget_tokens)
             pages: list[MemoryPage] = []
             text_pages: list[TextPage] = []
-            shown: set[int] = set()
             count = len(plan.records)
             key = self.renderer.settings_key
             for record, mode, as_text in zip(plan.records, plan.modes, plan.as_text, strict=True):
                 if mode is None:
                     continue
-                shown.update(record.turn_ids)
                 if as_text:
                     text_pages.append(
                         TextPage(
@@ -389,7 +388,6 @@ class OpticalMemory:
                 else:
                     pages.append(self._memory_page(record, mode, count, key))
             recent = plan.recent[len(plan.recent) - plan.text_kept :]
-            shown.update(t.id for t in recent if t.id is not None)
             dropped = plan.recent[: len(plan.recent) - plan.text_kept]
             hidden = {
                 tid
@@ -398,7 +396,13 @@ class OpticalMemory:
                 for tid in r.turn_ids
             }
             hidden |= {t.id for t in dropped if t.id is not None}
-            forgotten = sorted(hidden - shown)
+            if hidden:  # a turn split over pages may still show in part: then it is not gone
+                shown = {t.id for t in recent if t.id is not None}
+                for record, mode in zip(plan.records, plan.modes, strict=True):
+                    if mode is not None:
+                        shown.update(record.turn_ids)
+                hidden -= shown
+            forgotten = sorted(hidden)
             text_tokens = sum(plan.recent_tokens[len(plan.recent) - plan.text_kept :]) + sum(
                 p.text_tokens for p in text_pages
             )
@@ -453,7 +457,12 @@ class OpticalMemory:
         self, mode: Mode, width: int | None = None, height: int | None = None
     ) -> int:
         if width is None or height is None:
+            cached = self._mode_tokens.get(mode)
+            if cached is not None:
+                return cached
             width, height = self._page_size(mode)
+            self._mode_tokens[mode] = self._vision_tokens(mode, width, height)
+            return self._mode_tokens[mode]
         key = (mode, width, height)
         if key not in self._token_memo:
             self._token_memo[key] = vision_tokens(width, height, self.target, mode)
