@@ -313,3 +313,11 @@ def test_bfloat16_keeps_rope_frequencies_in_float32(tokenizer) -> None:
     assert model.lm_head.weight.dtype == torch.bfloat16
     expected = 1.0 / (10_000.0 ** (torch.arange(0, 12, 2).float() / 12))
     torch.testing.assert_close(rotary.inv_freq, expected)
+
+
+def test_sampling_with_a_seed_is_reproducible(model: DeepSeekOCR) -> None:
+    prompt = model.prepare(_page_prompt(model))
+    a = model.generate(prompt, max_new_tokens=5, temperature=1.5, seed=11, ngram_size=None)
+    b = model.generate(prompt, max_new_tokens=5, temperature=1.5, seed=11, ngram_size=None)
+    assert a.token_ids == b.token_ids
+    assert len(a.token_ids) == 5 or a.finish_reason == "stop"

@@ -87,7 +87,7 @@ def test_tiny_checkpoint_loads_and_answers_exactly_like_the_model_it_came_from(t
             rtol=0,
             atol=0,
         )
-    assert loaded.generate(parts, max_new_tokens=5) == original.generate(parts, max_new_tokens=5)
+    assert loaded.generate(b, max_new_tokens=5) == original.generate(a, max_new_tokens=5)
 
 
 def test_checkpoint_stores_one_tensor_per_expert_under_the_official_names(tiny) -> None:

@@ -1,0 +1,118 @@
+"""DeepSeek-OCR decoder speed: prefill and decode tokens per second, random weights.
+
+    python benchmarks/decoder.py                      # tiny and full size, CPU, bfloat16
+    python benchmarks/decoder.py --sizes tiny --dtypes float32,bfloat16 --threads 2
+    python benchmarks/decoder.py --device cuda --sizes full   # on a GPU
+
+The prompt is what a memory question looks like to the decoder: BOS, ``--pages`` BASE pages of
+visual tokens (273 each, random here, as DeepEncoder's would be), then a question; generation is
+greedy with the KV cache and the n-gram guard, as ``DeepSeekOCR.generate`` runs it. Prefill
+tokens/s = prompt length / time to the first new token; decode tokens/s = further new tokens /
+their time. "full" is the released decoder's size (12 layers, width 1280, 64 experts, top-6,
+vocabulary 129,280: 2.93 B parameters, ≈570 M active per token); its weights are random, so
+its tokens are meaningless but its arithmetic is the real model's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import torch
+
+from optical_memory.model.decoder import (
+    DecoderConfig,
+    DeepSeekOCR,
+    GenerationSettings,
+    PreparedPrompt,
+)
+from optical_memory.modes import Mode
+
+
+def build(size: str, dtype: torch.dtype, device: str, experts: str) -> DeepSeekOCR:
+    config = DecoderConfig() if size == "full" else replace(DecoderConfig.tiny(), vocab_size=4096)
+    # Built on the meta device and filled in place: a full-size random init would take longer
+    # than the measurement.
+    with torch.device("meta"):
+        model = DeepSeekOCR(config).to(dtype)
+    model.to_empty(device=device)  # allocated in ``dtype`` right away
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("norm.weight"):
+                parameter.fill_(1.0)
+                continue
+            for row in parameter.view(-1, parameter.shape[-1]).split(4096):
+                row.copy_(torch.randn(row.shape, generator=generator).mul_(0.02))
+    model.text_config._experts_implementation = experts
+    return model.eval()
+
+
+def prompt_for(model: DeepSeekOCR, pages: int, question_tokens: int) -> PreparedPrompt:
+    hidden = model.config.hidden_size
+    n = Mode.BASE.sequence_tokens()
+    ids = [model.config.bos_token_id] + [5] * (pages * n) + [7] * question_tokens
+    input_ids = torch.tensor([ids], device=model.device)
+    spans = [(1 + i * n, 1 + (i + 1) * n) for i in range(pages)]
+    embeds = model.language_model.embed_tokens(input_ids).detach().clone()
+    for start, end in spans:
+        embeds[0, start:end] = torch.randn(end - start, hidden, device=model.device) * 0.5
+    return PreparedPrompt(input_ids, embeds, spans)
+
+
+def measure(model: DeepSeekOCR, prompt: PreparedPrompt, new_tokens: int) -> tuple[float, float]:
+    settings = GenerationSettings(max_new_tokens=new_tokens)
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    stamps = []
+    for _ in model.generate_ids(prompt, settings):
+        sync()
+        stamps.append(time.perf_counter())
+    prefill = prompt.input_ids.shape[1] / (stamps[0] - start)
+    decode = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else float("nan")
+    return prefill, decode
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="tiny,full")
+    parser.add_argument("--dtypes", default="bfloat16")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pages", type=int, default=1)
+    parser.add_argument("--question-tokens", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--experts", default="grouped_mm", help="transformers experts backend")
+    parser.add_argument("--repeats", type=int, default=2, help="best of N (after a warm-up)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    print(
+        f"device {args.device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"experts={args.experts}, prompt = BOS + {args.pages} BASE page(s) + "
+        f"{args.question_tokens} text tokens, {args.new_tokens} new tokens\n"
+    )
+    print("| model | dtype | parameters | prompt tokens | prefill tokens/s | decode tokens/s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for size in args.sizes.split(","):
+        for dtype_name in args.dtypes.split(","):
+            dtype = getattr(torch, dtype_name)
+            model = build(size, dtype, args.device, args.experts)
+            prompt = prompt_for(model, args.pages, args.question_tokens)
+            measure(model, prompt, 2)  # warm-up
+            runs = [measure(model, prompt, args.new_tokens) for _ in range(args.repeats)]
+            prefill = max(r[0] for r in runs)
+            decode = max(r[1] for r in runs)
+            params = sum(p.numel() for p in model.parameters())
+            print(
+                f"| {size} | {dtype_name} | {params / 1e6:,.1f} M | {prompt.input_ids.shape[1]} "
+                f"| {prefill:,.1f} | {decode:,.2f} |",
+                flush=True,
+            )
+            del model
+
+
+if __name__ == "__main__":
+    main()
