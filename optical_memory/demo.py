@@ -207,7 +207,7 @@ def _contact_sheet(memory: OpticalMemory, context: MemoryContext) -> Image.Image
         x = column * _TILE
         whole = image.resize((_TILE - 8, _TILE - 8), Image.Resampling.BILINEAR)
         sheet.paste(whole, (x + 4, _CAPTION))
-        corner = image.crop((0, 0, image.width // 4, image.height // 4))
+        corner = image.crop((0, 0, image.width // 6, image.height // 6))
         sheet.paste(corner.resize((_TILE - 8, _TILE - 8), Image.Resampling.BICUBIC),
                     (x + 4, 2 * _CAPTION + _TILE))  # fmt: skip
         caption = f"{page.mode.name} {page.width}px, {page.vision_tokens} tok"
