@@ -303,6 +303,8 @@ def test_decoder_config_refuses_what_it_does_not_implement() -> None:
         DecoderConfig.from_language_config({"use_mla": True})
     with pytest.raises(ValueError, match="norm_topk_prob"):
         DecoderConfig.from_language_config({"norm_topk_prob": True})
+    with pytest.raises(ValueError, match="num_experts_per_tok"):
+        DecoderConfig.from_language_config({"n_routed_experts": 4, "num_experts_per_tok": 6})
 
 
 def test_bfloat16_keeps_rope_frequencies_in_float32(tokenizer) -> None:
@@ -321,3 +323,12 @@ def test_sampling_with_a_seed_is_reproducible(model: DeepSeekOCR) -> None:
     b = model.generate(prompt, max_new_tokens=5, temperature=1.5, seed=11, ngram_size=None)
     assert a.token_ids == b.token_ids
     assert len(a.token_ids) == 5 or a.finish_reason == "stop"
+
+
+def test_text_between_pages_is_encoded_as_one_string(model: DeepSeekOCR, tokenizer) -> None:
+    page = torch.zeros(73, model.config.hidden_size)
+    split = model.prepare(["Memory", " page", page, "\nFree", " OCR."])
+    joined = model.prepare(["Memory page", page, FREE_OCR])
+    assert torch.equal(split.input_ids, joined.input_ids)
+    expected = tokenizer.encode("Memory page", add_special_tokens=False)
+    assert split.input_ids[0, 1 : 1 + len(expected)].tolist() == expected

@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_ch
 import torch
 from torch import nn
 
-from optical_memory.extras import import_extra
+# The package's __init__ has already checked the ``model`` extra (torch, transformers).
+from transformers.cache_utils import DynamicCache
+from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import DeepseekOcr2TextConfig
+from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
+    DeepseekOcr2TextModel,
+    DeepseekOcr2TextRotaryEmbedding,
+)
+
 from optical_memory.model.generation import (
     DEFAULT_NGRAM_SIZE,
     DEFAULT_NGRAM_WINDOW,
@@ -35,16 +42,6 @@ from optical_memory.model.generation import (
 )
 from optical_memory.model.tokenizer import IMAGE_TOKEN, load_tokenizer, token_id
 from optical_memory.modes import Mode
-
-import_extra("transformers", "model")
-from transformers.cache_utils import DynamicCache  # noqa: E402
-from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import (  # noqa: E402
-    DeepseekOcr2TextConfig,
-)
-from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (  # noqa: E402
-    DeepseekOcr2TextModel,
-    DeepseekOcr2TextRotaryEmbedding,
-)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -79,6 +76,20 @@ class DecoderConfig:
     max_position_embeddings: int = 8192
     bos_token_id: int = 0
     eos_token_id: int = 1
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
+                f"{self.num_attention_heads}"
+            )
+        if not 1 <= self.num_experts_per_tok <= self.n_routed_experts:
+            raise ValueError(
+                f"num_experts_per_tok ({self.num_experts_per_tok}) must lie in 1.."
+                f"n_routed_experts ({self.n_routed_experts})"
+            )
+        if not 0 <= self.first_k_dense_replace <= self.num_hidden_layers:
+            raise ValueError(f"first_k_dense_replace {self.first_k_dense_replace} out of range")
 
     @classmethod
     def tiny(cls) -> DecoderConfig:
@@ -390,15 +401,21 @@ def assemble_input_ids(
 ) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids for ``pieces`` (text, or a page's number of visual tokens) and the spans.
 
-    BOS first; text is encoded without special tokens (as the official pipeline does); a page
-    of ``n`` tokens becomes ``n`` ``<image>`` ids. Text pieces are not merged across pages.
+    BOS first; a page of ``n`` tokens becomes ``n`` ``<image>`` ids; the text between two pages
+    (consecutive text pieces joined) is encoded as one string without special tokens, as the
+    official pipeline encodes each text split between ``<image>`` tags.
     """
     ids = [bos_token_id]
     spans: list[tuple[int, int]] = []
-    for piece in pieces:
+    text: list[str] = []
+    for piece in [*pieces, 0]:  # a final empty page flushes the trailing text
         if isinstance(piece, str):
-            ids += tokenizer.encode(piece, add_special_tokens=False)
-        else:
+            text.append(piece)
+            continue
+        if text:
+            ids += tokenizer.encode("".join(text), add_special_tokens=False)
+            text = []
+        if piece:
             spans.append((len(ids), len(ids) + piece))
             ids += [image_token_id] * piece
     return ids, spans
