@@ -86,10 +86,18 @@ def main() -> int:
 
     schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 4)])
     memory = OpticalMemory(keep_recent_turns=2, schedule=schedule, encoder=model.encoder)
-    for day in range(1, 9):
-        memory.add("user", f"Day {day}: I booked room {100 + day} at the Seaview hotel in Lyon.")
-        memory.add("assistant", f"Noted: room {100 + day}, Seaview, Lyon, day {day}.")
+    for day in range(1, 31):  # about four pages of notes
+        memory.add(
+            "user",
+            f"Day {day}: I booked room {100 + day} at the Seaview hotel in Lyon. "
+            + f"Breakfast at {7 + day % 3}:30, the taxi number is {4400 + day}, and my "
+            f"colleague Ana arrives on platform {day % 7 + 1}. " * 4,
+        )
+        memory.add("assistant", f"Noted for day {day}: room {100 + day}, taxi {4400 + day}.")
     context = memory.context()
+    if not context.pages:
+        print("the dialogue fits in the recent window: no pages to show", file=sys.stderr)
+        return 1
     model.page_encoder = memory.visual_tokens  # each page encoded once per mode, in the store
     print(
         f"# {len(context.pages)} pages ({context.vision_tokens} visual tokens) stand for "

@@ -540,9 +540,10 @@ class DeepSeekOCR(nn.Module):
         from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
 
         directory = Path(path)
-        tensors = checkpoint.load_official_state_dict(directory)
+        checkpoint.find_weight_files(directory)  # cheap checks first, the 6.7 GB read last
         config = DecoderConfig.from_language_config(_language_config(directory))
         tokenizer = load_tokenizer(directory)
+        tensors = checkpoint.load_official_state_dict(directory)
         with torch.device("meta"):
             encoder = DeepEncoder(encoder_config or DeepEncoderConfig())
             model = cls(config, encoder=encoder, tokenizer=tokenizer)
