@@ -10,7 +10,8 @@ greedy with the KV cache and the n-gram guard, as ``DeepSeekOCR.generate`` runs 
 tokens/s = prompt length / time to the first new token; decode tokens/s = further new tokens /
 their time. "full" is the released decoder's size (12 layers, width 1280, 64 experts, top-6,
 vocabulary 129,280: 2.93 B parameters, ≈570 M active per token); its weights are random, so
-its tokens are meaningless but its arithmetic is the real model's.
+its tokens are meaningless but its arithmetic is the real model's. "slice" is the full model's
+first two layers (one dense, one MoE) with the full embedding and head, small enough for float32.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from optical_memory.modes import Mode
 
 
 def build(size: str, dtype: torch.dtype, device: str, experts: str) -> DeepSeekOCR:
-    config = DecoderConfig() if size == "full" else replace(DecoderConfig.tiny(), vocab_size=4096)
+    configs = {
+        "tiny": replace(DecoderConfig.tiny(), vocab_size=4096),
+        # Full width and vocabulary, layers 0 (dense) and 1 (MoE) only: fits in float32 anywhere.
+        "slice": replace(DecoderConfig(), num_hidden_layers=2),
+        "full": DecoderConfig(),
+    }
+    config = configs[size]
     # Built on the meta device and filled in place: a full-size random init would take longer
     # than the measurement.
     with torch.device("meta"):
@@ -77,7 +84,7 @@ def measure(model: DeepSeekOCR, prompt: PreparedPrompt, new_tokens: int) -> tupl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="tiny,full")
+    parser.add_argument("--sizes", default="tiny,slice,full", help="tiny, slice, full")
     parser.add_argument("--dtypes", default="bfloat16")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
