@@ -190,23 +190,26 @@ class ChatDeepSeekOCR(BaseChatModel):
         model = self.model
         prompt = model.prepare(self.prompt_parts(messages))
         text = TextStream(model.tokenizer)
-        generated = 0
+        # A stop sequence may begin in text not yet complete: hold back its length minus one.
+        hold = max((len(s) for s in stop or () if s), default=1) - 1
+        generated, sent, end = 0, 0, None
         finish = "length"
         for next_id in model.generate_ids(prompt, GenerationSettings(**self._settings())):
             generated += 1
             if next_id == model.config.eos_token_id:
                 finish = "stop"
                 break
-            sent = text.text
-            piece = text.push(next_id)
-            cut = _first_stop(text.text, stop)
-            if cut is not None:
-                if cut > len(sent):
-                    yield text.text[len(sent) : cut], None
+            text.push(next_id)
+            end = _first_stop(text.text, stop)
+            if end is not None:
                 finish = "stop"
                 break
-            if piece:
-                yield piece, None
+            if len(text.text) - hold > sent:
+                yield text.text[sent : len(text.text) - hold], None
+                sent = len(text.text) - hold
+        end = len(text.text) if end is None else end
+        if end > sent:
+            yield text.text[sent:end], None
         usage = {
             "input_tokens": prompt.text_tokens + prompt.vision_tokens,
             "output_tokens": generated,
