@@ -275,9 +275,14 @@ def test_ngram_processor_rejects_a_window_smaller_than_the_ngram() -> None:
         NoRepeatNGramLogitsProcessor(ngram_size=30, window_size=10)
 
 
-def test_generation_settings_default_to_the_official_pipeline() -> None:
+def test_generation_settings_default_to_the_official_pipeline(
+    model: DeepSeekOCR, tokenizer
+) -> None:
     settings = GenerationSettings()
     assert (settings.temperature, settings.ngram_size, settings.ngram_window) == (0.0, 30, 90)
+    assert settings.ngram_whitelist is None  # then <td> and </td> may repeat, as officially
+    expected = tuple(tokenizer.convert_tokens_to_ids(t) for t in ("<td>", "</td>"))
+    assert model.table_token_ids() == expected and len(set(expected)) == 2
 
 
 def test_decoder_config_reads_the_official_language_config() -> None:

@@ -480,7 +480,8 @@ class GenerationSettings:
     temperature: float = 0.0  # 0: greedy
     ngram_size: int | None = DEFAULT_NGRAM_SIZE  # None: no guard
     ngram_window: int = DEFAULT_NGRAM_WINDOW
-    ngram_whitelist: tuple[int, ...] = ()
+    #: Tokens that may always repeat; ``None``: ``<td>`` and ``</td>``, as the official scripts.
+    ngram_whitelist: tuple[int, ...] | None = None
     seed: int | None = None  # for temperature > 0
 
 
@@ -649,6 +650,13 @@ class DeepSeekOCR(nn.Module):
         embeds = scatter_visual_tokens(input_ids, embeds, visual, self.image_token_id)
         return PreparedPrompt(input_ids, embeds, spans)
 
+    def table_token_ids(self) -> tuple[int, ...]:
+        """The ids of ``<td>`` and ``</td>`` in the tokenizer (128821, 128822 in the release)."""
+        if self.tokenizer is None:
+            return ()
+        found = (token_id(self.tokenizer, tag) for tag in ("<td>", "</td>"))
+        return tuple(i for i in found if i is not None)
+
     def _require_tokenizer(self) -> PreTrainedTokenizerFast:
         if self.tokenizer is None:
             raise ValueError(
@@ -667,13 +675,14 @@ class DeepSeekOCR(nn.Module):
     ) -> Iterator[int]:
         """New token ids one at a time (the EOS that stops it included), with a KV cache."""
         settings = settings or GenerationSettings()
-        guard = (
-            NoRepeatNGramLogitsProcessor(
-                settings.ngram_size, settings.ngram_window, settings.ngram_whitelist
+        guard = None
+        if settings.ngram_size:
+            whitelist = settings.ngram_whitelist
+            guard = NoRepeatNGramLogitsProcessor(
+                settings.ngram_size,
+                settings.ngram_window,
+                self.table_token_ids() if whitelist is None else whitelist,
             )
-            if settings.ngram_size
-            else None
-        )
         generator = None
         if settings.temperature > 0:
             generator = torch.Generator(device=self.device)
