@@ -19,6 +19,7 @@ from PIL import Image
 from optical_memory.extras import MissingExtraError
 from optical_memory.model.checkpoint import encoder_to_official, official_to_encoder
 from optical_memory.model.deepencoder import (
+    BlockedRelPosAttention,
     DeepEncoder,
     DeepEncoderConfig,
     arrange_tokens,
@@ -267,13 +268,16 @@ def test_clip_over_sam_features_matches_the_official_formulation(tiny_encoder: D
     assert relative_error(ours, reference) < 1e-5
 
 
+@pytest.mark.parametrize("budget", [None, 2**20], ids=["default-budget", "many-blocks"])
 def test_blocked_relative_position_attention_matches_transformers_eager(
-    tiny_encoder: DeepEncoder,
+    tiny_encoder: DeepEncoder, budget: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if budget is not None:  # 1 MiB: 64 query rows per block at 512 px, 16 blocks
+        monkeypatch.setattr(BlockedRelPosAttention, "bias_budget", budget)
     eager = DeepEncoder(DeepEncoderConfig.tiny().with_attention("eager")).eval()
     eager.load_state_dict(tiny_encoder.state_dict())
     assert type(eager.sam.layers[0].attn).__name__ == "DeepseekOcr2SamVisionAttention"
-    assert type(tiny_encoder.sam.layers[0].attn).__name__ == "BlockedRelPosAttention"
+    assert isinstance(tiny_encoder.sam.layers[0].attn, BlockedRelPosAttention)
     with torch.inference_mode():
         for side in (512, 640):  # windows padded at 640 (40 = 6*7 - 2); positions resized
             pixels = torch.randn(2, 3, side, side)

@@ -140,18 +140,19 @@ def _sam_config(config: DeepEncoderConfig) -> DeepseekOcr2SamVisionConfig:
 
 
 class BlockedRelPosAttention(DeepseekOcr2SamVisionSdpaAttention):
-    """transformers' SAM "sdpa" attention, with the relative-position bias built per query block.
+    """transformers' SAM "sdpa" attention, with the relative-position bias built in row blocks.
 
     Same parameters and the same arithmetic (scaled dot product plus the decomposed relative
-    bias ``rel_h[q, k_row] + rel_w[q, k_col]``). transformers' version materializes the whole
-    ``(B·heads, HW, HW)`` bias in a permuted layout and then copies it: at 1024 px a global
-    block moves 12 × 4096 × 4096 floats three times (2.4 GB), about as long as the block's
-    matrix products take on a CPU. Here the bias is made, contiguous, for
-    :attr:`bias_budget` bytes' worth of query rows at a time, used by SDPA and dropped.
+    bias ``rel_h[q, k_row] + rel_w[q, k_col]``). transformers' version makes the whole
+    ``(B·heads, HW, HW)`` bias in a permuted layout and then copies it into a second one: at
+    1024 px a global block moves 12 × 4096 × 4096 floats three times (2.4 GB), longer than the
+    block's matrix products take on a CPU. Here the bias is made once, contiguous, for at most
+    :attr:`bias_budget` bytes' worth of query rows at a time (so LARGE pages and batches stay
+    within memory); fewer, larger blocks keep SDPA's kernel efficient.
     """
 
-    #: Bytes of attention bias alive at once (fits in a last-level cache; glibc's heap reuses it).
-    bias_budget = 16 * 2**20
+    #: Bytes of attention bias alive at once: one BASE page's global bias is 805 MB in float32.
+    bias_budget = 512 * 2**20
 
     def forward(  # type: ignore[override]  # the two parents annotate different returns
         self, hidden_states: torch.Tensor, output_attentions: bool = False
