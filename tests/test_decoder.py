@@ -188,6 +188,8 @@ def test_generation_is_deterministic_and_uses_the_kv_cache_correctly(model: Deep
             step = model.language_model.embed_tokens(torch.tensor([[next_id]]))
             embeds = torch.cat([embeds, step], dim=1)
     assert first.token_ids == expected
+    # Decode steps ran the experts eagerly on the CPU; the model's own setting is left as it was.
+    assert model.text_config._experts_implementation == "grouped_mm"
 
 
 def test_generation_stops_at_eos_and_leaves_it_out_of_the_text(model: DeepSeekOCR) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
@@ -689,7 +690,8 @@ class DeepSeekOCR(nn.Module):
             if settings.seed is not None:
                 generator.manual_seed(settings.seed)
         cache = DynamicCache(config=self.text_config)
-        out = self(inputs_embeds=prompt.inputs_embeds, past_key_values=cache, use_cache=True)
+        embeds = prompt.inputs_embeds
+        out = self(inputs_embeds=embeds, past_key_values=cache, use_cache=True, last_only=True)
         generated: list[int] = []
         for _ in range(settings.max_new_tokens):
             scores = out.logits[:, -1].float()
@@ -706,7 +708,23 @@ class DeepSeekOCR(nn.Module):
                 return
             generated.append(next_id)
             step = torch.tensor([[next_id]], device=self.device)
-            out = self(input_ids=step, past_key_values=cache, use_cache=True, last_only=True)
+            with self._decode_experts():
+                out = self(input_ids=step, past_key_values=cache, use_cache=True, last_only=True)
+
+    @contextmanager
+    def _decode_experts(self) -> Iterator[None]:
+        """On the CPU, one-token steps run the experts the eager way (only the 6 chosen ones);
+        transformers' default grouped matmul visits all 64 per layer, 5x slower there (see
+        benchmarks/decoder.py), while it is the faster one for the prompt."""
+        config = self.text_config
+        if self.device.type != "cpu" or config._experts_implementation != "grouped_mm":
+            yield
+            return
+        config._experts_implementation = "eager"
+        try:
+            yield
+        finally:
+            config._experts_implementation = "grouped_mm"
 
     def generate(self, parts: Sequence[PromptPart] | PreparedPrompt, **settings: Any) -> Generation:
         """Answer a prompt (parts or a :class:`PreparedPrompt`); keyword arguments are
