@@ -78,18 +78,27 @@ def _question_recall(evidence: Sequence[EvidenceResult], mode: str) -> float | N
     return _mean(1.0 if all(v) else 0.0 for v in by_question.values())
 
 
-def _age_bins(ages: Iterable[int]) -> list[tuple[int, int]]:
-    """Doubling bins of page age: [0,1], [2,3], [4,7], [8,15], ... up to the oldest age."""
+def _age_bins(ages: Iterable[int], tiers: Sequence[tuple[str, int]]) -> list[tuple[int, int]]:
+    """Page-age bins that follow the schedule's tiers (GUNDAM 0–1, LARGE 2–5, ...), so each bin
+    has one scheduled mode; the last tier's bin runs to the oldest age."""
     oldest = max(ages, default=0)
-    bins = [(0, 1)]
-    while bins[-1][1] < oldest:
-        start = bins[-1][1] + 1
-        bins.append((start, 2 * start - 1))
-    return bins
+    bins, start = [], 0
+    for index, (_, width) in enumerate(tiers):
+        end = oldest if index == len(tiers) - 1 else start + width - 1
+        if start > oldest:
+            break
+        bins.append((start, max(start, end)))
+        start += width
+    return bins or [(0, oldest)]
 
 
-def summarize(conversations: Sequence[ConversationResult], modes: Sequence[str]) -> dict[str, Any]:
-    """Per-mode means, recall per QA category and per age; every number the report shows."""
+def summarize(
+    conversations: Sequence[ConversationResult],
+    modes: Sequence[str],
+    tiers: Sequence[tuple[str, int]],
+) -> dict[str, Any]:
+    """Per-mode means, recall per QA category and per age (binned by the schedule's ``tiers``,
+    ``(mode, width in pages)``); every number the report shows."""
     pages = [page for conversation in conversations for page in conversation.pages]
     evidence = [e for conversation in conversations for e in conversation.evidence]
     per_mode: dict[str, Any] = {}
@@ -133,7 +142,7 @@ def summarize(conversations: Sequence[ConversationResult], modes: Sequence[str])
 
     in_run = [e for e in evidence if e.scheduled_mode in (None, "text", *modes)]
     by_age = []
-    for start, end in _age_bins(e.age for e in in_run):
+    for start, end in _age_bins((e.age for e in in_run), tiers):
         chosen = [e for e in in_run if start <= e.age <= end]
         if chosen:
             scheduled_modes = sorted({str(e.scheduled_mode) for e in chosen})

@@ -417,7 +417,8 @@ def run_experiment(settings: ExperimentSettings) -> ExperimentResult:
     first = measured[0][0].memory
 
     mode_names = [m.value for m in modes]
-    summary = summarize(conversations, mode_names)
+    tiers = [(Mode.parse(m).value, w) for m, w in first.schedule.tiers]
+    summary = summarize(conversations, mode_names, tiers)
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     record = {
@@ -429,7 +430,7 @@ def run_experiment(settings: ExperimentSettings) -> ExperimentResult:
         "modes": mode_names,
         "limit": settings.limit,
         "window_turns": settings.window_turns,
-        "schedule": [(m.value, w) for m, w in first.schedule.tiers],  # type: ignore[union-attr]
+        "schedule": tiers,
         "keep_recent_turns": first.keep_recent_turns,
         "command": settings.command,
     }
