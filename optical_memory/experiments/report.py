@@ -435,6 +435,17 @@ def write_report(
             f"| {a}–{b} | {row['evidence']} | {scheduled_modes}"
             f" | {_pct(row['recall'])} | {_pct(row['recall_categories_1_4'])} |"
         )
+    unscheduled = [
+        mode.upper()
+        for mode, row in summary["schedule"]["recall_by_scheduled_mode"].items()
+        if row["evidence"] == 0
+    ]
+    if unscheduled:
+        lines += [
+            "",
+            f"No evidence page was old enough to be scheduled at {', '.join(unscheduled)} by the "
+            "end of its conversation; the per-mode table above says how those pages read there.",
+        ]
     lines += [
         "",
         "## Tokens in context",
