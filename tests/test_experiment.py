@@ -185,3 +185,11 @@ def test_fox_reference_points_are_the_papers() -> None:
     assert FOX_POINTS[64][0] == (10.5, 0.965) and FOX_POINTS[64][-1] == (19.7, 0.591)
     assert FOX_POINTS[100][0] == (6.7, 0.985) and FOX_POINTS[100][-1] == (12.6, 0.871)
     assert Mode.TINY.paper_tokens == 64 and Mode.SMALL.paper_tokens == 100
+
+
+def test_html_renderer_experiment_is_consistent(tmp_path: Path, chromium_path: str) -> None:
+    results, out = _run(tmp_path, "--data", "synthetic", "--limit", "60", "--renderer", "html")
+    _check_consistency(results, out)
+    assert results["settings"]["renderer"] == "html"
+    assert results["settings"]["renderer_settings"].startswith("html")
+    assert results["summary"]["per_mode"]["base"]["mean_probe_accuracy"] > 0.95
