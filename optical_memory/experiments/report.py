@@ -157,6 +157,16 @@ def summarize(
                     ),
                 }
             )
+    by_page_age = []
+    for age in sorted({e.age for e in in_run}):
+        chosen = [e for e in in_run if e.age == age]
+        by_page_age.append(
+            {
+                "age": age,
+                "evidence": len(chosen),
+                "recall": _mean(1.0 if scheduled(e) else 0.0 for e in chosen),
+            }
+        )
     by_scheduled_mode = {}
     for mode in modes:
         chosen = [e for e in in_run if e.scheduled_mode == mode]
@@ -179,7 +189,13 @@ def summarize(
             "evidence_in_run": len(in_run),
             "recall": _mean(1.0 if scheduled(e) else 0.0 for e in in_run),
             "recall_by_age": by_age,
+            "recall_by_page_age": by_page_age,
             "recall_by_scheduled_mode": by_scheduled_mode,
+        },
+        "fox_reference": {
+            "source": "DeepSeek-OCR paper, Table 2 (Fox): the model's decoding precision, "
+            "not a pixel probe",
+            "points": {str(tokens): points for tokens, points in FOX_POINTS.items()},
         },
         "goal": {
             "accuracy": GOAL_ACCURACY,
