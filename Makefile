@@ -31,8 +31,8 @@ demo: setup
 	$(VENV)/bin/optical-memory demo --out $(OUT)
 
 lint: setup
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check optical_memory tests benchmarks examples
+	$(VENV)/bin/ruff format --check optical_memory tests benchmarks examples
 
 typecheck: setup
 	$(VENV)/bin/mypy optical_memory tests
