@@ -127,6 +127,7 @@ def read_request(messages: list[BaseMessage]) -> SentRequest:
             elif block["type"] == "image":
                 assert page is not None, "an image block without a caption before it"
                 assert block.get("mime_type") == "image/png"
+                assert block.get("extras", {}).get("mode") == page.mode, "block names its mode"
                 page.png = base64.b64decode(str(block.get("base64")))
                 page.image = Image.open(io.BytesIO(page.png))  # reads the header; load() decodes
         rest = rest[1:]

@@ -322,6 +322,9 @@ def _image_block(page: MemoryPage) -> dict[str, Any]:
         "type": "image",
         "base64": base64.b64encode(page.png()).decode("ascii"),
         "mime_type": "image/png",
+        # GUNDAM and LARGE pages are both 1280 px: the size alone cannot tell a local
+        # DeepSeek-OCR how to encode the page, so the block names its mode.
+        "extras": {"mode": page.mode.value},
     }
 
 
