@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["tesseract", "rapidocr"],
         help="also read every page back with this OCR engine and report recall per tier",
     )
-    demo.add_argument("--turns", type=int, default=None, help="dialogue length (default 480)")
+    demo.add_argument("--turns", type=int, default=None, help="dialogue length (default 640)")
     demo.add_argument("--budget", type=int, metavar="TOKENS", help="fit the context to a budget")
     demo.set_defaults(run=demo_command)
     return parser

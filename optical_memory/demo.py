@@ -28,7 +28,7 @@ from optical_memory.modes import FADING_ORDER
 from optical_memory.synthetic import SyntheticDialogue, generate_dialogue
 
 #: Turns in the demo dialogue: enough pages (about 35) to reach every default tier.
-DEMO_TURNS = 480
+DEMO_TURNS = 640
 _TILE = 360  # px of one contact-sheet cell
 _CAPTION = 44
 

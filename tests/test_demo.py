@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from optical_memory.cli import main
-from optical_memory.demo import run_demo
+from optical_memory.demo import DEMO_TURNS, run_demo
 from optical_memory.synthetic import FACT_KINDS, generate_dialogue
 
 
@@ -40,7 +40,7 @@ def test_demo_writes_pages_contact_sheet_and_reports(demo_out: Path) -> None:
 def test_demo_memory_fades_through_every_default_tier(demo_out: Path) -> None:
     report = json.loads((demo_out / "report.json").read_text())
     counts = report["pages_per_mode"]
-    assert report["turns"] == 480
+    assert report["turns"] == DEMO_TURNS
     assert sum(counts.values()) == report["pages"]
     # Newest two pages are GUNDAM by age: shown as images, or as text when that is cheaper.
     assert counts["gundam"] + counts["text"] >= 2

@@ -202,7 +202,7 @@ def test_the_viewer_lists_threads_and_shows_memory_fading_newest_first(
     viewer: Viewer, page: Page
 ) -> None:
     memory = viewer.memory("dialogue")
-    _fill_thread(memory, 130)
+    _fill_thread(memory, 180)
     context = memory.context()
     page.goto(f"{viewer.url}/#thread=dialogue")
     page.wait_for_selector(".page-thumb")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
+from optical_memory.density import chosen_density
 from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontChain, default_chain, has_complex_layout
 from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
@@ -93,10 +94,13 @@ class PillowRenderer:
     ``font_size=20`` is 20 px at BASE, 10 px at TINY, 25 px at LARGE and GUNDAM.
 
     Args:
-        font_size: text size on the reference page. Default 20: about 40 lines of 85 Latin
-            characters, some 800 o200k tokens on a full page.
+        font_size: text size on the reference page. Default: the density search's choice
+            (``optical_memory/data/density.json``, :func:`~optical_memory.density.chosen_density`):
+            17 px, the densest layout that TINY pages still read at 97% or better — about 50
+            lines of 100 Latin characters, some 900 o200k tokens on a full page.
         margin: blank border on every side of the reference page. Default 32.
-        line_spacing: line height as a multiple of ``font_size``. Default 1.2.
+        line_spacing: line height as a multiple of ``font_size``. Default: the density
+            search's choice (1.1).
         fonts: the fallback chain for text; default: the installed DejaVu Sans, Noto Sans CJK
             and Noto Color Emoji (:func:`~optical_memory.renderers.fonts.default_chain`).
         label_fonts: the chain for role labels; default: the bold faces of the same families.
@@ -104,12 +108,15 @@ class PillowRenderer:
 
     def __init__(
         self,
-        font_size: float = 20,
+        font_size: float | None = None,
         margin: float = 32,
-        line_spacing: float = 1.2,
+        line_spacing: float | None = None,
         fonts: FontChain | None = None,
         label_fonts: FontChain | None = None,
     ) -> None:
+        density = chosen_density()
+        font_size = density.font_size if font_size is None else font_size
+        line_spacing = density.line_spacing if line_spacing is None else line_spacing
         if font_size <= 0:
             raise ValueError(f"font_size must be positive, got {font_size}")
         if line_spacing < 1:
