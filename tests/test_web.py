@@ -22,6 +22,7 @@ from playwright.sync_api import Dialog, Page, sync_playwright
 from optical_memory.chat_models import EchoModel
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
 from optical_memory.modes import Mode
+from optical_memory.renderers.html import CHROMIUM_LAUNCH_ARGS
 from optical_memory.schedule import DecaySchedule
 from optical_memory.synthetic import generate_dialogue
 from optical_memory.web.app import CONTENT_SECURITY_POLICY, create_app, is_loopback
@@ -32,15 +33,6 @@ KEEP_RECENT = 2
 SCHEDULE = DecaySchedule(
     tiers=[(Mode.GUNDAM, 1), (Mode.LARGE, 1), (Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 2)]
 )
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 @dataclass
@@ -90,7 +82,7 @@ def page(browsers: dict[str, Any], chromium_path: str) -> Iterator[Page]:
     """A fresh browser context (no shared cookies or storage) on the module's Chromium."""
     if "browser" not in browsers:
         browsers["browser"] = browsers["playwright"].chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+            executable_path=chromium_path, headless=True, args=CHROMIUM_LAUNCH_ARGS
         )
     # bypass_csp: the page must be safe through escaping alone, so the test does not lean on
     # the Content-Security-Policy header (checked on its own below).

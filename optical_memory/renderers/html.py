@@ -57,7 +57,9 @@ MARGIN = 32
 #: Height available to fragments on one page, CSS px.
 CONTENT_HEIGHT = PAGE_SIZE - 2 * MARGIN
 
-_LAUNCH_ARGS = [
+#: Headless Chromium on a machine with no network: no sandbox (root), no GPU, no background
+#: traffic (its connections would only be refused). Tests that drive Chromium reuse them.
+CHROMIUM_LAUNCH_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--disable-background-networking",
@@ -513,7 +515,7 @@ class HtmlRenderer:
             sync_api = import_extra("playwright.sync_api", "html")
             self._playwright = sync_api.sync_playwright().start()
         self._browser = self._playwright.chromium.launch(
-            executable_path=self.chromium, headless=True, args=_LAUNCH_ARGS
+            executable_path=self.chromium, headless=True, args=CHROMIUM_LAUNCH_ARGS
         )
 
     def _stop(self) -> None:
