@@ -23,7 +23,7 @@ def _memory(path: Path) -> OpticalMemory:
 def filled(tmp_path: Path) -> Path:
     path = tmp_path / "memory.db"
     with _memory(path) as memory:
-        for i in range(8):
+        for i in range(12):
             memory.add("user", f"Turn {i}: the hotel was Seaview, booking {4400 + i}. " * 30)
     return path
 
