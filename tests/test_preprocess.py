@@ -6,8 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from optical_memory.model.preprocess import PAD_COLOR, preprocess
+from optical_memory.model.preprocess import preprocess
 from optical_memory.modes import Mode
+from optical_memory.views import PAD_COLOR
 
 #: (127 / 255 - 0.5) / 0.5: the grey padding after normalization.
 GREY = (127 / 255 - 0.5) / 0.5

@@ -22,13 +22,10 @@ import io
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from optical_memory.modes import Mode
-
-#: DeepSeek-OCR pads with the normalization mean, 0.5 → 127 per channel. The same geometry as
-#: ``optical_memory.model.preprocess`` (which needs torch; this module must not).
-PAD_COLOR = (127, 127, 127)
+from optical_memory.views import square_view
 
 
 class Page(Protocol):
@@ -44,13 +41,9 @@ class Page(Protocol):
 def page_image_for_mode(image: Image.Image, mode: Mode | str) -> Image.Image:
     """``image`` at the size and geometry the mode feeds DeepSeek-OCR's encoder (RGB)."""
     mode = Mode.parse(mode)
-    image = image.convert("RGB")
     if mode is Mode.GUNDAM:
-        return image
-    side = mode.size
-    if mode.resizes_plainly:
-        return image.resize((side, side), Image.Resampling.BICUBIC)
-    return ImageOps.pad(image, (side, side), method=Image.Resampling.BICUBIC, color=PAD_COLOR)
+        return image.convert("RGB")  # served whole: the server cuts its own tiles
+    return square_view(image, mode)
 
 
 def png_data_url(image: Image.Image) -> str:

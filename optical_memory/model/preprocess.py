@@ -18,17 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 
 from optical_memory.modes import TILE_SIZE, Mode, gundam_tiles
+from optical_memory.views import RESAMPLE, square_view
 
 #: Per-channel mean and standard deviation of the normalization (CLIP-style 0.5 / 0.5).
 PIXEL_MEAN = 0.5
 PIXEL_STD = 0.5
-#: The padding grey: the mean in 8 bits, ``int(0.5 * 255)``, as the official preprocessing.
-PAD_COLOR = (127, 127, 127)
-#: Resampling for every resize (PIL's default for ``Image.resize`` and ``ImageOps.pad``).
-RESAMPLE = Image.Resampling.BICUBIC
 
 
 @dataclass(frozen=True)
@@ -60,10 +57,7 @@ def preprocess(image: Image.Image, mode: Mode | str) -> PreprocessedPage:
     width, height = page.size
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    if mode.resizes_plainly:
-        view = page.resize((mode.size, mode.size), RESAMPLE)
-    else:
-        view = ImageOps.pad(page, (mode.size, mode.size), method=RESAMPLE, color=PAD_COLOR)
+    view = square_view(page, mode)
     tiles, grid = None, None
     if mode is Mode.GUNDAM:
         grid = gundam_tiles(width, height)
