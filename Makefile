@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.setup-stamp
 APT_PACKAGES := fonts-noto-cjk fonts-dejavu-core fonts-noto-color-emoji chromium tesseract-ocr tesseract-ocr-eng
 OUT    ?= out/demo
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test lint typecheck unit unit-core bench clean
 
 setup: $(STAMP)
 
@@ -33,12 +33,17 @@ demo: setup
 lint: setup
 	$(VENV)/bin/ruff check optical_memory tests benchmarks examples
 	$(VENV)/bin/ruff format --check optical_memory tests benchmarks examples
+	$(VENV)/bin/lint-imports
 
 typecheck: setup
 	$(VENV)/bin/mypy optical_memory tests
 
 unit: setup
 	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# The quick loop: what needs neither torch, Chromium nor an OCR engine, nor runs for long.
+unit-core: setup
+	$(PY) -m pytest -n 2 --dist loadfile -q -m "not torch and not chromium and not ocr and not slow"
 
 test: lint typecheck unit
 

@@ -6,7 +6,7 @@ Adds turns of the synthetic dialogue (repeated, each turn numbered) to one SQLit
 calls ``context()`` every ``--every`` adds, as an agent does before its model calls (pages render
 lazily there, once per page and mode). At 100, 1,000 and 10,000 turns it times ``context()``
 with a warm cache (after one untimed call) and prints wall-clock p50/p95, the CPU time p50
-(steadier on a busy machine), and the renders so far per added turn. Goals (issue 3): p50 <=
+(steadier on a busy machine), and the renders so far per added turn. Goals: p50 <=
 20 ms at 10,000 turns, <= 1.2 renders per added turn.
 """
 
@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.memory import OpticalMemory
-from optical_memory.synthetic import generate_dialogue
 
 CHECKPOINTS = (100, 1_000, 10_000)
 

@@ -69,8 +69,8 @@ def _word(rng: random.Random) -> str:
 
 
 def locomo_conv26(pages: int) -> list[Turn]:
-    """LoCoMo's conv-26 (real chat turns, 419 of them), when ../shared/data holds it."""
-    from optical_memory.locomo import read_locomo_sample
+    """LoCoMo's conv-26 (real chat turns, 419 of them), when the development file is there."""
+    from optical_memory.experiments.locomo import read_locomo_sample
 
     if not _LOCOMO.exists():
         return []

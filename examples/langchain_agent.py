@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain.agents import create_agent
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
@@ -28,7 +29,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware
-from optical_memory.agents.testing import RecordingChatModel
 
 CITIES = ["Lisbon", "Oslo", "Kyoto", "Lima", "Tunis", "Perth", "Quebec", "Tbilisi"]
 
@@ -66,6 +66,13 @@ def scripted_answers(turns: int) -> Iterator[AIMessage]:
             )
 
 
+class OfflineModel(GenericFakeChatModel):
+    """Scripted answers (tool calls included) for running without a server."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> OfflineModel:
+        return self  # the script already knows its tools
+
+
 def chat_model(turns: int) -> tuple[Any, str]:
     base_url = os.environ.get("OPENAI_BASE_URL")
     if base_url:
@@ -79,7 +86,7 @@ def chat_model(turns: int) -> tuple[Any, str]:
             temperature=0,
         )
         return model, f"{name} at {base_url}"
-    return RecordingChatModel(messages=scripted_answers(turns)), "the offline recording model"
+    return OfflineModel(messages=scripted_answers(turns)), "the offline scripted model"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from optical_memory.modes import Mode, gundam_grid
+from optical_memory.extras import lazy_exports
+from optical_memory.modes import Mode
 from optical_memory.tokens import count_text_tokens, vision_tokens
 from optical_memory.turns import Turn
 
@@ -20,20 +21,14 @@ __all__ = [
     "OpticalMemory",
     "Turn",
     "count_text_tokens",
-    "gundam_grid",
     "vision_tokens",
 ]
 
-_LAZY = {
-    "OpticalMemory": "optical_memory.memory",
-    "MemoryContext": "optical_memory.memory",
-    "DecaySchedule": "optical_memory.schedule",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'optical_memory' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "OpticalMemory": "optical_memory.memory",
+        "MemoryContext": "optical_memory.memory",
+        "DecaySchedule": "optical_memory.schedule",
+    },
+)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 
 class MissingExtraError(ImportError):
@@ -18,3 +20,19 @@ def import_extra(module: str, extra: str) -> ModuleType:
         raise MissingExtraError(
             f"{module} is not installed: pip install 'optical-memory[{extra}]'"
         ) from error
+
+
+def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports each exported name on first use.
+
+    ``names`` maps an exported name to the module defining it, so importing the package costs
+    nothing and an optional dependency loads only when a name that needs it is used.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__

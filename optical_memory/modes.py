@@ -1,6 +1,6 @@
 """DeepSeek-OCR's resolution modes and the number of visual tokens each one costs.
 
-Numbers follow the released model (DESIGN.md, "Resolution modes"): the encoder turns every
+Numbers follow the released model (its ``config.json`` and preprocessing): the encoder turns every
 16x16 patch into one SAM token, then compresses 16x (4x per side), so a square input of ``s``
 pixels gives a grid of ``s / 64`` tokens per side. In the decoder's sequence each grid row is
 followed by one learned ``image_newline`` and the whole image by one ``view_seperator``.

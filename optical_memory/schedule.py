@@ -97,11 +97,6 @@ class DecaySchedule:
         object.__setattr__(self, "_modes", tuple(modes))
         object.__setattr__(self, "_ends", tuple(ends))
 
-    @property
-    def fading_modes(self) -> tuple[Mode, ...]:
-        """The modes a page passes through, sharpest first."""
-        return self._modes
-
     def mode_for_age(self, age: int) -> Mode | None:
         """The mode of a page ``age`` pages old (0 = newest); None once forgotten."""
         if age < 0:

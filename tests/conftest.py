@@ -37,3 +37,29 @@ def chromium_path() -> str:
     if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: run `make setup` as root (apt chromium)")
     return CHROMIUM
+
+
+# What `make unit-core` leaves out: tests needing torch, Chromium or an OCR engine. Whole files
+# by name, and any test that asks for the `chromium_path` fixture.
+_NEEDS = {
+    "torch": {
+        "test_chat_model.py",
+        "test_decoder.py",
+        "test_decoder_checkpoint.py",
+        "test_deepencoder.py",
+        "test_encoder_checkpoint.py",
+        "test_preprocess.py",
+        "test_visual_cache.py",
+    },
+    "chromium": {"test_html_renderer.py", "test_html_security.py"},
+    "ocr": {"test_ocr.py", "test_density.py", "test_demo.py", "test_experiment.py"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker, files in _NEEDS.items():
+            if item.path.name in files:
+                item.add_marker(marker)
+        if "chromium_path" in getattr(item, "fixturenames", ()):
+            item.add_marker("chromium")

@@ -20,8 +20,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from optical_memory.chat import ChatSession, MemorySummary, TerminalChat
-from optical_memory.chat_models import (
+from optical_memory.apps.backends import (
     ECHO_QUOTE_CHARS,
     MODEL_ENV,
     EchoModel,
@@ -29,6 +28,7 @@ from optical_memory.chat_models import (
     ModelSpecError,
     load_model,
 )
+from optical_memory.apps.chat import ChatSession, MemorySummary, TerminalChat
 from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.schedule import DecaySchedule
@@ -226,7 +226,11 @@ def test_a_failing_model_is_reported_and_the_chat_goes_on() -> None:
 
 # --- the command, in real processes ---------------------------------------------------------
 
-CLI = [sys.executable, "-c", "import sys; from optical_memory.cli import main; sys.exit(main())"]
+CLI = [
+    sys.executable,
+    "-c",
+    "import sys; from optical_memory.apps.cli import main; sys.exit(main())",
+]
 
 
 def _chat_process(db: Path, lines: list[str]) -> str:
@@ -302,8 +306,9 @@ def test_in_a_terminal_the_chat_prompts_and_answers_until_quit(tmp_path: Path) -
 
 def test_importing_the_demos_loads_none_of_their_extras() -> None:
     probe = (
-        "import sys, optical_memory.cli, optical_memory.chat, optical_memory.chat_models, "
-        "optical_memory.web.app; "
+        "import sys, optical_memory.apps.cli, optical_memory.apps.chat, "
+        "optical_memory.apps.backends, "
+        "optical_memory.apps.web.app; "
         "print(sorted(m for m in ('rich', 'fastapi', 'uvicorn', 'langchain_core', 'torch') "
         "if m in sys.modules))"
     )

@@ -11,11 +11,11 @@ pytest.importorskip("langchain_core")
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, ToolMessage
 from langchain_core.runnables.history import RunnableWithMessageHistory
+from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalChatMessageHistory, wrap
 from optical_memory.agents.history import AppendOnlyMemoryError
-from optical_memory.agents.testing import RecordingChatModel
 
 
 def test_it_is_a_langchain_chat_history() -> None:

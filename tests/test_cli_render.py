@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from optical_memory.cli import main
+from optical_memory.apps.cli import main
 from optical_memory.tokens import count_text_tokens
 
 LOREM = "We went camping by the lake; the kids loved roasting marshmallows. " * 12

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from optical_memory.cli import main
-from optical_memory.demo import DEMO_TURNS, run_demo
-from optical_memory.synthetic import FACT_KINDS, generate_dialogue
+from optical_memory.apps.cli import main
+from optical_memory.apps.demo import DEMO_TURNS, run_demo
+from optical_memory.experiments.synthetic import FACT_KINDS, generate_dialogue
 
 
 @pytest.fixture(scope="module")

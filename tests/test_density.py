@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from optical_memory.density import DENSITY_FILE, THRESHOLD, Density, chosen_density, search
+from optical_memory.experiments.density import THRESHOLD, search
 from optical_memory.experiments.probe import Probe
 from optical_memory.experiments.run import load_dialogs
+from optical_memory.renderers.layout import DENSITY_FILE, Density, chosen_density
 
 
 def test_committed_result_chooses_a_default_every_mode_reads_at_the_threshold() -> None:

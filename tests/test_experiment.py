@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from optical_memory.cli import main
+from optical_memory.apps.cli import main
 from optical_memory.experiments.report import FOX_POINTS
 from optical_memory.experiments.run import evidence_ids, load_dialogs
 from optical_memory.experiments.similarity import substring_distance, substring_similarity

@@ -374,7 +374,7 @@ def test_optical_memory_accepts_renderer_html() -> None:
 def test_the_render_command_prints_pages_with_renderer_html(tmp_path: Path) -> None:
     import json
 
-    from optical_memory.cli import main
+    from optical_memory.apps.cli import main
 
     chat = tmp_path / "chat.json"
     chat.write_text(

@@ -36,10 +36,10 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import BudgetTooSmallError, OpticalMemoryMiddleware
-from optical_memory.agents.testing import RecordingChatModel
 from optical_memory.modes import Mode
 from optical_memory.renderers.page import page_size
 
@@ -250,7 +250,7 @@ def test_a_new_process_with_the_same_file_continues_the_same_memory(run: Run) ->
         from langgraph.checkpoint.memory import InMemorySaver
         from optical_memory import OpticalMemory
         from optical_memory.agents import OpticalMemoryMiddleware
-        from optical_memory.agents.testing import RecordingChatModel
+        from recording_model import RecordingChatModel
 
         model = RecordingChatModel(messages=iter(["Welcome back."]))
         memory = OpticalMemory({str(run.path)!r})

@@ -12,10 +12,11 @@ pytest.importorskip("langchain_core")
 from agent_conversation import read_request, recount_tokens
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
+from recording_model import RecordingChatModel
 
 from optical_memory import DecaySchedule, Mode, OpticalMemory
-from optical_memory.agents import OpticalMemoryRunnable, wrap
-from optical_memory.agents.testing import RecordingChatModel
+from optical_memory.agents import wrap
+from optical_memory.agents.runnable import OpticalMemoryRunnable
 from optical_memory.renderers.page import page_size
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from optical_memory.locomo import (
+from optical_memory.experiments.locomo import (
     ConversationFormatError,
     parse_session_time,
     read_conversation,
@@ -221,7 +221,7 @@ def test_missing_binary_and_broken_files_give_clear_errors(tmp_path: Path) -> No
 
 def test_conv_26_matches_the_datasets_own_counts(locomo_path: Path) -> None:
     conversation = read_locomo_sample(locomo_path, "conv-26")
-    assert len(conversation.turns) == 419  # per ../shared/data/locomo/README.md
+    assert len(conversation.turns) == 419  # as the dataset's README counts them
     assert len(conversation.questions) == 199
     assert conversation.speakers == ("Caroline", "Melanie")
     assert {turn.role for turn in conversation.turns} == {"Caroline", "Melanie"}

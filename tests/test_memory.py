@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from optical_memory import DecaySchedule, MemoryContext, Mode, OpticalMemory, count_text_tokens
-from optical_memory.memory import turn_text
 from optical_memory.renderers.page import page_size
 from optical_memory.renderers.pil import PillowRenderer
 from optical_memory.store import StoreError
+from optical_memory.turns import turn_text
 
 
 @pytest.fixture(scope="module")
@@ -272,23 +272,6 @@ def test_page_image_draws_any_page_at_any_mode_once(renderer: PillowRenderer) ->
         renders = memory.renders
         assert memory.page_image(page_id, Mode.GUNDAM).png() == page.png()
         assert memory.renders == renders
-
-
-def test_page_blob_computes_once_per_page_mode_and_identity(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer, keep_recent_turns=1) as memory:
-        fill(memory, 20)
-        page = memory.context().pages[0]
-        calls: list[int] = []
-
-        def encode(p: object) -> bytes:
-            calls.append(1)
-            return b"tokens-v1"
-
-        assert memory.page_blob(page, "visual-tokens", "encoder-a", encode) == b"tokens-v1"
-        assert memory.page_blob(page, "visual-tokens", "encoder-a", encode) == b"tokens-v1"
-        assert len(calls) == 1
-        memory.page_blob(page, "visual-tokens", "encoder-b", encode)  # new weights: recompute
-        assert len(calls) == 2
 
 
 # --- recall, search, stats, threads -------------------------------------------------------------

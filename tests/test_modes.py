@@ -1,4 +1,4 @@
-"""DeepSeek-OCR's resolution modes: sizes, token counts and Gundam tiling (DESIGN.md)."""
+"""DeepSeek-OCR's resolution modes: sizes, token counts and Gundam tiling, as released."""
 
 from __future__ import annotations
 

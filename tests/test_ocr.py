@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optical_memory.modes import Mode
-from optical_memory.ocr import (
+from optical_memory.experiments.ocr import (
     character_accuracy,
     edit_distance,
     normalize_whitespace,
     read_text,
 )
+from optical_memory.modes import Mode
 from optical_memory.renderers.pil import PillowRenderer
 from optical_memory.turns import Turn
 

@@ -11,10 +11,10 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
+from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, recall_memory_tool
-from optical_memory.agents.testing import RecordingChatModel
 
 
 def _memory_with_pages(thread_id: str = "default", count: int = 40) -> OpticalMemory:

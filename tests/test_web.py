@@ -19,13 +19,13 @@ import pytest
 import uvicorn
 from playwright.sync_api import Dialog, Page, sync_playwright
 
-from optical_memory.chat_models import EchoModel
+from optical_memory.apps.backends import EchoModel
+from optical_memory.apps.web.app import CONTENT_SECURITY_POLICY, create_app, is_loopback
+from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.renderers.html import CHROMIUM_LAUNCH_ARGS
 from optical_memory.schedule import DecaySchedule
-from optical_memory.synthetic import generate_dialogue
-from optical_memory.web.app import CONTENT_SECURITY_POLICY, create_app, is_loopback
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KEEP_RECENT = 2

@@ -8,17 +8,18 @@ error for a missing extra names it.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from optical_memory.extras import lazy_exports
 
 if TYPE_CHECKING:
     from optical_memory.agents.chat_model import ChatDeepSeekOCR
     from optical_memory.agents.history import OpticalChatMessageHistory
     from optical_memory.agents.middleware import OpticalMemoryMiddleware
-    from optical_memory.agents.openai_pages import page_image_for_mode, pages_to_openai_content
+    from optical_memory.agents.openai_pages import pages_to_openai_content
     from optical_memory.agents.recall import recall_memory_tool
     from optical_memory.agents.request import BudgetTooSmallError, CallUsage
-    from optical_memory.agents.runnable import OpticalMemoryRunnable, wrap
+    from optical_memory.agents.runnable import wrap
 
 __all__ = [
     "BudgetTooSmallError",
@@ -26,28 +27,21 @@ __all__ = [
     "ChatDeepSeekOCR",
     "OpticalChatMessageHistory",
     "OpticalMemoryMiddleware",
-    "OpticalMemoryRunnable",
-    "page_image_for_mode",
     "pages_to_openai_content",
     "recall_memory_tool",
     "wrap",
 ]
 
-_LAZY = {
-    "ChatDeepSeekOCR": "optical_memory.agents.chat_model",
-    "pages_to_openai_content": "optical_memory.agents.openai_pages",
-    "page_image_for_mode": "optical_memory.agents.openai_pages",
-    "OpticalMemoryMiddleware": "optical_memory.agents.middleware",
-    "OpticalMemoryRunnable": "optical_memory.agents.runnable",
-    "wrap": "optical_memory.agents.runnable",
-    "OpticalChatMessageHistory": "optical_memory.agents.history",
-    "recall_memory_tool": "optical_memory.agents.recall",
-    "CallUsage": "optical_memory.agents.request",
-    "BudgetTooSmallError": "optical_memory.agents.request",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'optical_memory.agents' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "ChatDeepSeekOCR": "optical_memory.agents.chat_model",
+        "pages_to_openai_content": "optical_memory.agents.openai_pages",
+        "OpticalMemoryMiddleware": "optical_memory.agents.middleware",
+        "wrap": "optical_memory.agents.runnable",
+        "OpticalChatMessageHistory": "optical_memory.agents.history",
+        "recall_memory_tool": "optical_memory.agents.recall",
+        "CallUsage": "optical_memory.agents.request",
+        "BudgetTooSmallError": "optical_memory.agents.request",
+    },
+)

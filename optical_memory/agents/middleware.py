@@ -72,8 +72,8 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             memory: The memory to read and write. Its store holds every thread; its own
                 ``thread_id`` serves runs whose config names none.
             keep_recent_turns: Newest turns always sent as the run's own messages, verbatim.
-                Older turns are sent the same way until enough of them fill a page (about
-                3,400 characters with the default renderer); the window also grows back to
+                Older turns are sent the same way until enough of them fill a page (as many as
+                the renderer's layout holds); the window also grows back to
                 include the call of any tool result in it.
             budget_tokens: Most tokens one request may cost the target (system prompt, tool
                 schemas, captions, images and recent text together). Old pages fade and are

@@ -1,13 +1,20 @@
-"""Long-dialog experiments: what optical memory saves and what it keeps (issue 8).
+"""Long-dialog experiments: what optical memory saves and what it keeps.
 
 ``run`` replays conversations into memory and measures every page at every mode; ``probe``
-reads pages back with an OCR engine (cached); ``similarity`` decides whether a reading still
-contains a turn; ``report`` summarizes, plots and writes ``report.md``; ``records`` holds the
-numbers. ``optical_memory.density`` searches the densest legible rendering.
+reads pages back with an OCR engine (``ocr``, cached); ``similarity`` decides whether a reading
+still contains a turn; ``report`` summarizes, plots and writes ``report.md``; ``records`` holds
+the numbers; ``density`` searches the densest legible rendering. Datasets: ``locomo`` (LoCoMo
+conversations) and ``synthetic`` (generated dialogues with planted facts).
 """
 
 from __future__ import annotations
 
-from optical_memory.experiments.run import ExperimentResult, ExperimentSettings, run_experiment
+from typing import TYPE_CHECKING
+
+from optical_memory.extras import lazy_exports
+
+if TYPE_CHECKING:
+    from optical_memory.experiments.run import ExperimentResult, ExperimentSettings, run_experiment
 
 __all__ = ["ExperimentResult", "ExperimentSettings", "run_experiment"]
+__getattr__ = lazy_exports(__name__, dict.fromkeys(__all__, "optical_memory.experiments.run"))

@@ -1,7 +1,8 @@
 """The pixel probe: an OCR engine reads page images back, cached on disk, two pages at a time.
 
 The probe asks how much of a page survives in its pixels at a mode, not what DeepSeek-OCR would
-decode: an off-the-shelf OCR engine (:func:`optical_memory.ocr.read_text`) reads the very image
+decode: an off-the-shelf OCR engine (:func:`~optical_memory.experiments.ocr.read_text`) reads
+the very image
 the mode feeds the encoder. Engines are tuned for text a few tens of pixels high, so images whose
 longer side is below :data:`PROBE_MIN_SIDE` are first enlarged by a whole factor with Lanczos
 resampling (TINY 512 → 1024, SMALL 640 → 1280): enlarging adds no information, it hands the
@@ -45,18 +46,9 @@ class RendererSpec:
     options: tuple[tuple[str, float], ...] = ()
 
     def build(self) -> Renderer:
-        if self.name == "pil":
-            from optical_memory.renderers.pil import PillowRenderer
+        from optical_memory import renderers
 
-            options: dict[str, Any] = dict(self.options)
-            return PillowRenderer(**options)
-        if self.name == "html":
-            from optical_memory.renderers import HtmlRenderer
-
-            if self.options:
-                raise ValueError("the html renderer takes no layout options")
-            return HtmlRenderer()
-        raise ValueError(f"unknown renderer {self.name!r}: choose pil or html")
+        return renderers.create(self.name, **dict(self.options))
 
 
 @dataclass(frozen=True)
@@ -106,7 +98,7 @@ class Probe:
         reading = self.cached(key)
         if reading is not None:
             return reading
-        from optical_memory.ocr import read_text
+        from optical_memory.experiments.ocr import read_text
 
         # Tesseract's OpenMP threads fight over a small machine's cores and slow it several
         # times over (14 s instead of 2 s a page on two cores); we parallelize across pages.
@@ -185,10 +177,6 @@ class ProbePool:
                     # spawn: a clean interpreter per worker, no inherited SQLite handles.
                     self._pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"))
                 self._futures[job.key] = self._pool.submit(_read_job, self.probe, job)
-
-    @property
-    def pending(self) -> int:
-        return len(self._futures)
 
     def readings(self, progress: Callable[[int], Any] | None = None) -> dict[str, str]:
         """Every submitted page's reading, by key, once all are read; ``progress(n)`` is

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 #: A turn counts as recalled when the probe's reading of its page contains it at this
-#: :func:`~optical_memory.experiments.similarity.substring_similarity` or more (issue 8).
+#: :func:`~optical_memory.experiments.similarity.substring_similarity` or more.
 RECALL_THRESHOLD = 0.9
 #: Vision-token targets the experiment reports (DeepSeek-OCR's first: its modes are the pages').
 TARGETS = ("deepseek-ocr", "openai", "anthropic", "qwen2.5-vl")

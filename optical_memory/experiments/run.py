@@ -8,7 +8,7 @@ it replaces, vision tokens per target, their ratio, the probe's character accura
 question's evidence turns are looked up on their pages and count as recalled at a mode when the
 probe's reading contains them at substring similarity ≥ 0.9.
 
-Choices where issue 8 is silent, recorded here and in the report:
+Choices made here, recorded in the report too:
 
 - *A turn's page.* A long turn may be split over two pages; its *home page* is the one holding
   most of its characters (its age is that page's age), and its similarity at a mode is over all
@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optical_memory.experiments.ocr import normalize_whitespace
 from optical_memory.experiments.probe import PageJob, Probe, ProbePool, RendererSpec
 from optical_memory.experiments.records import (
     TARGETS,
@@ -49,12 +50,12 @@ from optical_memory.experiments.records import (
 )
 from optical_memory.experiments.report import summarize, write_report
 from optical_memory.experiments.similarity import page_accuracy, substring_distance
-from optical_memory.memory import OpticalMemory, turn_text
+from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
-from optical_memory.ocr import normalize_whitespace
+from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import page_size
 from optical_memory.tokens import cache_dir, count_text_tokens, vision_tokens
-from optical_memory.turns import Turn
+from optical_memory.turns import Turn, turn_text
 
 #: Turns of the synthetic dialogue (the demo's generator, seed 0).
 SYNTHETIC_TURNS = 300
@@ -134,7 +135,7 @@ def load_dialogs(
     if data == "synthetic":
         dialogs = [_synthetic_dialog()]
     else:
-        from optical_memory.locomo import read_locomo
+        from optical_memory.experiments.locomo import read_locomo
 
         dialogs = [_locomo_dialog(c) for c in read_locomo(data)]
     if samples:
@@ -149,7 +150,7 @@ def load_dialogs(
 
 
 def _synthetic_dialog() -> Dialog:
-    from optical_memory.synthetic import generate_dialogue
+    from optical_memory.experiments.synthetic import generate_dialogue
 
     dialogue = generate_dialogue(SYNTHETIC_TURNS, seed=0)
     return Dialog(
@@ -369,18 +370,15 @@ def _measure(
 
 def renderer_spec(name: str) -> RendererSpec:
     """The renderer of a run: ``pil`` at the density the search chose
-    (:func:`optical_memory.density.chosen_density`, the Pillow renderer's default layout), or
-    ``html`` with its defaults."""
+    (:func:`optical_memory.renderers.layout.chosen_density`, the Pillow renderer's default
+    layout, written out so that the settings travel to worker processes), or another renderer
+    by name with its defaults."""
     if name == "pil":
-        from optical_memory.density import chosen_density
-
         density = chosen_density()
         return RendererSpec(
             "pil", (("font_size", density.font_size), ("line_spacing", density.line_spacing))
         )
-    if name == "html":
-        return RendererSpec("html")
-    raise ValueError(f"unknown renderer {name!r}: choose pil or html")
+    return RendererSpec(name)
 
 
 def run_experiment(settings: ExperimentSettings) -> ExperimentResult:

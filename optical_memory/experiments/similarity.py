@@ -2,7 +2,8 @@
 
 :func:`substring_distance` is Sellers' approximate matching (the fewest edits that turn the
 needle into *some* substring of the haystack) computed with Myers' bit-parallel column
-recurrence, the same one :func:`optical_memory.ocr.edit_distance` uses for whole pages; the only
+recurrence, the same one :func:`~optical_memory.experiments.ocr.edit_distance` uses for whole
+pages; the only
 difference is the table's first row, all zeros here, so a match may start anywhere. A 300-character
 turn against a 3,000-character page costs 3,000 steps of a few big-int operations (a millisecond
 or two) instead of 900,000 Python-level cell updates.
@@ -10,7 +11,7 @@ or two) instead of 900,000 Python-level cell updates.
 
 from __future__ import annotations
 
-from optical_memory.ocr import character_accuracy, normalize_whitespace
+from optical_memory.experiments.ocr import character_accuracy, normalize_whitespace
 
 
 def substring_distance(needle: str, haystack: str) -> int:
@@ -58,6 +59,6 @@ def substring_similarity(needle: str, haystack: str) -> float:
 
 
 def page_accuracy(expected: str, read: str) -> float:
-    """The probe's character accuracy on a page: :func:`optical_memory.ocr.character_accuracy`
-    with whitespace normalized on both sides (line breaks are layout, not content)."""
+    """The probe's character accuracy on a page: :func:`~.ocr.character_accuracy` with
+    whitespace normalized on both sides (line breaks are layout, not content)."""
     return character_accuracy(normalize_whitespace(expected), normalize_whitespace(read))

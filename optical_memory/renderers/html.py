@@ -46,7 +46,7 @@ from optical_memory.renderers.html_markdown import (
     source_blocks,
 )
 from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
-from optical_memory.renderers.pil import label_colour
+from optical_memory.renderers.style import label_colour
 from optical_memory.turns import Turn
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"

@@ -25,26 +25,21 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from optical_memory.density import chosen_density
 from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontChain, default_chain, has_complex_layout
+from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.renderers.style import INK, label_colour
 from optical_memory.turns import Turn
 
 #: Bump when a change to this file changes pixels for the same settings.
 RENDERER_VERSION = 1
 
-_BACKGROUND = (255, 255, 255)
-_INK = (0, 0, 0)
-# Dark, saturated label colours: distinct from the black text at every mode, legible at TINY.
-_LABEL_COLOURS = {"user": (0, 82, 204), "assistant": (178, 34, 34)}
-_PALETTE = ((0, 82, 204), (178, 34, 34), (0, 122, 61), (128, 40, 160), (180, 90, 0), (0, 112, 130))
 _TAB_SPACES = 4
 _CACHE_LIMIT = 200_000  # cached word images; cleared when full (about 100 MB at LARGE)
 
@@ -73,14 +68,6 @@ _Piece = tuple[int, float, str, int, bool, tuple[int, int, int] | None]
 _Run = tuple[str, int, float]
 
 
-def label_colour(role: str) -> tuple[int, int, int]:
-    """The RGB colour of ``role``'s label: fixed for user/assistant, else from a stable hash."""
-    key = role.strip().lower()
-    if key in _LABEL_COLOURS:
-        return _LABEL_COLOURS[key]
-    return _PALETTE[zlib.crc32(key.encode("utf-8")) % len(_PALETTE)]
-
-
 @dataclass
 class _Layout:
     spans: list[list[Span]]
@@ -95,12 +82,12 @@ class PillowRenderer:
 
     Args:
         font_size: text size on the reference page. Default: the density search's choice
-            (``optical_memory/data/density.json``, :func:`~optical_memory.density.chosen_density`):
-            17 px, the densest layout that TINY pages still read at 97% or better — about 50
-            lines of 100 Latin characters, some 900 o200k tokens on a full page.
+            (:func:`~optical_memory.renderers.layout.chosen_density`), the densest layout whose
+            TINY pages the probe still reads at its threshold (``benchmarks/render.py`` prints
+            what a page then holds).
         margin: blank border on every side of the reference page. Default 32.
         line_spacing: line height as a multiple of ``font_size``. Default: the density
-            search's choice (1.1).
+            search's choice.
         fonts: the fallback chain for text; default: the installed DejaVu Sans, Noto Sans CJK
             and Noto Color Emoji (:func:`~optical_memory.renderers.fonts.default_chain`).
         label_fonts: the chain for role labels; default: the bold faces of the same families.
@@ -202,7 +189,7 @@ class PillowRenderer:
                     coloured.append((left, top, glyphs, colour))
             image = Image.merge("RGB", (sheet, sheet, sheet))
             for left, top, glyphs, colour in coloured:
-                ink = glyphs.colour if glyphs.colour is not None else colour or _INK
+                ink = glyphs.colour if glyphs.colour is not None else colour or INK
                 image.paste(ink, (left, top), glyphs.mask)
             pages.append(RenderedPage(image=image, mode=mode, spans=spans))
         return pages

@@ -7,7 +7,7 @@ the viewer sees what a terminal chat on the same file writes, and the other way 
 API (all JSON except the PNG):
 
 - ``GET  /api/threads``                       the thread ids in the file
-- ``GET  /api/memory?thread=T``               :class:`~optical_memory.chat.MemorySummary`
+- ``GET  /api/memory?thread=T``               :class:`~optical_memory.apps.chat.MemorySummary`
 - ``GET  /api/page.png?thread=T&page_id=N``   page ``N`` at its current mode
 - ``GET  /api/page-text?thread=T&page_id=N``  the exact text of page ``N``
 - ``POST /api/messages`` ``{thread, content}``  one exchange with the model; its answer and
@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from optical_memory.chat import ChatSession
+from optical_memory.apps.chat import ChatSession
 from optical_memory.extras import import_extra
 
 if TYPE_CHECKING:
-    from optical_memory.chat_models import ChatModel
+    from optical_memory.apps.backends import ChatModel
     from optical_memory.schedule import DecaySchedule
 
 STATIC = Path(__file__).parent / "static"
@@ -162,7 +162,7 @@ def serve(
 ) -> None:
     """What ``optical-memory serve`` runs: the viewer on ``host:port`` until interrupted."""
     uvicorn = import_extra("uvicorn", "demo")
-    from optical_memory.chat_models import load_model
+    from optical_memory.apps.backends import load_model
 
     model = load_model(model_spec)
     app = create_app(

@@ -11,11 +11,10 @@ much denser pages could be for a memory that never fades that far.
 
 For each line spacing and mode the search bisects the font sizes (legibility falls as the font
 shrinks), the pixel probe of :mod:`optical_memory.experiments.probe` reading a few full pages of a
-real conversation at each point. The result is ``optical_memory/data/density.json``;
-:func:`chosen_density` reads it, and is what the Pillow renderer's defaults come from.
+real conversation at each point. The result is ``optical_memory/renderers/data/density.json``;
+:func:`optical_memory.renderers.layout.chosen_density` reads it: the Pillow renderer's defaults.
 
-Run it with ``optical-memory density --data PATH|synthetic`` (or ``python -m
-optical_memory.density …``).
+Run it with ``optical-memory density --data PATH|synthetic``.
 """
 
 from __future__ import annotations
@@ -24,39 +23,17 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-#: The committed result of the search.
-DENSITY_FILE = Path(__file__).resolve().parent / "data" / "density.json"
-#: Probe character accuracy a page must keep at a mode (issue 8).
+from optical_memory.renderers.layout import DENSITY_FILE, FALLBACK, Density
+
+#: Probe character accuracy a page must keep at a mode.
 THRESHOLD = 0.97
 FONT_SIZES: tuple[float, ...] = (22, 20, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8)
 LINE_SPACINGS: tuple[float, ...] = (1.0, 1.1, 1.25)
 #: Full pages of the sample conversation read per setting and mode.
 PAGES_PER_SETTING = 2
-#: Used when no search result is installed (the renderer's historical defaults).
-FALLBACK = (20.0, 1.2)
-
-
-@dataclass(frozen=True)
-class Density:
-    """A layout density of the Pillow renderer: font size (px on the 1024-px reference page)
-    and line spacing (line height as a multiple of the font size)."""
-
-    font_size: float
-    line_spacing: float
-
-
-@cache
-def chosen_density() -> Density:
-    """The density the search chose as the renderer's default (``data/density.json``)."""
-    try:
-        chosen = json.loads(DENSITY_FILE.read_text(encoding="utf-8"))["default"]
-        return Density(float(chosen["font_size"]), float(chosen["line_spacing"]))
-    except (OSError, KeyError, ValueError, TypeError):
-        return Density(*FALLBACK)
 
 
 # --- the search --------------------------------------------------------------------------------
@@ -75,10 +52,9 @@ class _Setting:
 def _sample_pages(turns: Sequence[Any], density: Density, pages: int) -> _Setting:
     """``pages`` full pages, evenly spread over the conversation, as the memory packs them:
     each page's pieces drawn alone (a piece continuing a turn gets its plain role label)."""
-    from optical_memory.memory import turn_text
     from optical_memory.renderers.pil import PillowRenderer
     from optical_memory.tokens import count_text_tokens
-    from optical_memory.turns import Turn
+    from optical_memory.turns import Turn, turn_text
 
     renderer = PillowRenderer(font_size=density.font_size, line_spacing=density.line_spacing)
     layout = renderer.paginate(turns)
@@ -350,11 +326,3 @@ def run_density_search(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     return result
-
-
-if __name__ == "__main__":
-    import sys
-
-    from optical_memory.cli import main
-
-    sys.exit(main(["density", *sys.argv[1:]]))

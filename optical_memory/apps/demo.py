@@ -1,7 +1,7 @@
 """``optical-memory demo``: memory over a long synthetic dialogue, written out to look at.
 
 Builds an :class:`~optical_memory.memory.OpticalMemory` over
-:func:`~optical_memory.synthetic.generate_dialogue`, then writes into ``out``:
+:func:`~optical_memory.experiments.synthetic.generate_dialogue`, then writes into ``out``:
 
 - ``pages/page-NNN-MODE.png``: every page at the mode its age earns (NNN = page number, oldest 0);
 - ``contact-sheet.png``: the newest page of each mode side by side at one display size, whole
@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from optical_memory.experiments.synthetic import SyntheticDialogue, generate_dialogue
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
 from optical_memory.modes import FADING_ORDER
-from optical_memory.synthetic import SyntheticDialogue, generate_dialogue
 
 #: Turns in the demo dialogue: enough pages (about 35) to reach every default tier.
 DEMO_TURNS = 640
@@ -226,7 +225,7 @@ def _ocr_tiers(
     turn_ids: list[int],
     engine: str,
 ) -> list[OcrTier]:
-    from optical_memory.ocr import character_accuracy, normalize_whitespace, read_text
+    from optical_memory.experiments.ocr import character_accuracy, normalize_whitespace, read_text
 
     index_of = {turn_id: index for index, turn_id in enumerate(turn_ids)}
     tiers: dict[str, list[tuple[float, int, int]]] = {}
@@ -297,8 +296,3 @@ def _markdown(report: DemoReport, page_files: int) -> str:
         ]
         lines.append("")
     return "\n".join(lines)
-
-
-def report_dict(report: DemoReport) -> dict[str, Any]:
-    """``report.json``'s content as a dict."""
-    return asdict(report)

@@ -1,5 +1,5 @@
 """The ``experiment`` and ``density`` subcommands of ``optical-memory`` (wired in by
-:func:`optical_memory.cli.build_parser`)."""
+:func:`optical_memory.apps.cli.build_parser`)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _samples(text: str) -> tuple[str, ...]:
 
 def _command_line(command: str) -> str:
     """The command line as typed, written as ``optical-memory COMMAND ...`` (also when run as
-    ``python -m optical_memory.density ...``)."""
+    ``python -m optical_memory.experiments.density ...``)."""
     arguments = sys.argv[1:]
     if arguments[:1] != [command]:
         arguments = [command, *arguments]
@@ -104,7 +104,7 @@ def add_parsers(commands: Any) -> None:
 
 def experiment_command(args: argparse.Namespace) -> int:
     """``optical-memory experiment --data PATH|synthetic --out DIR [...]``."""
-    from optical_memory.cli import CommandError
+    from optical_memory.apps import CommandError
     from optical_memory.experiments.run import WINDOW_TURNS, ExperimentSettings, run_experiment
 
     settings = ExperimentSettings(
@@ -138,8 +138,8 @@ def experiment_command(args: argparse.Namespace) -> int:
 
 def density_command(args: argparse.Namespace) -> int:
     """``optical-memory density --data PATH|synthetic [--sample ID] [--out FILE] [...]``."""
-    from optical_memory import density
-    from optical_memory.cli import CommandError
+    from optical_memory.apps import CommandError
+    from optical_memory.experiments import density
 
     options: dict[str, Any] = {}
     if args.font_sizes:

@@ -1,4 +1,4 @@
-"""A scripted chat model that records every request it receives, for tests and offline demos.
+"""A scripted chat model that records every request it receives (tests only; not a test module).
 
 ``RecordingChatModel`` is LangChain's ``GenericFakeChatModel`` plus two things an agent needs
 and a test wants: ``bind_tools`` (``create_agent`` binds the agent's tools) and ``requests``,
@@ -10,19 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from optical_memory.extras import import_extra
-
-import_extra("langchain_core", "langchain")
-
-from langchain_core.language_models.fake_chat_models import (  # noqa: E402
+from langchain_core.language_models.fake_chat_models import (
     GenericFakeChatModel,
 )
-from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
-from langchain_core.outputs import ChatResult  # noqa: E402
-from langchain_core.runnables import Runnable  # noqa: E402
-from langchain_core.tools import BaseTool  # noqa: E402
-from langchain_core.utils.function_calling import convert_to_openai_tool  # noqa: E402
-from pydantic import Field  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import Field
 
 
 class RecordingChatModel(GenericFakeChatModel):

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from optical_memory.locomo import ConversationFormatError, read_conversation
+from optical_memory.apps import CommandError
+from optical_memory.experiments.locomo import ConversationFormatError, read_conversation
 from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontNotFoundError
 from optical_memory.renderers.page import RenderedPage, Renderer
@@ -30,10 +31,6 @@ TEXT_DEFINITION = (
     "{encoding}; each token counts for the page that holds its first character (a turn's "
     "'role: ' and the newline after it count with the turn's first and last page)"
 )
-
-
-class CommandError(Exception):
-    """A user-facing failure of a subcommand; its message is the one line printed."""
 
 
 _USER_ERRORS = (
@@ -111,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.set_defaults(run=serve_command)
 
-    from optical_memory.experiments.commands import add_parsers as add_experiment_parsers
+    from optical_memory.apps.experiment_commands import add_parsers as add_experiment_parsers
 
     add_experiment_parsers(commands)  # experiment, density
 
@@ -188,15 +185,12 @@ def render_command(args: argparse.Namespace) -> int:
 
 
 def _renderer(name: str) -> Renderer:
-    if name == "pil":
-        from optical_memory.renderers.pil import PillowRenderer
+    from optical_memory import renderers
 
-        return PillowRenderer()
-    if name == "html":
-        from optical_memory.renderers.html import HtmlRenderer
-
-        return HtmlRenderer()
-    raise CommandError(f"unknown renderer {name!r}: choose pil or html")
+    try:
+        return renderers.create(name)
+    except ValueError as error:
+        raise CommandError(str(error)) from error
 
 
 def render_manifest(
@@ -284,7 +278,7 @@ def _conversation_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _conversation_errors() -> tuple[type[Exception], ...]:
-    from optical_memory.chat_models import ModelSpecError
+    from optical_memory.apps.backends import ModelSpecError
     from optical_memory.store import StoreError
 
     return (ModelSpecError, StoreError, ImportError)
@@ -292,7 +286,7 @@ def _conversation_errors() -> tuple[type[Exception], ...]:
 
 def chat_command(args: argparse.Namespace) -> int:
     """``optical-memory chat [--db PATH] [--thread NAME] [--model SPEC]``."""
-    from optical_memory.chat import run_chat
+    from optical_memory.apps.chat import run_chat
 
     try:
         run_chat(
@@ -309,7 +303,7 @@ def chat_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """``optical-memory serve [--db PATH] [--host 127.0.0.1] [--port 8000] [--model SPEC]``."""
-    from optical_memory.web.app import serve
+    from optical_memory.apps.web.app import serve
 
     try:
         serve(
@@ -330,9 +324,9 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def demo_command(args: argparse.Namespace) -> int:
     """``optical-memory demo --out DIR [--ocr tesseract|rapidocr] [--turns N] [--budget T]``."""
-    from optical_memory.demo import DEMO_TURNS, run_demo
+    from optical_memory.apps.demo import DEMO_TURNS, run_demo
+    from optical_memory.experiments.ocr import OcrEngineError
     from optical_memory.extras import MissingExtraError
-    from optical_memory.ocr import OcrEngineError
 
     turns = DEMO_TURNS if args.turns is None else args.turns
     if turns < 1:

@@ -20,7 +20,7 @@ from optical_memory.memory import MemoryPage
 from optical_memory.modes import FADING_ORDER
 
 if TYPE_CHECKING:
-    from optical_memory.chat_models import ChatModel
+    from optical_memory.apps.backends import ChatModel
     from optical_memory.memory import MemoryContext, OpticalMemory
 
 COMMANDS = {
@@ -300,7 +300,7 @@ def run_chat(
     budget_tokens: int | None = None,
 ) -> None:
     """What ``optical-memory chat`` runs: open the memory, load the model, chat on stdin."""
-    from optical_memory.chat_models import load_model
+    from optical_memory.apps.backends import load_model
     from optical_memory.memory import OpticalMemory
 
     model = load_model(model_spec)

@@ -1,0 +1,264 @@
+"""``OpticalMemory``: a thread's memory in a store, a facade over packing and planning."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from optical_memory import renderers
+from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
+from optical_memory.memory.packing import Packer
+from optical_memory.memory.planning import ContextPlanner
+from optical_memory.modes import FADING_ORDER, Mode
+from optical_memory.renderers.page import Renderer
+from optical_memory.schedule import DecaySchedule
+from optical_memory.store import PageRecord, SQLiteStore, Store
+from optical_memory.tokens import TARGETS, count_text_tokens
+from optical_memory.turns import Turn, check_turn, turn_text
+
+if TYPE_CHECKING:
+    from optical_memory.agents.runnable import OpticalMemoryRunnable
+
+
+class OpticalMemory:
+    """A thread's memory: turns stored durably, old ones packed onto pages that fade.
+
+    The life of a turn::
+
+        add() ─► stored as text ─► leaves the recent window (``keep_recent_turns`` newest stay)
+              ─► pending: waits as text until the turns behind the window fill a page
+              ─► packed onto a page, frozen ─► shown at the mode its age earns, fading with age
+              ─► forgotten (hidden from the context; its text stays in the store for recall)
+
+    See :mod:`optical_memory.memory.packing` and :mod:`optical_memory.memory.planning`.
+
+    Args:
+        path: SQLite file (created if missing), or None to keep everything in RAM. A
+            :class:`~optical_memory.store.Store` instance is accepted too (another backend).
+        thread_id: conversation to read and write; threads in one file never see each other.
+        schedule: the :class:`DecaySchedule` (default: ``DecaySchedule()``).
+        renderer: a :class:`~optical_memory.renderers.Renderer`, or a name for
+            :func:`optical_memory.renderers.create` (``"pil"``, the default, or ``"html"``,
+            which needs the ``html`` extra). A renderer made from a name is closed with the
+            memory.
+        target: the model the token counts are for: one of
+            :data:`optical_memory.tokens.TARGETS`.
+        keep_recent_turns: newest turns always kept as text (the recent window).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | Store | None = None,
+        *,
+        thread_id: str = "default",
+        schedule: DecaySchedule | None = None,
+        renderer: Renderer | str | None = None,
+        target: str = "deepseek-ocr",
+        keep_recent_turns: int = 6,
+    ) -> None:
+        if not isinstance(thread_id, str) or not thread_id:
+            raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
+        if target not in TARGETS:
+            raise ValueError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
+        if (
+            isinstance(keep_recent_turns, bool)
+            or not isinstance(keep_recent_turns, int)
+            or keep_recent_turns < 0
+        ):
+            raise ValueError(f"keep_recent_turns must be an int >= 0, not {keep_recent_turns!r}")
+        if schedule is not None and not isinstance(schedule, DecaySchedule):
+            raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
+        self.thread_id = thread_id
+        self.schedule = schedule or DecaySchedule()
+        self.renderer = renderers.resolve(renderer)
+        self._owns_renderer = not isinstance(renderer, Renderer)
+        self.target = target
+        self.keep_recent_turns = keep_recent_turns
+        self.store: Store = path if isinstance(path, Store) else SQLiteStore(path)
+        self._lock = threading.RLock()
+        self._packer = Packer(self.store, thread_id, self.renderer, keep_recent_turns)
+        self._planner = ContextPlanner(self._packer, self.schedule, target)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def add(self, role: str, content: str, *, timestamp: datetime | None = None) -> Turn:
+        """Store one turn durably and return it with its id; packs a page when one is full."""
+        check_turn(role, content, timestamp)
+        with self._lock:
+            turn = self.store.add_turn(
+                self.thread_id,
+                role,
+                content,
+                timestamp,
+                count_text_tokens(turn_text(role, content)),
+            )
+            self._packer.pack()
+        return turn
+
+    def add_messages(self, messages: Iterable[Any]) -> list[Turn]:
+        """Add ``{"role", "content"}`` dicts or LangChain messages, in order.
+
+        Every message is checked before any is stored, so a bad one adds nothing. Content given
+        as a list of blocks keeps its text blocks; other blocks are noted as ``[type]``; an AI
+        message's tool calls are written out as ``[tool call] name({args})``.
+        """
+        # The conversion lives with the LangChain integration; dicts need no extra installed.
+        from optical_memory.agents.messages import turns_from_messages
+
+        return [
+            self.add(role, content, timestamp=stamp)
+            for role, content, stamp in turns_from_messages(messages)
+        ]
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def context(self, budget_tokens: int | None = None) -> MemoryContext:
+        """The memory to send with the next request; see :class:`MemoryContext`.
+
+        With ``budget_tokens`` the total stays within it (pages demoted, then forgotten, then
+        the oldest text dropped); only the newest turn is never dropped, so the total exceeds the
+        budget only when that turn alone does (``over_budget``).
+        """
+        if budget_tokens is not None and (
+            isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int)
+        ):
+            raise TypeError(f"budget_tokens must be an int or None, not {budget_tokens!r}")
+        if budget_tokens is not None and budget_tokens < 0:
+            raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
+        with self._lock:
+            self._packer.pack()
+            return self._planner.context(budget_tokens)
+
+    def _record(self, page_id: int) -> PageRecord:
+        if isinstance(page_id, bool) or not isinstance(page_id, int):
+            raise TypeError(f"page_id is an int from context().pages, not {page_id!r}")
+        record = self.store.page(self.thread_id, page_id)
+        if record is None:
+            raise KeyError(
+                f"no page {page_id} in thread {self.thread_id!r}: use a page_id from "
+                "context().pages of this thread"
+            )
+        return record
+
+    def page_image(self, page_id: int, mode: Mode | str) -> MemoryPage:
+        """Page ``page_id`` drawn at ``mode`` (rendered once, then cached), whatever its tier."""
+        mode = Mode.parse(mode)
+        with self._lock:
+            record = self._record(page_id)
+            count = len(self._packer.refresh())
+            return self._planner.memory_page(record, mode, count)
+
+    def recall(self, page_id: int) -> str:
+        """The exact text printed on page ``page_id``: one ``role: text`` line per piece."""
+        with self._lock:
+            return self._packer.page_text(self._record(page_id))
+
+    def page_turns(self, page_id: int) -> list[Turn]:
+        """The whole stored turns that page ``page_id`` prints (wholly or in part)."""
+        with self._lock:
+            record = self._record(page_id)
+            return self.store.get_turns(self.thread_id, record.turn_ids)
+
+    def search(self, query: str, limit: int = 5) -> list[Turn]:
+        """Stored turns of this thread (forgotten ones too) containing every word of ``query``,
+        case-insensitively; turns holding the whole query as a phrase first, then newest first."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("search needs a non-empty query string")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, not {limit!r}")
+        phrase = query.casefold().strip()
+        words = phrase.split()
+        phrase_hits: list[Turn] = []
+        word_hits: list[Turn] = []
+        with self._lock:
+            for turn in self.store.iter_turns(self.thread_id, newest_first=True):
+                text = turn.content.casefold()
+                if phrase in text:
+                    phrase_hits.append(turn)
+                    if len(phrase_hits) >= limit:
+                        break
+                elif len(word_hits) < limit and all(word in text for word in words):
+                    word_hits.append(turn)
+        return (phrase_hits + word_hits)[:limit]
+
+    @property
+    def renders(self) -> int:
+        """Pages drawn by this memory (the rest came from the store's render cache)."""
+        return self._planner.renders
+
+    @property
+    def cache_hits(self) -> int:
+        """Page images found in the store's render cache instead of drawn."""
+        return self._planner.cache_hits
+
+    def stats(self) -> MemoryStats:
+        """Counts for this thread, without rendering anything."""
+        with self._lock:
+            self._packer.pack()
+            plan = self._planner.plan(None)
+            per_mode = {mode.value: 0 for mode in FADING_ORDER}
+            per_mode["text"] = 0
+            per_mode["forgotten"] = 0
+            vision = paged = 0
+            for record, mode, as_text in zip(plan.records, plan.modes, plan.as_text, strict=True):
+                if mode is None:
+                    per_mode["forgotten"] += 1
+                elif as_text:
+                    per_mode["text"] += 1
+                else:
+                    per_mode[mode.value] += 1
+                    vision += self._planner.vision_tokens(mode)
+                    paged += record.text_tokens
+            window = min(self.keep_recent_turns, len(plan.recent))
+            return MemoryStats(
+                thread_id=self.thread_id,
+                turns=self.store.count_turns(self.thread_id),
+                pages=len(plan.records),
+                pages_per_mode=per_mode,
+                pending_turns=len(plan.recent) - window,
+                history_text_tokens=self.store.sum_text_tokens(self.thread_id),
+                paged_text_tokens=paged,
+                vision_tokens=vision,
+                tokens_saved=paged - vision,
+                renders=self.renders,
+                cache_hits=self.cache_hits,
+                images_cached=self.store.count_images(),
+            )
+
+    def threads(self) -> list[str]:
+        """Every thread id with turns in this store."""
+        return self.store.thread_ids()
+
+    # --- LangChain (the ``langchain`` extra) -------------------------------------------------
+
+    def wrap(self, runnable: Any, **options: Any) -> OpticalMemoryRunnable:
+        """``runnable`` (a LangChain chat model or Runnable of messages) with this memory in
+        front of it: old turns go to it as page images, the newest as text. The same as
+        :func:`optical_memory.agents.wrap` (``keep_recent_turns``, ``budget_tokens``,
+        ``target``)."""
+        from optical_memory.extras import import_extra
+
+        runnable_module = import_extra("optical_memory.agents.runnable", "langchain")
+        wrapped: OpticalMemoryRunnable = runnable_module.wrap(self, runnable, **options)
+        return wrapped
+
+    # --- lifetime ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the store, and the renderer if this memory made it from a name."""
+        self.store.close()
+        close_renderer = getattr(self.renderer, "close", None)
+        if self._owns_renderer and callable(close_renderer):
+            close_renderer()
+
+    def __enter__(self) -> OpticalMemory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OpticalMemory(thread_id={self.thread_id!r}, target={self.target!r})"

@@ -1,0 +1,157 @@
+"""Packing: turns that left the recent window become frozen pages.
+
+Turns behind the window are laid out, in order, by the renderer's ``paginate`` (the same
+breaks at every mode). While they fill more than one page, the first page is full: it is frozen
+with exactly the pieces of turns it holds (a long turn may be split over pages; pages store
+``(turn_id, start, end)`` spans) and never changes again, only its mode does. What does not fill
+a page yet stays in the context as text. Capacity is the renderer's layout; a frozen page is
+drawn from its pieces alone, each piece under its turn's role label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optical_memory.renderers.page import Renderer, Span
+from optical_memory.store import NewPage, PageRecord, PageSpan, Store
+from optical_memory.tokens import count_text_tokens
+from optical_memory.turns import Turn, turn_text
+
+
+def page_content_hash(pieces: Sequence[Turn]) -> str:
+    """SHA-256 of exactly what a page prints: each piece's turn id, role, timestamp and text."""
+    payload = json.dumps(
+        [
+            [p.id, p.role, p.timestamp.isoformat() if p.timestamp else None, p.content]
+            for p in pieces
+        ],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Characters ``start:end`` of a stored turn."""
+
+    turn: Turn
+    start: int
+    end: int
+
+    @property
+    def whole(self) -> bool:
+        return self.start == 0 and self.end == len(self.turn.content)
+
+    def as_turn(self) -> Turn:
+        """The piece as a Turn (same id and role) holding only its characters."""
+        if self.whole:
+            return self.turn
+        return self.turn.model_copy(update={"content": self.turn.content[self.start : self.end]})
+
+
+def select(pieces: Sequence[Piece], spans: Sequence[Span]) -> list[Piece]:
+    """The sub-pieces that ``spans`` (indices and offsets into ``pieces``) select."""
+    selected = []
+    for span in spans:
+        piece = pieces[span.turn]
+        selected.append(Piece(piece.turn, piece.start + span.start, piece.start + span.end))
+    return selected
+
+
+def new_page(pieces: Sequence[Piece]) -> NewPage:
+    """The record of a page printing ``pieces``: content hash, spans and text tokens."""
+    turns = [piece.as_turn() for piece in pieces]
+    text = "\n".join(turn_text(t.role, t.content) for t in turns)
+    return NewPage(
+        content_hash=page_content_hash(turns),
+        spans=tuple(PageSpan(p.turn.id or 0, p.start, p.end) for p in pieces),
+        text_tokens=count_text_tokens(text),
+    )
+
+
+class Packer:
+    """Freezes a thread's full pages and keeps its page records (oldest first) in memory.
+
+    Not thread-safe on its own: :class:`~optical_memory.memory.OpticalMemory` calls it under
+    its lock.
+    """
+
+    def __init__(
+        self, store: Store, thread_id: str, renderer: Renderer, keep_recent_turns: int
+    ) -> None:
+        self.store = store
+        self.thread_id = thread_id
+        self.renderer = renderer
+        self.keep_recent_turns = keep_recent_turns
+        self.records: list[PageRecord] = []
+        self._packed_at: tuple[int | None, int] | None = None  # (newest turn id, page count)
+
+    def refresh(self) -> list[PageRecord]:
+        """The thread's pages, including those other processes froze since the last look."""
+        self.records.extend(self.store.pages(self.thread_id, after_seq=len(self.records) - 1))
+        return self.records
+
+    def pack(self) -> None:
+        """Freeze every full page behind the recent window (see the module docstring)."""
+        while True:
+            self.refresh()
+            after_seq = len(self.records) - 1
+            window = self.store.newest_turns(self.thread_id, max(1, self.keep_recent_turns))
+            if not window or len(window) < self.keep_recent_turns:
+                return  # the whole thread still fits in the recent window
+            # Nothing to do if neither the turns nor the pages changed since the last look.
+            signature = (window[-1].id, len(self.records))
+            if signature == self._packed_at:
+                return
+            before = window[0].id if self.keep_recent_turns else None
+            pending = self.unpacked(before)
+            layout = self.renderer.paginate([p.as_turn() for p in pending]) if pending else []
+            if len(layout) < 2:
+                self._packed_at = signature
+                return
+            new_pages: list[NewPage] = []
+            for spans in layout[:-1]:
+                pieces = select(pending, spans)
+                # A page that opens mid-turn is drawn alone under a plain label, not the
+                # "(continued)" one it had in the run: check it still fits on one page; if not,
+                # freeze what does fit and lay out the rest again next round. (A page that opens
+                # on a turn boundary lays out alone exactly as it did in the run.)
+                overflows = False
+                if pieces[0].start > 0:
+                    alone = self.renderer.paginate([piece.as_turn() for piece in pieces])
+                    overflows = len(alone) > 1
+                    if overflows:
+                        pieces = select(pieces, alone[0])
+                new_pages.append(new_page(pieces))
+                if overflows:
+                    break
+            # On False another process froze pages first: start again from its pages.
+            self.store.append_pages(self.thread_id, after_seq, new_pages)
+
+    def unpacked(self, before_id: int | None) -> list[Piece]:
+        """Turn pieces after the newest page (and before ``before_id``), oldest first."""
+        after_id, head = 0, None
+        if self.records:
+            last = self.records[-1].spans[-1]
+            after_id = last.turn_id
+            turn = self.store.get_turns(self.thread_id, [last.turn_id])[0]
+            if last.end < len(turn.content):
+                head = Piece(turn, last.end, len(turn.content))
+        if before_id is not None and after_id >= before_id:
+            return []
+        turns = self.store.turns_between(self.thread_id, after_id, before_id)
+        pieces = [Piece(turn, 0, len(turn.content)) for turn in turns]
+        return ([head] if head is not None else []) + pieces
+
+    def page_pieces(self, record: PageRecord) -> list[Turn]:
+        """What ``record`` prints: one Turn per piece, holding only that piece's characters."""
+        turns = {t.id: t for t in self.store.get_turns(self.thread_id, record.turn_ids)}
+        return [Piece(turns[s.turn_id], s.start, s.end).as_turn() for s in record.spans]
+
+    def page_text(self, record: PageRecord) -> str:
+        """The exact text ``record`` prints, one ``role: text`` line per piece."""
+        return "\n".join(turn_text(p.role, p.content) for p in self.page_pieces(record))

@@ -1,0 +1,202 @@
+"""Context planning: which pages a request shows, at which mode, within a budget.
+
+Pages get modes by age from the :class:`~optical_memory.schedule.DecaySchedule`; with a budget
+the schedule demotes, forgets, then trims the text. A page whose image would cost the target
+more tokens than its text is given as text instead (the profitability gate). Images are rendered
+lazily, the first time a page is needed at a mode, and cached in the store by (content hash,
+mode, renderer settings), so each page renders at most once per mode, across processes too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
+from optical_memory.memory.packing import Packer
+from optical_memory.modes import Mode
+from optical_memory.renderers.page import page_size
+from optical_memory.schedule import DecaySchedule
+from optical_memory.store import PageRecord
+from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.turns import Turn, turn_text
+
+
+@dataclass
+class Plan:
+    """Each page's mode (None: forgotten) and whether it goes as text; the recent text."""
+
+    records: list[PageRecord]
+    modes: list[Mode | None]
+    as_text: list[bool]
+    recent: list[Turn]
+    recent_tokens: list[int]
+    text_kept: int
+
+
+class ContextPlanner:
+    """Plans and builds a thread's :class:`MemoryContext` over its :class:`Packer`.
+
+    Counts ``renders`` (pages drawn) and ``cache_hits`` (drawings found in the store).
+    """
+
+    def __init__(self, packer: Packer, schedule: DecaySchedule, target: str) -> None:
+        self.packer = packer
+        self.schedule = schedule
+        self.target = target
+        self.renders = 0
+        self.cache_hits = 0
+        self._known_images: dict[tuple[str, Mode], tuple[int, int]] = {}
+        self._token_memo: dict[tuple[Mode, int, int], int] = {}
+        self._mode_tokens: dict[Mode, int] = {}  # at the renderer's page size
+
+    def plan(self, budget_tokens: int | None) -> Plan:
+        records = list(self.packer.refresh())
+        pieces = self.packer.unpacked(None)
+        store, thread_id = self.packer.store, self.packer.thread_id
+        stored = store.turn_text_tokens(
+            thread_id, [p.turn.id for p in pieces if p.whole and p.turn.id is not None]
+        )
+        recent = [piece.as_turn() for piece in pieces]
+        recent_tokens = [
+            stored[p.turn.id]
+            if p.whole and p.turn.id in stored
+            else count_text_tokens(turn_text(t.role, t.content))
+            for p, t in zip(pieces, recent, strict=True)
+        ]
+
+        def page_cost(index: int, mode: Mode) -> int:
+            # The profitability gate: a page costs the cheaper of its image and its text.
+            return min(self.vision_tokens(mode), records[index].text_tokens)
+
+        fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens)
+        as_text = [
+            mode is not None and self.vision_tokens(mode) > record.text_tokens
+            for record, mode in zip(records, fit.modes, strict=True)
+        ]
+        return Plan(records, fit.modes, as_text, recent, recent_tokens, fit.text_kept)
+
+    def context(self, budget_tokens: int | None) -> MemoryContext:
+        plan = self.plan(budget_tokens)
+        pages: list[MemoryPage] = []
+        text_pages: list[TextPage] = []
+        count = len(plan.records)
+        for record, mode, as_text in zip(plan.records, plan.modes, plan.as_text, strict=True):
+            if mode is None:
+                continue
+            if as_text:
+                text_pages.append(
+                    TextPage(
+                        page_id=record.id,
+                        seq=record.seq,
+                        age=count - 1 - record.seq,
+                        mode=mode,
+                        turn_ids=record.turn_ids,
+                        text=self.packer.page_text(record),
+                        text_tokens=record.text_tokens,
+                        vision_tokens=self.vision_tokens(mode),
+                    )
+                )
+            else:
+                pages.append(self.memory_page(record, mode, count))
+        kept = len(plan.recent) - plan.text_kept
+        recent, dropped = plan.recent[kept:], plan.recent[:kept]
+        hidden = {
+            tid
+            for r, m in zip(plan.records, plan.modes, strict=True)
+            if m is None
+            for tid in r.turn_ids
+        }
+        hidden |= {t.id for t in dropped if t.id is not None}
+        if hidden:  # a turn split over pages may still show in part: then it is not gone
+            shown = {t.id for t in recent if t.id is not None}
+            for record, mode in zip(plan.records, plan.modes, strict=True):
+                if mode is not None:
+                    shown.update(record.turn_ids)
+            hidden -= shown
+        text_tokens = sum(plan.recent_tokens[kept:]) + sum(p.text_tokens for p in text_pages)
+        return MemoryContext(
+            pages=pages,
+            text_pages=text_pages,
+            recent=recent,
+            text_tokens=text_tokens,
+            vision_tokens=sum(p.vision_tokens for p in pages),
+            replaced_text_tokens=sum(p.text_tokens for p in pages),
+            forgotten_turn_ids=sorted(hidden),
+            target=self.target,
+            budget_tokens=budget_tokens,
+        )
+
+    def memory_page(self, record: PageRecord, mode: Mode, count: int) -> MemoryPage:
+        """``record`` at ``mode``: drawn and stored on first use, else its stored size."""
+        renderer, store = self.packer.renderer, self.packer.store
+        key = renderer.settings_key
+        png: bytes | None = None
+        image = None
+        size = self._known_images.get((record.content_hash, mode))
+        if size is None:
+            size = store.image_size(record.content_hash, mode.value, key)
+            if size is None:
+                rendered = renderer.render(self.packer.page_pieces(record), mode)
+                if len(rendered) != 1:
+                    raise RuntimeError(
+                        f"page {record.id} rendered as {len(rendered)} pages at {mode.value}: "
+                        "the renderer's layout changed since the page was packed; use the "
+                        "renderer settings the store was written with"
+                    )
+                image = rendered[0].image
+                png = rendered[0].png()
+                size = image.size
+                store.put_image(record.content_hash, mode.value, key, *size, png)
+                self.renders += 1
+            else:
+                self.cache_hits += 1
+            self._known_images[(record.content_hash, mode)] = size
+        content_hash = record.content_hash
+
+        def load() -> bytes:
+            data = store.get_image(content_hash, mode.value, key)
+            if data is None:
+                raise RuntimeError(f"page image {content_hash[:12]} at {mode.value} is missing")
+            return data
+
+        return MemoryPage(
+            page_id=record.id,
+            seq=record.seq,
+            age=count - 1 - record.seq,
+            mode=mode,
+            turn_ids=record.turn_ids,
+            spans=record.spans,
+            vision_tokens=self.vision_tokens(mode, *size),
+            text_tokens=record.text_tokens,
+            width=size[0],
+            height=size[1],
+            content_hash=record.content_hash,
+            renderer_key=key,
+            _load_png=load,
+            _png=png,
+            _image=image,
+        )
+
+    def page_size(self, mode: Mode) -> tuple[int, int]:
+        """A page's size at ``mode`` before it is drawn: the renderer's own ``page_size`` if it
+        has one, else the size every renderer of this package uses."""
+        size = getattr(self.packer.renderer, "page_size", None)
+        if callable(size):
+            width, height = size(mode)
+            return int(width), int(height)
+        return page_size(mode)
+
+    def vision_tokens(self, mode: Mode, width: int | None = None, height: int | None = None) -> int:
+        """What a page at ``mode`` (of ``width x height``, default: the renderer's size)
+        costs the target."""
+        if width is None or height is None:
+            cached = self._mode_tokens.get(mode)
+            if cached is not None:
+                return cached
+            width, height = self.page_size(mode)
+            self._mode_tokens[mode] = self.vision_tokens(mode, width, height)
+            return self._mode_tokens[mode]
+        key = (mode, width, height)
+        if key not in self._token_memo:
+            self._token_memo[key] = vision_tokens(width, height, self.target, mode)
+        return self._token_memo[key]

@@ -1,0 +1,69 @@
+"""The layering users rely on: the core imports no heavy extra and nothing above it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "transformers", "playwright", "langchain", "langchain_core", "langgraph")
+ABOVE_THE_CORE = ("optical_memory.apps", "optical_memory.experiments", "optical_memory.agents")
+
+
+def _loaded_after(statement: str) -> list[str]:
+    probe = f"import sys, json; {statement}; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import optical_memory",
+        "import optical_memory.memory",
+        "from optical_memory import OpticalMemory, DecaySchedule; OpticalMemory(None).close()",
+    ],
+)
+def test_the_core_loads_no_heavy_extra_and_nothing_above_it(statement: str) -> None:
+    loaded = _loaded_after(statement)
+    heavy = [m for m in loaded if m.split(".")[0] in HEAVY]
+    above = [m for m in loaded if m.startswith(ABOVE_THE_CORE)]
+    assert heavy == []
+    assert above == []
+
+
+def test_a_memory_adds_plain_dict_messages_without_the_langchain_extra() -> None:
+    loaded = _loaded_after(
+        "from optical_memory import OpticalMemory; m = OpticalMemory(None); "
+        "m.add_messages([{'role': 'user', 'content': 'hi'}]); m.close()"
+    )
+    assert [m for m in loaded if m.split(".")[0] in HEAVY] == []
+
+
+def test_the_public_names_users_import_keep_working() -> None:
+    import optical_memory
+    from optical_memory import agents, model, renderers
+
+    for package, names in (
+        (
+            optical_memory,
+            [
+                "OpticalMemory",
+                "DecaySchedule",
+                "Mode",
+                "Turn",
+                "count_text_tokens",
+                "vision_tokens",
+            ],
+        ),
+        (agents, ["OpticalMemoryMiddleware", "wrap", "OpticalChatMessageHistory"]),
+        (model, ["DeepSeekOCR", "DeepEncoder"]),
+        (renderers, ["PillowRenderer", "HtmlRenderer", "create"]),
+    ):
+        for name in names:
+            assert name in package.__all__
+            assert getattr(package, name) is not None
