@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
+from typing import Any
 
 
 class MissingExtraError(ImportError):
@@ -18,3 +20,18 @@ def import_extra(module: str, extra: str) -> ModuleType:
         raise MissingExtraError(
             f"{module} is not installed: pip install 'optical-memory[{extra}]'"
         ) from error
+
+
+def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports each exported name on first use.
+
+    ``names`` maps an exported name to the module that defines it; anything else raises
+    ``AttributeError`` as a missing module attribute does.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
