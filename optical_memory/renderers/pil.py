@@ -386,20 +386,25 @@ class _Typesetter:
 
     def _word(self, word: str, start: int) -> None:
         self._open_page_if_full()
-        runs, width = self.renderer.measure(word)
-        if self.x + width <= self.width:
-            self._place(runs)
+        # A word with more characters than the line has pixels is never measured whole (the
+        # cost would grow with its length on every line): it starts a line and breaks.
+        measured = self.renderer.measure(word) if len(word) <= self.width else None
+        if measured is not None and self.x + measured[1] <= self.width:
+            self._place(measured[0])
             return
         if self.has_text:
             self._new_line(at=start)
             self._open_page_if_full()
-            if self.x + width <= self.width:
-                self._place(runs)
+            if measured is not None and self.x + measured[1] <= self.width:
+                self._place(measured[0])
                 return
         # No room even on a fresh line: break between characters (widths summed per character).
+        widths: dict[str, float] = {}
         piece_start, piece_width = 0, 0.0
         for offset, char in enumerate(word):
-            char_width = self.renderer.measure(char)[1]
+            char_width = widths.get(char)
+            if char_width is None:
+                char_width = widths[char] = self.renderer.measure(char)[1]
             if self.x + piece_width + char_width > self.width and offset > piece_start:
                 self._place(self.renderer.measure(word[piece_start:offset])[0])
                 self._new_line(at=start + offset)
