@@ -216,7 +216,7 @@ def test_the_browser_sandbox_alone_blocks_fetches_and_scripts(
 
     def load_raw() -> str:
         # A fresh page: render()'s own page keeps the CSP of the documents it has shown.
-        page = renderer._page(1.0).context.new_page()
+        page = renderer.sandbox.page(1.0).context.new_page()
         try:
             page.set_content(raw)
             time.sleep(0.2)
@@ -224,7 +224,7 @@ def test_the_browser_sandbox_alone_blocks_fetches_and_scripts(
         finally:
             page.close()
 
-    text = renderer._run(load_raw, "loading raw HTML")  # on the renderer's browser thread
+    text = renderer.sandbox.run(load_raw, "loading raw HTML")  # on the browser thread
 
     assert "raw page" in text
     assert SCRIPT_MARK not in text
