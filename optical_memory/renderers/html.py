@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import html
 import io
 import itertools
 import os
@@ -44,153 +43,42 @@ from optical_memory.renderers.html_markdown import (
     is_cut_point,
     line_starts,
     plain_html,
-    printable,
     source_blocks,
 )
-from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.renderers.html_page import (
+    BOTTOM,
+    CONTENT_HEIGHT,
+    MARGIN,
+    MEASURE,
+    PAGE_SIZE,
+    PLAIN_BREAKS,
+    document,
+    head_html,
+    section,
+)
+from optical_memory.renderers.page import RenderedPage, Span, page_size
 from optical_memory.renderers.sandbox import (
     CHROMIUM_LAUNCH_ARGS,
-    CONTENT_SECURITY_POLICY,
     DEFAULT_CHROMIUM,
     ChromiumCrashedError,
     ChromiumNotFoundError,
     ChromiumSandbox,
     HtmlRendererError,
 )
-from optical_memory.renderers.style import label_colour
 from optical_memory.turns import Turn
 
 __all__ = [
     "CHROMIUM_LAUNCH_ARGS",
+    "CONTENT_HEIGHT",
     "DEFAULT_CHROMIUM",
+    "MARGIN",
+    "PAGE_SIZE",
     "ChromiumCrashedError",
     "ChromiumNotFoundError",
     "HtmlRenderer",
     "HtmlRendererError",
 ]
 
-#: Side of the reference page in CSS px: layout (line and page breaks) happens here.
-PAGE_SIZE = REFERENCE_SIZE
-#: Blank border on every side of the reference page, CSS px (as PillowRenderer's default).
-MARGIN = 32
-#: Height available to fragments on one page, CSS px.
-CONTENT_HEIGHT = PAGE_SIZE - 2 * MARGIN
-
-_MONO = "'Page Emoji', 'DejaVu Sans Mono', 'Noto Sans Mono CJK SC', monospace"
-# DejaVu has monochrome outlines for some emoji; the colour font goes first, limited to the
-# emoji blocks so that digits, '#' and '*' (which it also covers) stay in the text font.
-_EMOJI_FACE = """
-@font-face { font-family: 'Page Emoji'; src: local('Noto Color Emoji');
-  unicode-range: U+1F000-1FAFF, U+2600-27BF, U+2B00-2BFF, U+2300-23FF, U+FE0F, U+200D; }
-"""
-# Room for list numbers of 3 to 9 digits (markdown's most) left of the list's text, inside the
-# page: about 13 px a digit at 20 px, the dot and the gap before the text.
-_NUMBER_ROOM = " ".join(f"ol.digits-{d} {{ padding-left: {13 * d + 16}px; }}" for d in range(3, 10))
-_STYLE = f"""{_EMOJI_FACE}
-html, body {{ margin: 0; padding: 0; background: #fff; }}
-body {{ width: {PAGE_SIZE}px; color: #111; font-size: 20px; line-height: 1.2;
-  font-family: 'Page Emoji', 'DejaVu Sans', 'Noto Sans CJK SC', sans-serif;
-  caret-color: transparent; }}
-* {{ animation: none !important; transition: none !important; }}
-main {{ box-sizing: border-box; width: {PAGE_SIZE}px; padding: {MARGIN}px; }}
-main.page {{ height: {PAGE_SIZE}px; overflow: hidden; }}
-main > section {{ display: flow-root; overflow-wrap: anywhere; }}
-section.head {{ font-weight: bold; border-top: 1px solid #bbb; padding: 2px 0 1px; }}
-section.head .when {{ font-weight: normal; color: #666; }}
-p {{ margin: 0 0 4px; }}
-h1, h2, h3, h4, h5, h6 {{ margin: 2px 0 6px; line-height: 1.25; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.3em; }} h3 {{ font-size: 1.15em; }}
-h4, h5, h6 {{ font-size: 1em; }}
-p, li, h1, h2, h3, h4, h5, h6, th, td, blockquote {{ unicode-bidi: plaintext;
-  text-align: start; }}
-pre {{ margin: 0 0 6px; padding: 5px 8px; background: #f0f0f0; border: 1px solid #ccc;
-  white-space: pre-wrap; font-family: {_MONO}; font-size: 17px; line-height: 1.2; }}
-code {{ font-family: {_MONO}; font-size: 0.85em; background: #f0f0f0; padding: 0 2px; }}
-pre code {{ background: none; padding: 0; font-size: 1em; }}
-table {{ border-collapse: collapse; margin: 0 0 6px; max-width: 100%; }}
-th, td {{ border: 1px solid #444; padding: 2px 6px; vertical-align: top; }}
-th {{ background: #e4e4e4; }}
-blockquote {{ margin: 0 0 6px; padding: 0 0 0 10px; border-left: 4px solid #aaa; color: #333; }}
-ul, ol {{ margin: 0 0 2px; padding-left: 28px; }}
-{_NUMBER_ROOM}
-.plain {{ margin: 0 0 4px; white-space: pre-wrap; font-family: {_MONO}; font-size: 17px;
-  line-height: 1.2; }}
-section.head .role {{ display: inline-block; max-width: 50%; overflow: hidden;
-  text-overflow: ellipsis; white-space: nowrap; vertical-align: bottom; }}
-li > p {{ margin: 0 0 3px; }}
-.list-cont {{ padding-left: 28px; }}
-.link {{ color: #0645ad; text-decoration: underline; }}
-.href, .image {{ color: #555; font-size: 0.85em; }}
-hr {{ border: 0; border-top: 2px solid #999; margin: 6px 0; }}
-"""
-_DOCUMENT = (
-    '<!doctype html><html><head><meta charset="utf-8">'
-    f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
-    "<title>optical-memory page</title><style>{style}</style></head>"
-    '<body><main class="{kind}">{sections}</main></body></html>'
-)
-_MEASURE = (
-    "() => Array.from(document.querySelector('main').children,"
-    " s => s.getBoundingClientRect().height)"
-)
-# Page breaks in a laid-out plain block (its text is one DOM node): for each page, the offset
-# (UTF-16) of the first character whose line starts below the lines that fit the page's room
-# (the first page's, then the next pages'), at most `limit` characters on; a page holds whole
-# lines of the same height (`line-height`), plus the block's bottom margin.
-_PLAIN_BREAKS = """([first, next, limit]) => {
-  const block = document.querySelector('main > section > .plain');
-  const nodes = Array.from(block.children, (span) => span.firstChild).filter(Boolean);
-  const ends = [];
-  let n = 0;
-  for (const node of nodes) ends.push((n += node.length));
-  const locate = (offset) => {  // [text node, offset in it]
-    let low = 0, high = ends.length - 1;
-    while (low < high) {
-      const middle = (low + high) >> 1;
-      if (ends[middle] > offset) high = middle; else low = middle + 1;
-    }
-    return [nodes[low], offset - (ends[low] - nodes[low].length)];
-  };
-  const range = document.createRange(), style = getComputedStyle(block);
-  const pitch = parseFloat(style.lineHeight), pad = parseFloat(style.marginBottom);
-  const top = (offset) => {
-    for (let k = offset; k < Math.min(n, offset + 16); k++) {
-      const [node, at] = locate(k);
-      range.setStart(node, at); range.setEnd(node, at + 1);
-      const rects = range.getClientRects();
-      if (rects.length) return rects[0].top;
-    }
-    return Infinity;
-  };
-  const isLowSurrogate = (offset) => {
-    const [node, at] = locate(offset);
-    return (node.data.charCodeAt(at) & 0xfc00) === 0xdc00;
-  };
-  const cuts = [];
-  let start = 0, room = first;
-  while (start < n) {
-    const lines = Math.floor((room - pad + 0.01) / pitch);
-    if (lines < 1) break;
-    const below = top(start) + (lines - 0.5) * pitch;
-    let low = start + 1, high = Math.min(n, start + limit);
-    if (top(high - 1) < below) {
-      low = high;
-    } else {
-      high -= 1;
-      while (low < high) {
-        const middle = (low + high) >> 1;
-        if (top(middle) >= below) high = middle; else low = middle + 1;
-      }
-    }
-    if (low < n && isLowSurrogate(low)) low -= 1;
-    if (low <= start) break;
-    cuts.push(low);
-    start = low;
-    room = next;
-  }
-  return cuts;
-}"""
-_BOTTOM = "() => document.querySelector('main').scrollHeight"
 #: A fragment that does not fit starts the next page when less room than this is left, CSS px.
 _MIN_SPLIT_ROOM = 60
 #: At most this many characters are tried on one page when splitting a fragment.
@@ -201,8 +89,6 @@ _PLAN_CHUNK = 1024
 _PROBES = 24
 #: Bump when a change here or in ``html_markdown`` changes pixels for the same input.
 _VERSION = "2"
-#: Characters of a role put on the page (the style sheet cuts it to half a line).
-_ROLE_CHARS = 200
 #: Layouts kept for reuse (rendering one conversation at several modes measures it once).
 _KEPT_LAYOUTS = 4
 
@@ -235,9 +121,7 @@ class HtmlRenderer:
 
     @property
     def settings_key(self) -> str:
-        digest = hashlib.sha256(
-            (_STYLE + _DOCUMENT + CONTENT_SECURITY_POLICY).encode()
-        ).hexdigest()[:12]
+        digest = hashlib.sha256(document("", "page").encode()).hexdigest()[:12]
         return f"html-v{_VERSION}-{PAGE_SIZE}-{digest}"
 
     @property
@@ -314,8 +198,8 @@ class HtmlRenderer:
 
     def _measure_layout(self, turns: Sequence[Turn]) -> list[list[_Fragment]]:
         blocks = [source_blocks(turn.content) for turn in turns]
-        heads = [_head_html(turn, continued=False) for turn in turns]
-        continued = [_head_html(turn, continued=True) for turn in turns]
+        heads = [head_html(turn, continued=False) for turn in turns]
+        continued = [head_html(turn, continued=True) for turn in turns]
         # Whole blocks, measured in the same batch as the heads; a plain block too long for one
         # page is not (its plan lays it out anyway).
         whole = [
@@ -412,15 +296,15 @@ class HtmlRenderer:
         ``room``, the others for ``next_room`` each (a fresh page after the turn's head).
 
         The rest of the block is laid out once and cut where each page's lines end (see
-        ``_PLAIN_BREAKS``); the pieces are then measured in one batch, and those up to the first
+        ``PLAIN_BREAKS``); the pieces are then measured in one batch, and those up to the first
         that does not fit its room are returned (a line drawn in a fallback font can be taller
         than the others); the caller plans again, or searches, from there.
         """
         text = content[start : block.end]
         page = self.sandbox.page(1.0)
-        sections = _section(plain_html(text, chunk=_PLAN_CHUNK), is_text=True)
-        page.set_content(_DOCUMENT.format(style=_STYLE, kind="measure", sections=sections))
-        units = page.evaluate(_PLAIN_BREAKS, [room, next_room, _MAX_PAGE_CHARS])
+        sections = section(plain_html(text, chunk=_PLAN_CHUNK), is_text=True)
+        page.set_content(document(sections, "measure"))
+        units = page.evaluate(PLAIN_BREAKS, [room, next_room, _MAX_PAGE_CHARS])
         ends: list[int] = []
         for cut in _code_points(text, units):
             end = start + cut
@@ -537,9 +421,9 @@ class HtmlRenderer:
         if not htmls:
             return []
         page = self.sandbox.page(1.0)
-        sections = "".join(_section(h, is_text=k >= labels) for k, h in enumerate(htmls))
-        page.set_content(_DOCUMENT.format(style=_STYLE, kind="measure", sections=sections))
-        return [float(h) for h in page.evaluate(_MEASURE)]
+        sections = "".join(section(h, is_text=k >= labels) for k, h in enumerate(htmls))
+        page.set_content(document(sections, "measure"))
+        return [float(h) for h in page.evaluate(MEASURE)]
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -560,7 +444,7 @@ class HtmlRenderer:
     def _screenshot(self, document: str, scale: float) -> Image.Image | None:
         page = self.sandbox.page(scale)
         page.set_content(document)
-        if scale != 1.0 and float(page.evaluate(_BOTTOM)) > PAGE_SIZE:
+        if scale != 1.0 and float(page.evaluate(BOTTOM)) > PAGE_SIZE:
             return None
         png = page.screenshot(type="png", animations="disabled", caret="hide")
         with Image.open(io.BytesIO(png)) as image:
@@ -579,27 +463,7 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _document(fragments: Sequence[_Fragment], kind: str) -> str:
-    sections = "".join(_section(f.html, f.is_text) for f in fragments)
-    return _DOCUMENT.format(style=_STYLE, kind=kind, sections=sections)
-
-
-def _section(fragment_html: str, is_text: bool) -> str:
-    """One stacked fragment: the same markup when measured and when printed."""
-    return f'<section class="{"text" if is_text else "head"}">{fragment_html}</section>'
-
-
-def _head_html(turn: Turn, continued: bool) -> str:
-    """The turn's label, as PillowRenderer prints it: ``role:`` in the role's colour."""
-    # The style sheet shortens a role wider than half the line; the rest is never drawn.
-    role = printable(turn.role[:_ROLE_CHARS])
-    red, green, blue = label_colour(printable(turn.role))
-    when = f" · {turn.timestamp.isoformat(sep=' ')}" if turn.timestamp else ""
-    more = " (continued)" if continued else ""
-    return (
-        f'<span style="color: rgb({red}, {green}, {blue})"><span class="role">'
-        f"{html.escape(role)}</span>{more}:</span>"
-        f'<span class="when">{html.escape(when)}</span>'
-    )
+    return document("".join(section(f.html, f.is_text) for f in fragments), kind)
 
 
 def _spans(fragments: Sequence[_Fragment]) -> list[Span]:
