@@ -68,3 +68,39 @@ def layout_payloads() -> list[LayoutPayload]:
         )
         for p in _data()["layout"]
     ]
+
+
+@dataclass(frozen=True)
+class ViewerRequest:
+    """A request to the viewer and the status it must get (``{port}``: the viewer's port)."""
+
+    name: str
+    method: str
+    path: str
+    headers: dict[str, str]
+    status: int
+    #: The body: JSON, raw text, or this many bytes (streamed without a length if chunked).
+    json: dict[str, str] | None = None
+    raw: str | None = None
+    body_bytes: int = 0
+    chunked: bool = False
+
+    def with_port(self, port: int) -> dict[str, str]:
+        return {k: v.replace("{port}", str(port)) for k, v in self.headers.items()}
+
+
+def viewer_requests() -> list[ViewerRequest]:
+    return [
+        ViewerRequest(
+            name=r["name"],
+            method=r["method"],
+            path=r["path"],
+            headers=dict(r.get("headers", {})),
+            status=int(r["status"]),
+            json=r.get("json"),
+            raw=r.get("raw"),
+            body_bytes=int(r.get("body_bytes", 0)),
+            chunked=bool(r.get("chunked", False)),
+        )
+        for r in _data()["viewer"]
+    ]
