@@ -320,7 +320,7 @@ def test_a_page_image_is_drawn_from_the_stored_page_without_building_the_context
         raise AssertionError("the page image request built the whole context")
 
     monkeypatch.setattr(OpticalMemory, "context", no_context)
-    params = {"thread": "images", "page_id": page.page_id, "mode": "tiny"}
+    params: dict[str, str | int] = {"thread": "images", "page_id": page.page_id, "mode": "tiny"}
     response = httpx.get(f"{viewer.url}/api/page.png", params=params)
     assert response.status_code == 200
     assert response.content == expected
