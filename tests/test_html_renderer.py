@@ -125,8 +125,9 @@ def test_missing_html_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch
         HtmlRenderer().paginate([Turn(role="user", content="hi")])
 
 
-def chromium_browser_pids() -> set[int]:
-    """Chromium browser (not helper) processes descended from this test process."""
+def chromium_browser_pids(helpers: bool = False) -> set[int]:
+    """Chromium browser processes descended from this test process (``helpers``: and their
+    zygote, renderer, GPU ... processes)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -145,7 +146,7 @@ def chromium_browser_pids() -> set[int]:
             except OSError:
                 continue
             # Helpers (zygote, renderer, GPU …) carry --type=; some rewrite argv as one string.
-            if b"chromium" in argv[0] and b"--type=" not in b" ".join(argv):
+            if b"chromium" in argv[0] and (helpers or b"--type=" not in b" ".join(argv)):
                 found.add(pid)
     return found
 
@@ -367,8 +368,44 @@ def test_a_split_fence_and_a_split_table_keep_their_shape() -> None:
 def test_optical_memory_accepts_renderer_html() -> None:
     from optical_memory import OpticalMemory
 
-    memory = OpticalMemory(None, renderer="html")
-    assert isinstance(memory.renderer, HtmlRenderer)
+    with OpticalMemory(None, renderer="html") as memory:
+        assert isinstance(memory.renderer, HtmlRenderer)
+
+
+def chromium_left(before: set[int]) -> set[int]:
+    """Chromium processes (helpers included) started since ``before``, once they settle."""
+    for _ in range(100):
+        left = chromium_browser_pids(helpers=True) - before
+        if not left:
+            break
+        time.sleep(0.05)
+    return left
+
+
+def test_a_memory_closes_the_chromium_it_started_by_name() -> None:
+    from optical_memory import OpticalMemory
+
+    before = chromium_browser_pids(helpers=True)
+    memory = OpticalMemory(None, renderer="html", keep_recent_turns=1)
+    for number in range(3):  # turns leave the window: the browser paginates them
+        memory.add("user", f"turn {number} **in bold**")
+    memory.context()
+    assert len(chromium_browser_pids(helpers=True) - before) >= 2  # a browser and its helpers
+    memory.close()
+    assert chromium_left(before) == set()
+
+
+def test_a_renderer_passed_to_a_memory_stays_open_for_its_owner() -> None:
+    from optical_memory import OpticalMemory
+
+    before = chromium_browser_pids(helpers=True)
+    with HtmlRenderer() as renderer:
+        with OpticalMemory(None, renderer=renderer, keep_recent_turns=1) as memory:
+            for number in range(3):
+                memory.add("user", f"turn {number}")
+        assert renderer.is_running
+        assert renderer.paginate([Turn(role="user", content="still works")]) == [[Span(0, 0, 11)]]
+    assert chromium_left(before) == set()
 
 
 def test_the_render_command_prints_pages_with_renderer_html(tmp_path: Path) -> None:

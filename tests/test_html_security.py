@@ -7,19 +7,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from hostile_payloads import RUN, SCRIPT_MARK, RequestPayload, request_payloads
 
 from optical_memory.modes import Mode
 from optical_memory.renderers.html import HtmlRenderer
 from optical_memory.turns import Turn
-
-# A script that runs writes this into the page; no payload contains it literally.
-SCRIPT_MARK = "SCRIPT_RAN"
-RUN = "document.body.append('SCRIPT'+'_RAN')"
 
 
 class _Listener(ThreadingHTTPServer):
@@ -63,74 +59,7 @@ class _CountingHandler(BaseHTTPRequestHandler):
         pass
 
 
-@dataclass(frozen=True)
-class Payload:
-    name: str
-    template: str  # "{u}" is the listener's URL
-    #: Text that must show on the page; None: the payload itself.
-    visible: tuple[str, ...] | None = None
-
-    def content(self, url: str) -> str:
-        return self.template.replace("{u}", url)
-
-
-PAYLOADS = [
-    Payload("script", f"<script>{RUN}; fetch('{{u}}/script')</script>"),
-    Payload("external script", '<script src="{u}/external.js"></script>'),
-    Payload("img onerror", f'<img src="{{u}}/img.png" onerror="{RUN}">'),
-    Payload("img file url", '<img src="file:///etc/passwd"> and <img src=file:///etc/passwd>'),
-    Payload("body onload", f'<body onload="{RUN}">hello</body>'),
-    Payload("svg script", f"<svg onload=\"fetch('{{u}}/svg')\"><script>{RUN}</script></svg>"),
-    Payload("svg image", '<svg><image href="{u}/svg-image.png" /></svg>'),
-    Payload("iframe", '<iframe src="{u}/iframe"></iframe>'),
-    Payload("iframe srcdoc", f'<iframe srcdoc="<script>parent.{RUN}</script>"></iframe>'),
-    Payload(
-        "object", '<object data="{u}/object.swf" type="application/x-shockwave-flash"></object>'
-    ),
-    Payload("embed", '<embed src="{u}/embed.swf">'),
-    Payload("link stylesheet", '<link rel="stylesheet" href="{u}/style.css">'),
-    Payload("link prefetch", '<link rel="prefetch" href="{u}/prefetch">'),
-    Payload("link preconnect", '<link rel="preconnect dns-prefetch preload" href="{u}/pre">'),
-    Payload("meta refresh", '<meta http-equiv="refresh" content="0; url={u}/refresh">'),
-    Payload("base href", '<base href="{u}/base/"><img src="relative.png">'),
-    Payload(
-        "css import and url",
-        '<style>@import url("{u}/import.css"); body { background: url("{u}/bg.png") }</style>',
-    ),
-    Payload("inline style url", "<div style=\"background-image: url('{u}/inline.png')\">x</div>"),
-    Payload("javascript markdown link", "[click me](javascript:fetch('{u}/js-link'))"),
-    Payload("javascript html link", f'<a href="javascript:{RUN}">js link</a>'),
-    Payload(
-        "markdown image",
-        "![tracking pixel]({u}/markdown-image.png)",
-        visible=("tracking pixel", "/markdown-image.png"),
-    ),
-    Payload(
-        "markdown reference image",
-        "![logo][ref]\n\n[ref]: {u}/reference.png",
-        visible=("logo", "/reference.png"),
-    ),
-    Payload("markdown autolink", "<{u}/autolink>", visible=("/autolink",)),
-    Payload("video and audio", '<video src="{u}/v.mp4" autoplay></video><audio src="{u}/a.mp3">'),
-    Payload("form autofocus", f'<form action="{{u}}/form"><input autofocus onfocus="{RUN}">'),
-    Payload("noscript image", '<noscript><img src="{u}/noscript.png"></noscript>'),
-    Payload("srcset", '<img srcset="{u}/srcset.png 1x, {u}/srcset2.png 2x">'),
-    Payload("legacy background", '<table background="{u}/table-bg.png"><tr><td>cell</td></tr>'),
-    Payload(
-        "mutation xss",
-        f'<math><mtext><table><mglyph><style><img src="{{u}}/mx.png" onerror="{RUN}">',
-    ),
-    Payload(
-        "html in code fence",
-        '```html\n<img src="{u}/fence.png">\n<script>x()</script>\n```',
-        visible=('<img src="{u}/fence.png">', "<script>x()</script>"),
-    ),
-    Payload(
-        "data url image",
-        '![d](data:image/png;base64,iVBORw0KGgo=) <img src="data:x">',
-        visible=("data:image/png;base64,iVBORw0KGgo=", '<img src="data:x">'),
-    ),
-]
+PAYLOADS = request_payloads()
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +96,7 @@ def test_there_are_at_least_twenty_distinct_payloads() -> None:
 
 @pytest.mark.parametrize("payload", PAYLOADS, ids=lambda p: p.name)
 def test_hostile_payload_is_printed_as_text_and_fetches_nothing(
-    payload: Payload, renderer: HtmlRenderer, listener: _Listener
+    payload: RequestPayload, renderer: HtmlRenderer, listener: _Listener
 ) -> None:
     content = payload.content(listener.url)
     turns = [Turn(role="user", content=content)]
@@ -183,8 +112,8 @@ def test_hostile_payload_is_printed_as_text_and_fetches_nothing(
     assert pages[0].spans[0].end == len(content)
     text = " ".join(shown[0].split())
     assert SCRIPT_MARK not in text
-    for expected in payload.visible or (payload.template,):
-        assert " ".join(expected.replace("{u}", listener.url).split()) in text
+    for expected in payload.shown(listener.url):
+        assert " ".join(expected.split()) in text
 
 
 def test_sanitized_pages_leave_the_router_nothing_to_block(
@@ -216,7 +145,7 @@ def test_the_browser_sandbox_alone_blocks_fetches_and_scripts(
 
     def load_raw() -> str:
         # A fresh page: render()'s own page keeps the CSP of the documents it has shown.
-        page = renderer._page(1.0).context.new_page()
+        page = renderer.sandbox.page(1.0).context.new_page()
         try:
             page.set_content(raw)
             time.sleep(0.2)
@@ -224,7 +153,7 @@ def test_the_browser_sandbox_alone_blocks_fetches_and_scripts(
         finally:
             page.close()
 
-    text = renderer._run(load_raw, "loading raw HTML")  # on the renderer's browser thread
+    text = renderer.sandbox.run(load_raw, "loading raw HTML")  # on the browser thread
 
     assert "raw page" in text
     assert SCRIPT_MARK not in text

@@ -327,3 +327,27 @@ def test_fontconfig_finds_the_fonts_where_the_debian_paths_do_not_exist(
         assert chain.face_of("中") > 0, "a CJK font found through fc-list"
     finally:
         default_chain.cache_clear()
+
+
+def black_ink_columns(image: np.ndarray) -> np.ndarray:
+    """Columns holding black (grey, not coloured) ink: the content, not the role label."""
+    grey = (image.max(axis=2).astype(int) - image.min(axis=2)) < 20
+    return np.flatnonzero((grey & (image.min(axis=2) < 128)).any(axis=0))
+
+
+@pytest.mark.parametrize("length", [95, 400, 100_000])
+def test_a_long_role_is_shortened_and_the_content_starts_inside_the_page(
+    renderer: PillowRenderer, length: int
+) -> None:
+    role = ("Dr. Maximilian Alexander " * (length // 25 + 1))[:length]
+    [short] = renderer.render([Turn(role="u", content="hello")], Mode.BASE)
+    [page] = renderer.render([Turn(role=role, content="hello")], Mode.BASE)
+    assert page.spans == [Span(0, 0, 5)]
+    pixels = np.asarray(page.image)
+    columns = np.flatnonzero(ink(pixels).any(axis=0))
+    assert columns.min() >= renderer.margin - 2
+    assert columns.max() <= 1024 - renderer.margin + 2
+    # The whole word is drawn: as wide in black ink as after a one-letter label.
+    expected, drawn = black_ink_columns(np.asarray(short.image)), black_ink_columns(pixels)
+    assert drawn.max() - drawn.min() == expected.max() - expected.min()
+    assert drawn.min() <= 1024 // 2 + renderer.font_size  # the label left room on its line

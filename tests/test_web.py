@@ -17,10 +17,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from hostile_payloads import ViewerRequest, viewer_requests
 from playwright.sync_api import Dialog, Page, sync_playwright
 
 from optical_memory.apps.backends import EchoModel
-from optical_memory.apps.web.app import CONTENT_SECURITY_POLICY, create_app, is_loopback
+from optical_memory.apps.web.app import (
+    CONTENT_SECURITY_POLICY,
+    SECURITY_HEADERS,
+    create_app,
+    is_loopback,
+)
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
 from optical_memory.modes import Mode
@@ -256,9 +262,67 @@ class _BrokenModel:
 def test_a_failing_model_gives_502_with_its_error(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 
-    client = TestClient(create_app(tmp_path / "m.db", model=_BrokenModel()))
+    app = create_app(tmp_path / "m.db", model=_BrokenModel())
+    client = TestClient(app, base_url="http://127.0.0.1")
     response = client.post("/api/messages", json={"thread": "t", "content": "hello"})
     assert response.status_code == 502
     assert response.json() == {
         "detail": "the model failed: ConnectionError: connection refused by 127.0.0.1:9"
     }
+
+
+def _body(request: ViewerRequest) -> bytes | Iterator[bytes] | None:
+    if request.raw is not None:
+        return request.raw.encode()
+    if not request.body_bytes:
+        return None
+    if not request.chunked:
+        return b"x" * request.body_bytes
+    chunk = b"x" * 1_000_000
+    return (chunk for _ in range(request.body_bytes // len(chunk)))
+
+
+@pytest.mark.parametrize("hostile", viewer_requests(), ids=lambda r: r.name)
+def test_each_hostile_request_gets_its_status_with_the_security_headers(
+    viewer: Viewer, hostile: ViewerRequest
+) -> None:
+    port = int(viewer.url.rsplit(":", 1)[1])
+    response = httpx.request(
+        hostile.method,
+        viewer.url + hostile.path,
+        headers=hostile.with_port(port),
+        json=hostile.json,
+        content=_body(hostile),
+        timeout=60,
+    )
+    assert response.status_code == hostile.status, response.text
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers[name] == value
+    if hostile.path.startswith("/api/"):
+        assert response.headers["cache-control"] == "no-store"
+    if hostile.method == "HEAD":
+        assert response.content == b"" and int(response.headers["content-length"]) > 0
+    elif response.status_code in (400, 403, 413, 422):
+        assert response.json()["detail"]  # one error that says what went wrong
+    with viewer.memory("hostile") as memory:
+        assert memory.stats().turns == 0
+
+
+def test_a_page_image_is_drawn_from_the_stored_page_without_building_the_context(
+    viewer: Viewer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with viewer.memory("images") as memory:
+        _fill_thread(memory, 60)
+        page = memory.context().pages[0]
+        expected = memory.page_image(page.page_id, Mode.TINY).png()
+
+    def no_context(self: OpticalMemory, budget_tokens: int | None = None) -> MemoryContext:
+        raise AssertionError("the page image request built the whole context")
+
+    monkeypatch.setattr(OpticalMemory, "context", no_context)
+    params: dict[str, str | int] = {"thread": "images", "page_id": page.page_id, "mode": "tiny"}
+    response = httpx.get(f"{viewer.url}/api/page.png", params=params)
+    assert response.status_code == 200
+    assert response.content == expected
+    params["page_id"] = 10**9
+    assert httpx.get(f"{viewer.url}/api/page.png", params=params).status_code == 404

@@ -13,6 +13,7 @@ Fonts are found at their Debian/Ubuntu paths first (``fonts-dejavu-core``, ``fon
 from __future__ import annotations
 
 import functools
+import itertools
 import shutil
 import subprocess
 import unicodedata
@@ -112,13 +113,16 @@ class FontChain:
 
     def runs(self, text: str) -> list[tuple[str, int]]:
         """``text`` cut into ``(piece, face index)`` runs; invisible characters get face -1."""
+        # Linear in len(text): runs are sliced out of ``text`` where the face changes (growing
+        # a run by concatenation would copy it once per character).
         runs: list[tuple[str, int]] = []
-        for char in text:
-            face = -1 if is_invisible(char) else self.face_of(char)
-            if runs and runs[-1][1] == face:
-                runs[-1] = (runs[-1][0] + char, face)
-            else:
-                runs.append((char, face))
+        start = 0
+        for face, group in itertools.groupby(
+            -1 if is_invisible(char) else self.face_of(char) for char in text
+        ):
+            end = start + sum(1 for _ in group)
+            runs.append((text[start:end], face))
+            start = end
         return runs
 
     def _glyph_signature(self, face: int, char: str) -> tuple[tuple[int, int], bytes]:

@@ -11,142 +11,86 @@ latter 2 x 2 tiles of 640). Measured heights do not change with the scale factor
 ever come out taller at some scale, it is printed at 1024 and resampled instead of clipped.
 
 Walls against hostile content, each enough on its own for what it covers: markdown with raw
-HTML disabled and an allow-list sanitizer (``html_markdown``); JavaScript disabled in the
-browser context; every request the page makes is aborted by request routing (the page itself
-comes from ``set_content``, so nothing needs fetching); a Content-Security-Policy that allows
-inline styles and nothing else.
+HTML disabled and an allow-list sanitizer (``html_markdown``), then the browser's sandbox
+(``sandbox``: no JavaScript, every request aborted, a Content-Security-Policy that allows
+inline styles and nothing else).
+
+Blocks printed as plain text (``html_markdown``: too long, too costly, too deep or too wide for
+markdown) are laid out once in full; their page breaks are read from that layout (where each
+page's lines end) and the pieces measured in one batch, so a long block costs a few layouts
+rather than a search per page.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
-import html
 import io
+import itertools
 import os
-import shutil
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
 
-from optical_memory.extras import import_extra
 from optical_memory.modes import Mode
 from optical_memory.renderers.html_markdown import (
     SourceBlock,
     fragment_html,
     is_cut_point,
     line_starts,
-    printable,
+    plain_html,
     source_blocks,
 )
-from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
-from optical_memory.renderers.style import label_colour
+from optical_memory.renderers.html_page import (
+    BOTTOM,
+    CONTENT_HEIGHT,
+    MARGIN,
+    MEASURE,
+    PAGE_SIZE,
+    PLAIN_BREAKS,
+    document,
+    head_html,
+    section,
+)
+from optical_memory.renderers.page import RenderedPage, Span, page_size
+from optical_memory.renderers.sandbox import (
+    CHROMIUM_LAUNCH_ARGS,
+    DEFAULT_CHROMIUM,
+    ChromiumCrashedError,
+    ChromiumNotFoundError,
+    ChromiumSandbox,
+    HtmlRendererError,
+)
 from optical_memory.turns import Turn
 
-DEFAULT_CHROMIUM = "/usr/bin/chromium"
-#: Side of the reference page in CSS px: layout (line and page breaks) happens here.
-PAGE_SIZE = REFERENCE_SIZE
-#: Blank border on every side of the reference page, CSS px (as PillowRenderer's default).
-MARGIN = 32
-#: Height available to fragments on one page, CSS px.
-CONTENT_HEIGHT = PAGE_SIZE - 2 * MARGIN
-
-#: Headless Chromium on a machine with no network: no sandbox (root), no GPU, no background
-#: traffic (its connections would only be refused). Tests that drive Chromium reuse them.
-CHROMIUM_LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
+__all__ = [
+    "CHROMIUM_LAUNCH_ARGS",
+    "CONTENT_HEIGHT",
+    "DEFAULT_CHROMIUM",
+    "MARGIN",
+    "PAGE_SIZE",
+    "ChromiumCrashedError",
+    "ChromiumNotFoundError",
+    "HtmlRenderer",
+    "HtmlRendererError",
 ]
-_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; font-src 'none'; "
-    "script-src 'none'; object-src 'none'; frame-src 'none'; connect-src 'none'; "
-    "media-src 'none'; base-uri 'none'; form-action 'none'"
-)
-_MONO = "'Page Emoji', 'DejaVu Sans Mono', 'Noto Sans Mono CJK SC', monospace"
-# DejaVu has monochrome outlines for some emoji; the colour font goes first, limited to the
-# emoji blocks so that digits, '#' and '*' (which it also covers) stay in the text font.
-_EMOJI_FACE = """
-@font-face { font-family: 'Page Emoji'; src: local('Noto Color Emoji');
-  unicode-range: U+1F000-1FAFF, U+2600-27BF, U+2B00-2BFF, U+2300-23FF, U+FE0F, U+200D; }
-"""
-_STYLE = f"""{_EMOJI_FACE}
-html, body {{ margin: 0; padding: 0; background: #fff; }}
-body {{ width: {PAGE_SIZE}px; color: #111; font-size: 20px; line-height: 1.2;
-  font-family: 'Page Emoji', 'DejaVu Sans', 'Noto Sans CJK SC', sans-serif;
-  caret-color: transparent; }}
-* {{ animation: none !important; transition: none !important; }}
-main {{ box-sizing: border-box; width: {PAGE_SIZE}px; padding: {MARGIN}px; }}
-main.page {{ height: {PAGE_SIZE}px; overflow: hidden; }}
-main > section {{ display: flow-root; overflow-wrap: anywhere; }}
-section.head {{ font-weight: bold; border-top: 1px solid #bbb; padding: 2px 0 1px; }}
-section.head .when {{ font-weight: normal; color: #666; }}
-p {{ margin: 0 0 4px; }}
-h1, h2, h3, h4, h5, h6 {{ margin: 2px 0 6px; line-height: 1.25; }}
-h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.3em; }} h3 {{ font-size: 1.15em; }}
-h4, h5, h6 {{ font-size: 1em; }}
-p, li, h1, h2, h3, h4, h5, h6, th, td, blockquote {{ unicode-bidi: plaintext;
-  text-align: start; }}
-pre {{ margin: 0 0 6px; padding: 5px 8px; background: #f0f0f0; border: 1px solid #ccc;
-  white-space: pre-wrap; font-family: {_MONO}; font-size: 17px; line-height: 1.2; }}
-code {{ font-family: {_MONO}; font-size: 0.85em; background: #f0f0f0; padding: 0 2px; }}
-pre code {{ background: none; padding: 0; font-size: 1em; }}
-table {{ border-collapse: collapse; margin: 0 0 6px; max-width: 100%; }}
-th, td {{ border: 1px solid #444; padding: 2px 6px; vertical-align: top; }}
-th {{ background: #e4e4e4; }}
-blockquote {{ margin: 0 0 6px; padding: 0 0 0 10px; border-left: 4px solid #aaa; color: #333; }}
-ul, ol {{ margin: 0 0 2px; padding-left: 28px; }}
-li > p {{ margin: 0 0 3px; }}
-.list-cont {{ padding-left: 28px; }}
-.link {{ color: #0645ad; text-decoration: underline; }}
-.href, .image {{ color: #555; font-size: 0.85em; }}
-hr {{ border: 0; border-top: 2px solid #999; margin: 6px 0; }}
-"""
-_DOCUMENT = (
-    '<!doctype html><html><head><meta charset="utf-8">'
-    f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-    "<title>optical-memory page</title><style>{style}</style></head>"
-    '<body><main class="{kind}">{sections}</main></body></html>'
-)
-_MEASURE = (
-    "() => Array.from(document.querySelector('main').children,"
-    " s => s.getBoundingClientRect().height)"
-)
-_BOTTOM = "() => document.querySelector('main').scrollHeight"
+
 #: A fragment that does not fit starts the next page when less room than this is left, CSS px.
 _MIN_SPLIT_ROOM = 60
 #: At most this many characters are tried on one page when splitting a fragment.
 _MAX_PAGE_CHARS = 16_000
+#: Characters per text node when a plain block is laid out to find its page breaks.
+_PLAN_CHUNK = 1024
 #: Cut candidates measured per browser round trip when searching for a split.
 _PROBES = 24
 #: Bump when a change here or in ``html_markdown`` changes pixels for the same input.
-_VERSION = "1"
+_VERSION = "2"
 #: Layouts kept for reuse (rendering one conversation at several modes measures it once).
 _KEPT_LAYOUTS = 4
-
-T = TypeVar("T")
-
-
-class HtmlRendererError(RuntimeError):
-    """The HTML renderer cannot work; the message says what to do."""
-
-
-class ChromiumNotFoundError(HtmlRendererError, FileNotFoundError):
-    """No Chromium executable at the configured path."""
-
-
-class ChromiumCrashedError(HtmlRendererError):
-    """Chromium failed, was restarted once, and failed again."""
 
 
 @dataclass(frozen=True)
@@ -169,56 +113,60 @@ class HtmlRenderer:
     """
 
     def __init__(self, chromium: str | os.PathLike[str] | None = None) -> None:
-        self.chromium = str(chromium or os.environ.get("OPTICAL_MEMORY_CHROMIUM", DEFAULT_CHROMIUM))
-        #: Requests the sandbox aborted (the sanitizer should leave none to abort).
-        self.blocked_requests = 0
-        self._browser: Any = None
-        self._playwright: Any = None
-        self._worker: ThreadPoolExecutor | None = None
-        self._pages: dict[float, Any] = {}
+        #: The browser this renderer lays out and prints in.
+        self.sandbox = ChromiumSandbox(chromium, viewport=(PAGE_SIZE, PAGE_SIZE))
         self._layouts: dict[tuple[Any, ...], list[list[_Fragment]]] = {}
 
     # -- public interface ---------------------------------------------------------------------
 
     @property
     def settings_key(self) -> str:
-        digest = hashlib.sha256((_STYLE + _DOCUMENT + _CSP).encode()).hexdigest()[:12]
+        digest = hashlib.sha256(document("", "page").encode()).hexdigest()[:12]
         return f"html-v{_VERSION}-{PAGE_SIZE}-{digest}"
+
+    @property
+    def chromium(self) -> str:
+        """The Chromium executable's path."""
+        return self.sandbox.chromium
+
+    @property
+    def blocked_requests(self) -> int:
+        """Requests the sandbox aborted (the sanitizer should leave none to abort)."""
+        return self.sandbox.blocked_requests
 
     @property
     def is_running(self) -> bool:
         """Whether this renderer holds a started browser."""
-        return self._browser is not None
+        return self.sandbox.is_running
 
     def paginate(self, turns: Sequence[Turn]) -> list[list[Span]]:
         """The page breaks ``render`` makes, measured by the browser (same for every mode)."""
-        return self._run(lambda: [_spans(page) for page in self._layout(turns)], "paginating")
+        return self.sandbox.run(
+            lambda: [_spans(page) for page in self._layout(turns)], "paginating"
+        )
 
     def render(self, turns: Sequence[Turn], mode: Mode | str) -> list[RenderedPage]:
         """Every page of ``turns`` at ``mode``'s canvas, in one batch."""
         mode = Mode.parse(mode)
-        return self._run(lambda: self._render(turns, mode), "rendering")
+        return self.sandbox.run(lambda: self._render(turns, mode), "rendering")
 
     def page_text(self, turns: Sequence[Turn]) -> list[str]:
         """What each page shows, read back from the browser's DOM (``innerText``) in the same
         sandbox the screenshots are taken in. For checks and debugging."""
 
         def read() -> list[str]:
-            page = self._page(1.0)
+            page = self.sandbox.page(1.0)
             texts = []
             for fragments in self._layout(turns):
                 page.set_content(_document(fragments, "page"))
                 texts.append(str(page.evaluate("() => document.body.innerText")))
             return texts
 
-        return self._run(read, "reading pages back")
+        return self.sandbox.run(read, "reading pages back")
 
     def close(self) -> None:
         """Close the browser and its thread (if started); a later call starts them again."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.submit(self._stop).result()
-            worker.shutdown()
+        self.sandbox.close()
 
     def __enter__(self) -> HtmlRenderer:
         return self
@@ -250,16 +198,24 @@ class HtmlRenderer:
 
     def _measure_layout(self, turns: Sequence[Turn]) -> list[list[_Fragment]]:
         blocks = [source_blocks(turn.content) for turn in turns]
-        heads = [_head_html(turn, continued=False) for turn in turns]
-        continued = [_head_html(turn, continued=True) for turn in turns]
+        heads = [head_html(turn, continued=False) for turn in turns]
+        continued = [head_html(turn, continued=True) for turn in turns]
+        # Whole blocks, measured in the same batch as the heads; a plain block too long for one
+        # page is not (its plan lays it out anyway).
         whole = [
-            fragment_html(turn.content, block, block.start, block.end)
+            None
+            if block.kind == "plain" and block.end - block.start > _MAX_PAGE_CHARS
+            else fragment_html(turn.content, block, block.start, block.end)
             for turn, turn_blocks in zip(turns, blocks, strict=True)
             for block in turn_blocks
         ]
-        heights = iter(self._measure([*heads, *continued, *whole], labels=2 * len(turns)))
-        head_heights = [next(heights) for _ in turns]
-        continued_heights = [next(heights) for _ in turns]
+        measured = iter(
+            self._measure(
+                [*heads, *continued, *(h for h in whole if h is not None)], labels=2 * len(turns)
+            )
+        )
+        head_heights = [next(measured) for _ in turns]
+        continued_heights = [next(measured) for _ in turns]
         whole_html = iter(whole)
 
         pages: list[list[_Fragment]] = []
@@ -283,9 +239,13 @@ class HtmlRenderer:
             for block in turn_blocks:  # empty content is one empty block: an empty span
                 start = block.start
                 # The whole rest of the block, while known; after a split only its density.
-                block_html, block_height = next(whole_html), next(heights)
-                rest: tuple[str, float] | None = (block_html, block_height)
-                density = (block.end - block.start) / max(block_height, 1.0)
+                block_html = next(whole_html)
+                rest: tuple[str, float] | None = None
+                density = 0.0
+                if block_html is not None:
+                    rest = (block_html, next(measured))
+                    density = (block.end - block.start) / max(rest[1], 1.0)
+                planned: list[tuple[int, str, float]] = []  # a plain block's next pieces
                 while True:
                     if not headed:
                         head = _Fragment(index, 0, 0, heads[index], head_heights[index], False)
@@ -300,7 +260,13 @@ class HtmlRenderer:
                     if rest is not None and rest[1] <= room:
                         piece = (block.end, *rest)
                     elif room >= _MIN_SPLIT_ROOM or not page:
-                        piece = self._split(content, starts, block, start, room, density)
+                        if block.kind == "plain" and not planned:
+                            next_room = CONTENT_HEIGHT - continued_heights[index]
+                            planned = self._plan_plain(content, block, start, room, next_room)
+                        if planned:
+                            piece = planned.pop(0)
+                        else:
+                            piece = self._split(content, starts, block, start, room, density)
                     if piece is None:
                         if not page:
                             raise HtmlRendererError(
@@ -322,6 +288,41 @@ class HtmlRenderer:
         if page:
             pages.append(page)
         return pages
+
+    def _plan_plain(
+        self, content: str, block: SourceBlock, start: int, room: float, next_room: float
+    ) -> list[tuple[int, str, float]]:
+        """The next pieces ``(end, html, height)`` of a plain block from ``start``: the first for
+        ``room``, the others for ``next_room`` each (a fresh page after the turn's head).
+
+        The rest of the block is laid out once and cut where each page's lines end (see
+        ``PLAIN_BREAKS``); the pieces are then measured in one batch, and those up to the first
+        that does not fit its room are returned (a line drawn in a fallback font can be taller
+        than the others); the caller plans again, or searches, from there.
+        """
+        text = content[start : block.end]
+        page = self.sandbox.page(1.0)
+        sections = section(plain_html(text, chunk=_PLAN_CHUNK), is_text=True)
+        page.set_content(document(sections, "measure"))
+        units = page.evaluate(PLAIN_BREAKS, [room, next_room, _MAX_PAGE_CHARS])
+        ends: list[int] = []
+        for cut in _code_points(text, units):
+            end = start + cut
+            floor = ends[-1] if ends else start
+            while floor + 1 < end < block.end and not is_cut_point(content, end):
+                end -= 1  # never between a character and its combining mark
+            if end > floor:
+                ends.append(end)
+        bounds = list(zip([start, *ends], ends, strict=False))
+        htmls = [fragment_html(content, block, a, b) for a, b in bounds]
+        pieces = []
+        for k, ((_, end), piece_html, height) in enumerate(
+            zip(bounds, htmls, self._measure(htmls), strict=True)
+        ):
+            if height > (room if k == 0 else next_room):
+                break
+            pieces.append((end, piece_html, height))
+        return pieces
 
     def _split(
         self,
@@ -367,7 +368,9 @@ class HtmlRenderer:
         line_end = min(starts[first_line], block.end) if first_line < len(starts) else block.end
 
         def lines(bound: int) -> list[int]:
-            cuts = [s for s in starts[first_line - 1 :] if floor <= s <= bound and s < block.end]
+            # Only the line starts in [floor, bound]: the block may have many more lines.
+            top = min(bound, block.end - 1)
+            cuts = starts[bisect.bisect_left(starts, floor) : bisect.bisect_right(starts, top)]
             return [*cuts, block.end] if block.end <= bound else cuts
 
         def words(bound: int) -> list[int]:
@@ -417,10 +420,10 @@ class HtmlRenderer:
         are turn labels (styled as such on the page, so measured as such)."""
         if not htmls:
             return []
-        page = self._page(1.0)
-        sections = "".join(_section(h, is_text=k >= labels) for k, h in enumerate(htmls))
-        page.set_content(_DOCUMENT.format(style=_STYLE, kind="measure", sections=sections))
-        return [float(h) for h in page.evaluate(_MEASURE)]
+        page = self.sandbox.page(1.0)
+        sections = "".join(section(h, is_text=k >= labels) for k, h in enumerate(htmls))
+        page.set_content(document(sections, "measure"))
+        return [float(h) for h in page.evaluate(MEASURE)]
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -439,117 +442,28 @@ class HtmlRenderer:
         return rendered
 
     def _screenshot(self, document: str, scale: float) -> Image.Image | None:
-        page = self._page(scale)
+        page = self.sandbox.page(scale)
         page.set_content(document)
-        if scale != 1.0 and float(page.evaluate(_BOTTOM)) > PAGE_SIZE:
+        if scale != 1.0 and float(page.evaluate(BOTTOM)) > PAGE_SIZE:
             return None
         png = page.screenshot(type="png", animations="disabled", caret="hide")
         with Image.open(io.BytesIO(png)) as image:
             return image.convert("RGB")
 
-    # -- browser ------------------------------------------------------------------------------
 
-    def _run(self, action: Callable[[], T], doing: str) -> T:
-        """Run ``action`` on this renderer's own browser thread and wait for it.
+def _code_points(text: str, units: Sequence[int]) -> list[int]:
+    """UTF-16 offsets into ``text`` (as the browser counts) as offsets in code points."""
+    if not _ASTRAL.search(text):
+        return list(units)
+    offsets = list(itertools.accumulate((2 if c > "\uffff" else 1 for c in text), initial=0))
+    return [bisect.bisect_left(offsets, unit) for unit in units]
 
-        Playwright's sync API is bound to the thread that started it and refuses a thread with
-        a running asyncio loop; a private thread makes the renderer usable from any thread,
-        including from inside ``async`` code (an agent's middleware).
-        """
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="optical-memory-chromium")
-        return self._worker.submit(self._with_browser, action, doing).result()
 
-    def _with_browser(self, action: Callable[[], T], doing: str) -> T:
-        """Run ``action``; if the browser fails, restart it once and run ``action`` again."""
-        errors = import_extra("playwright.sync_api", "html")
-        try:
-            return action()
-        except errors.Error:
-            self._stop()
-        try:
-            return action()
-        except errors.Error as again:
-            self._stop()
-            raise ChromiumCrashedError(
-                f"Chromium failed while {doing}, was restarted, and failed again: {again}. "
-                f"Check that `{self.chromium} --headless --no-sandbox --dump-dom about:blank` "
-                "runs on this machine (memory, /dev/shm), or set OPTICAL_MEMORY_CHROMIUM"
-            ) from again
-
-    def _page(self, scale: float) -> Any:
-        """The sandboxed page for one device scale factor (contexts are created lazily)."""
-        if self._browser is None:
-            self._launch()
-        page = self._pages.get(scale)
-        if page is None:
-            context = self._browser.new_context(
-                viewport={"width": PAGE_SIZE, "height": PAGE_SIZE},
-                device_scale_factor=scale,
-                java_script_enabled=False,
-                offline=False,
-                service_workers="block",
-                accept_downloads=False,
-                color_scheme="light",
-                reduced_motion="reduce",
-                locale="en-US",
-                timezone_id="UTC",
-            )
-            context.route("**/*", self._abort)
-            page = context.new_page()
-            self._pages[scale] = page
-        return page
-
-    def _abort(self, route: Any) -> None:
-        self.blocked_requests += 1
-        route.abort("blockedbyclient")
-
-    def _launch(self) -> None:
-        if shutil.which(self.chromium) is None and not Path(self.chromium).is_file():
-            raise ChromiumNotFoundError(
-                f"Chromium not found at {self.chromium}: install it (Debian/Ubuntu: "
-                "`apt-get install chromium`) or pass HtmlRenderer(chromium=...) / set "
-                "OPTICAL_MEMORY_CHROMIUM to its path"
-            )
-        if self._playwright is None:
-            sync_api = import_extra("playwright.sync_api", "html")
-            self._playwright = sync_api.sync_playwright().start()
-        self._browser = self._playwright.chromium.launch(
-            executable_path=self.chromium, headless=True, args=CHROMIUM_LAUNCH_ARGS
-        )
-
-    def _stop(self) -> None:
-        """Close the browser and Playwright's driver (on the browser thread)."""
-        browser, self._browser, self._pages = self._browser, None, {}
-        playwright, self._playwright = self._playwright, None
-        with contextlib.suppress(Exception):  # a dead browser has nothing left to close
-            if browser is not None:
-                browser.close()
-        with contextlib.suppress(Exception):
-            if playwright is not None:
-                playwright.stop()
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _document(fragments: Sequence[_Fragment], kind: str) -> str:
-    sections = "".join(_section(f.html, f.is_text) for f in fragments)
-    return _DOCUMENT.format(style=_STYLE, kind=kind, sections=sections)
-
-
-def _section(fragment_html: str, is_text: bool) -> str:
-    """One stacked fragment: the same markup when measured and when printed."""
-    return f'<section class="{"text" if is_text else "head"}">{fragment_html}</section>'
-
-
-def _head_html(turn: Turn, continued: bool) -> str:
-    """The turn's label, as PillowRenderer prints it: ``role:`` in the role's colour."""
-    role = printable(turn.role)
-    red, green, blue = label_colour(role)
-    when = f" · {turn.timestamp.isoformat(sep=' ')}" if turn.timestamp else ""
-    more = " (continued)" if continued else ""
-    return (
-        f'<span style="color: rgb({red}, {green}, {blue})">{html.escape(role)}{more}:</span>'
-        f'<span class="when">{html.escape(when)}</span>'
-    )
+    return document("".join(section(f.html, f.is_text) for f in fragments), kind)
 
 
 def _spans(fragments: Sequence[_Fragment]) -> list[Span]:

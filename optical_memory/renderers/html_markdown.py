@@ -11,6 +11,14 @@ function of exactly the characters its spans name.
 Content is untrusted: markdown-it runs with raw HTML disabled (tags come out as escaped text),
 links and images are printed as text (no ``href``, no ``src``), and the result passes an
 allow-list sanitizer (nh3) as a second wall.
+
+Markdown costs from 0.01 to 10 µs a character depending on the syntax (``![`` is the worst),
+and markdown-it silently drops what lies deeper than its nesting limit. So a block is printed
+as escaped *plain* text (kind ``plain``: every character shown, monospace, wrapped) when the
+turn is longer than :data:`MARKDOWN_MAX_CHARS`, when its estimated work (:func:`markdown_work`)
+exceeds :data:`BLOCK_WORK_BUDGET`, when it nests as deep as markdown-it's limit, or when it is
+a table of more than :data:`WIDEST_TABLE` columns (which could not fit the page's width). The
+decision depends on the text alone, so the same turn always prints the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +38,16 @@ _LIST_MARKER = re.compile(r"[ \t]*(?:[-+*]|\d{1,9}[.)])(?:[ \t]+|$)")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ZERO_WIDTH_JOINERS = {"\u200d", "\u200c", "\ufe0e", "\ufe0f"}
 
+#: Turns longer than this, in characters, print as plain text (about six pages of prose).
+MARKDOWN_MAX_CHARS = 20_000
+#: Most work (:func:`markdown_work`) one block may cost before it prints as plain text.
+BLOCK_WORK_BUDGET = 150_000
+#: Tables with more columns print as plain text (each column needs about 25 px of the 960).
+WIDEST_TABLE = 30
+# Work units per character (about 0.1 µs of markdown-it each): link/image openers scan ahead
+# for their label, other delimiters for their partner; everything else costs 1.
+_WORK = {"[": 60, "!": 20, "*": 20, "_": 20, "~": 20, "`": 20, "<": 20, "|": 20, "\\": 20}
+
 _BLOCK_KINDS = {
     "paragraph_open": "paragraph",
     "heading_open": "heading",
@@ -46,7 +64,7 @@ _ALLOWED_TAGS = {
     "div",
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {
-    "ol": {"start"},
+    "ol": {"start", "class"},
     "span": {"class"},
     "div": {"class"},
     "code": {"class"},
@@ -70,10 +88,24 @@ def line_starts(content: str) -> list[int]:
 
 
 def source_blocks(content: str) -> list[SourceBlock]:
-    """Cut ``content`` into blocks that tile it exactly (one ``text`` block if it has none)."""
+    """Cut ``content`` into blocks that tile it exactly (one ``text`` block if it has none);
+    blocks markdown cannot print safely and cheaply are of kind ``plain`` (module docstring)."""
+    if len(content) > MARKDOWN_MAX_CHARS:
+        return [SourceBlock(0, len(content), "plain")]
     starts = line_starts(content)
     marks: list[tuple[int, str]] = []
+    unsafe: set[int] = set()  # indices into marks
+    limit = _markdown().options["maxNesting"]
+    columns = 0
     for token in _markdown().parse(content):
+        if marks and token.level + token.nesting >= limit:
+            unsafe.add(len(marks) - 1)  # markdown-it stops reading here: the rest would be lost
+        if token.type == "th_open" and token.level == 3:
+            columns += 1  # header cells of a top-level table
+        elif token.type == "thead_close" and token.level == 1:
+            if columns > WIDEST_TABLE:
+                unsafe.add(len(marks) - 1)
+            columns = 0
         if token.map is None or token.nesting == -1:
             continue
         if token.level == 0 and token.type in _BLOCK_KINDS:
@@ -88,8 +120,48 @@ def source_blocks(content: str) -> list[SourceBlock]:
     for k, ((_, kind), start) in enumerate(zip(marks, offsets, strict=True)):
         end = offsets[k + 1] if k + 1 < len(offsets) else len(content)
         if end > start:
+            if k in unsafe or markdown_work(content[start:end]) > BLOCK_WORK_BUDGET:
+                kind = "plain"
             blocks.append(SourceBlock(start, end, kind))
-    return blocks
+    return _merge_plain(blocks)
+
+
+def _merge_plain(blocks: list[SourceBlock]) -> list[SourceBlock]:
+    """Adjacent plain blocks as one (a list item's lost tail may lie in the next item)."""
+    merged: list[SourceBlock] = []
+    for block in blocks:
+        if merged and block.kind == merged[-1].kind == "plain":
+            merged[-1] = SourceBlock(merged[-1].start, block.end, "plain")
+        else:
+            merged.append(block)
+    return merged
+
+
+def markdown_work(text: str) -> int:
+    """Estimated cost of rendering ``text`` as markdown, in units of about 0.1 µs: one per
+    character, more for characters that make markdown-it scan ahead (``[``: 60)."""
+    return len(text) + sum((weight - 1) * text.count(char) for char, weight in _WORK.items())
+
+
+def plain_html(text: str, chunk: int = 0) -> str:
+    """``text`` as escaped plain text (wrapped, every character shown), one DOM character per
+    character of ``text``: NUL shows as U+FFFD, CR LF as a space and a line break, a lone CR
+    as a line break, a lone surrogate as U+FFFD (the HTML parser would drop or merge them).
+
+    ``chunk > 0`` puts every ``chunk`` characters in a ``<span>`` of their own (the same
+    layout; the browser finds a character's position in time proportional to its text node).
+    """
+    shown = printable(text).replace("\r\n", " \n").translate(_PLAIN_CHARACTERS)
+    if chunk <= 0:
+        return f'<div class="plain">{html.escape(shown, quote=False)}</div>'
+    spans = (
+        f"<span>{html.escape(shown[k : k + chunk], quote=False)}</span>"
+        for k in range(0, len(shown), chunk)
+    )
+    return f'<div class="plain">{"".join(spans)}</div>'
+
+
+_PLAIN_CHARACTERS = {0: 0xFFFD, 13: 10}
 
 
 def fragment_html(content: str, block: SourceBlock, start: int, end: int) -> str:
@@ -100,6 +172,8 @@ def fragment_html(content: str, block: SourceBlock, start: int, end: int) -> str
     list item's indentation removed, a split line's indentation or quote marker restored.
     """
     text = content[start:end]
+    if block.kind == "plain":
+        return plain_html(text)
     if start == block.start:
         return _to_html(text)
     mid_line = content[start - 1] not in "\r\n"
@@ -178,7 +252,25 @@ def _markdown() -> Any:
     md.add_render_rule("link_open", _link_open)
     md.add_render_rule("link_close", _link_close)
     md.add_render_rule("image", _image)
+    md.add_render_rule("ordered_list_open", _ordered_list_open)
     return md
+
+
+def _ordered_list_open(
+    renderer: Any, tokens: Any, idx: int, options: Any, env: dict[str, Any]
+) -> str:
+    """``<ol>`` with class ``digits-N`` when its widest number has N >= 3 digits, so the style
+    sheet gives the numbers room inside the page (they hang left of the list's text)."""
+    token = tokens[idx]
+    widest = 0
+    for later in tokens[idx + 1 :]:
+        if later.level == token.level and later.type == "ordered_list_close":
+            break
+        if later.level == token.level + 1 and later.type == "list_item_open":
+            widest = max(widest, len(later.info))
+    if widest >= 3:
+        token.attrSet("class", f"digits-{widest}")
+    return str(renderer.renderToken(tokens, idx, options, env))
 
 
 # Links and images are printed, never followed: the text, then the target as plain text.

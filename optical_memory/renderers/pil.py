@@ -12,11 +12,13 @@ word by word onto a greyscale sheet, labels and colour emoji onto the RGB page m
 Kerning is not applied between cached glyphs.
 
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``); a turn
-that continues on the next page repeats it as ``Caroline (continued):``. Newlines in content are
-honoured, lines wrap at spaces and between CJK characters, and a word longer than a line breaks
-between characters. Spans cover every character of every turn once, in order; a turn with empty
-content gets a span of length 0 on the page that shows its label. Spaces and line breaks after
-a page's last line stay on that page (a new page starts at the next visible character).
+that continues on the next page repeats it as ``Caroline (continued):``; a label never takes
+more than half the line (a longer role is cut and ends in "…"; the stored turn keeps it whole).
+Newlines in content are honoured, lines wrap at spaces and between CJK characters, and a word
+longer than a line breaks between characters. Spans cover every character of every turn once,
+in order; a turn with empty content gets a span of length 0 on the page that shows its label.
+Spaces and line breaks after a page's last line stay on that page (a new page starts at the
+next visible character).
 Right-to-left words are shaped and ordered within each word when Pillow has libraqm; the words
 of a line always run left to right.
 """
@@ -38,9 +40,11 @@ from optical_memory.renderers.style import INK, label_colour
 from optical_memory.turns import Turn
 
 #: Bump when a change to this file changes pixels for the same settings.
-RENDERER_VERSION = 1
+RENDERER_VERSION = 2
 
 _TAB_SPACES = 4
+#: Widest a role label may be, as a share of the line; the content starts after it.
+LABEL_SHARE = 0.5
 _CACHE_LIMIT = 200_000  # cached word images; cleared when full (about 100 MB at LARGE)
 
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
@@ -122,6 +126,7 @@ class PillowRenderer:
         self._measured: dict[tuple[str, bool], tuple[tuple[_Run, ...], float]] = {}
         self._images: dict[tuple[str, int, bool, float], _Glyphs | None] = {}
         self._advances: dict[tuple[str, int, bool, float], float] = {}
+        self._labels: dict[tuple[str, str], tuple[_Run, ...]] = {}
         ascent, descent = self.fonts.faces[0].load(self.font_size).getmetrics()
         # Baseline below the top of a line: the line's extra leading split above and below.
         self._baseline = (self.line_height - ascent - descent) / 2 + ascent
@@ -222,6 +227,30 @@ class PillowRenderer:
                 self._measured.clear()
             self._measured[key] = found
         return found
+
+    def label_runs(self, role: str, suffix: str) -> tuple[_Run, ...]:
+        """The bold runs of ``role + suffix`` (``":"``, ``" (continued):"``), at most
+        :data:`LABEL_SHARE` of the line wide: a longer role is cut and ends in "…"."""
+        key = (role, suffix)
+        found = self._labels.get(key)
+        if found is not None:
+            return found
+        limit = self.line_width * LABEL_SHARE
+        # Never more characters than the limit has pixels: a huge role costs no more than that.
+        runs, width = self.measure(role[: int(limit) + 1] + suffix, bold=True)
+        if len(role) > limit or width > limit:
+            low, high = 0, min(len(role), int(limit))  # the longest prefix that fits with "…"
+            while low < high:
+                middle = (low + high + 1) // 2
+                if self.measure(f"{role[:middle]}…{suffix}", bold=True)[1] <= limit:
+                    low = middle
+                else:
+                    high = middle - 1
+            runs = self.measure(f"{role[:low].rstrip()}…{suffix}", bold=True)[0]
+        if len(self._labels) >= _CACHE_LIMIT:
+            self._labels.clear()
+        self._labels[key] = runs
+        return runs
 
     def _advance(self, char: str, face: int, bold: bool, size: float | None = None) -> float:
         """Pen advance of one character in px at ``size`` (default: the reference size)."""
@@ -361,7 +390,7 @@ class _Typesetter:
         self.break_at = None  # a break pending from the last turn falls between turns
         self.turn, self.role = index, " ".join(turn.role.split()) or turn.role
         self.span_start, self.turn_has_span = 0, False
-        self._label(f"{self.role}:")
+        self._label(":")
         content = turn.content
         for match in _TOKEN.finditer(content):
             kind, token, start = match.lastindex, match.group(), match.start()
@@ -378,28 +407,33 @@ class _Typesetter:
         if len(content) > self.span_start or not self.turn_has_span:
             self._close_span(len(content))
 
-    def _label(self, text: str) -> None:
+    def _label(self, suffix: str) -> None:
         self._open_page_if_full()
-        runs, _ = self.renderer.measure(text, bold=True)
+        runs = self.renderer.label_runs(self.role, suffix)
         self._place(runs, bold=True, colour=label_colour(self.role))
         self.x += self.space
 
     def _word(self, word: str, start: int) -> None:
         self._open_page_if_full()
-        runs, width = self.renderer.measure(word)
-        if self.x + width <= self.width:
-            self._place(runs)
+        # A word with more characters than the line has pixels is never measured whole (the
+        # cost would grow with its length on every line): it starts a line and breaks.
+        measured = self.renderer.measure(word) if len(word) <= self.width else None
+        if measured is not None and self.x + measured[1] <= self.width:
+            self._place(measured[0])
             return
         if self.has_text:
             self._new_line(at=start)
             self._open_page_if_full()
-            if self.x + width <= self.width:
-                self._place(runs)
+            if measured is not None and self.x + measured[1] <= self.width:
+                self._place(measured[0])
                 return
         # No room even on a fresh line: break between characters (widths summed per character).
+        widths: dict[str, float] = {}
         piece_start, piece_width = 0, 0.0
         for offset, char in enumerate(word):
-            char_width = self.renderer.measure(char)[1]
+            char_width = widths.get(char)
+            if char_width is None:
+                char_width = widths[char] = self.renderer.measure(char)[1]
             if self.x + piece_width + char_width > self.width and offset > piece_start:
                 self._place(self.renderer.measure(word[piece_start:offset])[0])
                 self._new_line(at=start + offset)
@@ -444,7 +478,7 @@ class _Typesetter:
         self.line, self.x, self.has_text, self.break_at = 0, 0.0, False, None
         if at is not None:  # mid-turn: say whose words continue here
             self.span_start = at
-            self._label(f"{self.role} (continued):")
+            self._label(" (continued):")
 
     def _close_span(self, end: int) -> None:
         self.spans[-1].append(Span(self.turn, self.span_start, end))

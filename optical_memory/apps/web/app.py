@@ -8,10 +8,15 @@ API (all JSON except the PNG):
 
 - ``GET  /api/threads``                       the thread ids in the file
 - ``GET  /api/memory?thread=T``               :class:`~optical_memory.apps.chat.MemorySummary`
-- ``GET  /api/page.png?thread=T&page_id=N``   page ``N`` at its current mode
+- ``GET  /api/page.png?thread=T&page_id=N&mode=M``   page ``N`` drawn at mode ``M`` (from the
+  stored page, rendered once per mode and kept in the store; the context is not rebuilt)
 - ``GET  /api/page-text?thread=T&page_id=N``  the exact text of page ``N``
 - ``POST /api/messages`` ``{thread, content}``  one exchange with the model; its answer and
   the memory after it
+
+Every request passes :class:`~optical_memory.apps.web.guard.ViewerGuard` first (Host
+allow-list, same-origin writes, a body limit, security headers on every response); no API
+schema is served.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from optical_memory.apps.chat import ChatSession
+from optical_memory.apps.web.guard import ViewerGuard
 from optical_memory.extras import import_extra
+from optical_memory.modes import Mode
 
 if TYPE_CHECKING:
     from optical_memory.apps.backends import ChatModel
@@ -40,12 +47,38 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 MAX_THREAD_CHARS = 200
+#: Largest request body accepted, bytes (a message box of text, with room to spare).
+MAX_BODY_BYTES = 1_000_000
+#: Page ids are SQLite row ids: signed 64-bit.
+MAX_PAGE_ID = 2**63 - 1
+
+
+def text_problem(text: str, what: str) -> str | None:
+    """Why ``text`` cannot be stored (lone surrogates: not encodable as UTF-8), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"{what} holds a lone surrogate at character {error.start}: send valid Unicode text"
+    return None
 
 
 class MessageIn(BaseModel):
     thread: str = Field(min_length=1, max_length=MAX_THREAD_CHARS)
     content: str = Field(min_length=1)
+
+    @field_validator("thread", "content")
+    @classmethod
+    def _valid_unicode(cls, value: str) -> str:
+        problem = text_problem(value, "the text")
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 def create_app(
@@ -55,8 +88,10 @@ def create_app(
     keep_recent_turns: int = 6,
     budget_tokens: int | None = None,
     schedule: DecaySchedule | None = None,
+    host: str = "127.0.0.1",
 ) -> Any:
-    """The viewer for the memory file ``db``; the chat box talks to ``model``.
+    """The viewer for the memory file ``db``; the chat box talks to ``model``; ``host`` (the
+    address it is served on) is a name it answers to besides the loopback names.
 
     ``keep_recent_turns`` and ``schedule`` configure every thread's memory as in
     :class:`~optical_memory.OpticalMemory`; ``budget_tokens`` bounds what the model is sent.
@@ -74,6 +109,9 @@ def create_app(
             raise fastapi.HTTPException(
                 422, f"a thread name has 1 to {MAX_THREAD_CHARS} characters"
             )
+        problem = text_problem(thread, "the thread name")
+        if problem is not None:
+            raise fastapi.HTTPException(422, problem)
         memory = OpticalMemory(
             db, thread_id=thread, keep_recent_turns=keep_recent_turns, schedule=schedule
         )
@@ -82,15 +120,19 @@ def create_app(
         finally:
             memory.close()
 
-    app = fastapi.FastAPI(title="optical-memory viewer", docs_url=None, redoc_url=None)
+    app = fastapi.FastAPI(
+        title="optical-memory viewer", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.add_middleware(ViewerGuard, hosts=[host], max_body=MAX_BODY_BYTES, headers=SECURITY_HEADERS)
+    page_id_query = fastapi.Query(ge=0, le=MAX_PAGE_ID)
 
-    @app.middleware("http")
-    async def security_headers(request: Any, call_next: Any) -> Any:
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        return response
+    @app.exception_handler(import_extra("fastapi.exceptions", "demo").RequestValidationError)
+    async def invalid_request(request: Any, error: Any) -> Any:
+        # What was wrong where, never the input itself (it may be huge or not encodable).
+        problems = "; ".join(
+            f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}" for problem in error.errors()
+        )
+        return responses.JSONResponse({"detail": problems}, status_code=422)
 
     @app.get("/", include_in_schema=False)
     def index() -> Any:
@@ -108,17 +150,18 @@ def create_app(
             return {**chat.summary().to_json(), "model": model.name}
 
     @app.get("/api/page.png")
-    def page_png(thread: str, page_id: int) -> Any:
+    def page_png(thread: str, mode: Mode, page_id: int = page_id_query) -> Any:
         with session(thread) as chat:
-            for page in chat.context().pages:
-                if page.page_id == page_id:
-                    return responses.Response(
-                        page.png(), media_type="image/png", headers={"Cache-Control": "no-store"}
-                    )
-        raise fastapi.HTTPException(404, f"no page {page_id} in the context of thread {thread!r}")
+            try:
+                page = chat.memory.page_image(page_id, mode)
+            except KeyError:
+                raise fastapi.HTTPException(
+                    404, f"no page {page_id} in thread {thread!r}"
+                ) from None
+            return responses.Response(page.png(), media_type="image/png")
 
     @app.get("/api/page-text")
-    def page_text(thread: str, page_id: int) -> dict[str, Any]:
+    def page_text(thread: str, page_id: int = page_id_query) -> dict[str, Any]:
         with session(thread) as chat:
             try:
                 text = chat.recall(page_id)
@@ -166,7 +209,11 @@ def serve(
 
     model = load_model(model_spec)
     app = create_app(
-        db, model=model, keep_recent_turns=keep_recent_turns, budget_tokens=budget_tokens
+        db,
+        model=model,
+        keep_recent_turns=keep_recent_turns,
+        budget_tokens=budget_tokens,
+        host=host,
     )
     if not is_loopback(host):
         print(
