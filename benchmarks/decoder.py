@@ -22,12 +22,10 @@ from dataclasses import replace
 
 import torch
 
-from optical_memory.model.decoder import (
-    DecoderConfig,
-    DeepSeekOCR,
-    GenerationSettings,
-    PreparedPrompt,
-)
+from optical_memory.model.config import DecoderConfig
+from optical_memory.model.decoder import DeepSeekOCR
+from optical_memory.model.generation import GenerationSettings
+from optical_memory.model.prompt import PreparedPrompt
 from optical_memory.modes import Mode
 
 

@@ -30,7 +30,8 @@ from collections.abc import Callable
 import torch
 from PIL import Image
 
-from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
+from optical_memory.model.config import DeepEncoderConfig
+from optical_memory.model.deepencoder import DeepEncoder
 from optical_memory.model.preprocess import preprocess
 from optical_memory.modes import TILE_SIZE, Mode, gundam_tiles
 

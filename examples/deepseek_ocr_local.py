@@ -62,7 +62,7 @@ def main() -> int:
     from PIL import Image
 
     from optical_memory import DecaySchedule, Mode, OpticalMemory
-    from optical_memory.model import DeepSeekOCR, ocr_prompt, question_prompt
+    from optical_memory.model import DeepSeekOCR, VisualTokenCache, ocr_prompt, question_prompt
 
     torch.manual_seed(0)
     started = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> int:
         return 0
 
     schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 4)])
-    memory = OpticalMemory(keep_recent_turns=2, schedule=schedule, encoder=model.encoder)
+    memory = OpticalMemory(keep_recent_turns=2, schedule=schedule)
     for day in range(1, 31):  # about four pages of notes
         memory.add(
             "user",
@@ -98,7 +98,8 @@ def main() -> int:
     if not context.pages:
         print("the dialogue fits in the recent window: no pages to show", file=sys.stderr)
         return 1
-    model.page_encoder = memory.visual_tokens  # each page encoded once per mode, in the store
+    # Each page is encoded once per mode and kept in the memory's store.
+    model.page_encoder = VisualTokenCache(memory.store, model.encoder)
     print(
         f"# {len(context.pages)} pages ({context.vision_tokens} visual tokens) stand for "
         f"{context.replaced_text_tokens} text tokens\n"

@@ -1,4 +1,5 @@
-"""What DeepSeek-OCR's encoder sees of a page at a mode: its square view (Pillow only).
+"""A page image at a mode (:class:`PageImage`), and what DeepSeek-OCR's encoder sees of it: its
+square view (Pillow only).
 
 TINY and SMALL squash the page to the square; BASE, LARGE and GUNDAM's global view keep its
 aspect ratio and pad with the mean grey, as the official preprocessing does. Both the local
@@ -8,6 +9,8 @@ model (``agents.openai_pages``) use this one function.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 from PIL import Image, ImageOps
 
 from optical_memory.modes import Mode
@@ -16,6 +19,22 @@ from optical_memory.modes import Mode
 PAD_COLOR = (127, 127, 127)
 #: Resampling for every resize (PIL's default for ``Image.resize`` and ``ImageOps.pad``).
 RESAMPLE = Image.Resampling.BICUBIC
+
+
+@runtime_checkable
+class PageImage(Protocol):
+    """A page as a model is shown it: its image and the mode it is read at.
+
+    Memory pages (``MemoryContext.pages`` items), rendered pages and images taken from chat
+    messages all offer these two attributes; the local model's prompts and the OpenAI-style
+    content parts accept anything that does.
+    """
+
+    @property
+    def image(self) -> Image.Image: ...
+
+    @property
+    def mode(self) -> Mode: ...
 
 
 def square_view(image: Image.Image, mode: Mode | str) -> Image.Image:

@@ -15,8 +15,9 @@ from PIL import Image, ImageDraw
 from tiny_deepseek import write_tokenizer
 
 from optical_memory.agents.chat_model import ChatDeepSeekOCR, ImageBlockError, mode_for_image
-from optical_memory.model.decoder import DecoderConfig, DeepSeekOCR
-from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
+from optical_memory.model.config import DecoderConfig, DeepEncoderConfig
+from optical_memory.model.decoder import DeepSeekOCR
+from optical_memory.model.deepencoder import DeepEncoder
 from optical_memory.model.tokenizer import load_tokenizer
 from optical_memory.modes import Mode
 

@@ -15,18 +15,17 @@ import torch
 from PIL import Image
 from tiny_deepseek import write_tokenizer
 
-from optical_memory.model.decoder import (
+from optical_memory.model.config import DecoderConfig
+from optical_memory.model.decoder import DeepSeekOCR
+from optical_memory.model.generation import GenerationSettings, NoRepeatNGramLogitsProcessor
+from optical_memory.model.prompt import (
     FREE_OCR,
     TO_MARKDOWN,
-    DecoderConfig,
-    DeepSeekOCR,
-    GenerationSettings,
     encode_by_mode,
     ocr_prompt,
     question_prompt,
     scatter_visual_tokens,
 )
-from optical_memory.model.generation import NoRepeatNGramLogitsProcessor
 from optical_memory.model.tokenizer import load_tokenizer
 from optical_memory.modes import Mode
 

@@ -1,6 +1,6 @@
 """Loading DeepSeek-OCR from a checkpoint directory laid out like the official one.
 
-Weights are random, written under the official names with the encoder's ``save_official`` next
+Weights are random, written under the official names with ``save_official`` (tests' own) next
 to a ``config.json`` shaped like the released one and a tokenizer trained in the test, then
 read back through the same ``DeepSeekOCR.from_checkpoint`` a user calls on the real weights.
 """
@@ -14,20 +14,24 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from tiny_deepseek import write_config, write_tokenizer
+from tiny_deepseek import (
+    encoder_to_official,
+    save_official,
+    to_official_state_dict,
+    write_config,
+    write_tokenizer,
+)
 
-from optical_memory.model.checkpoint import CheckpointError, encoder_to_official, save_official
-from optical_memory.model.decoder import (
-    DecoderConfig,
-    DeepSeekOCR,
-    PromptPart,
+from optical_memory.model.checkpoint import (
+    CheckpointError,
     map_decoder_state_dict,
     map_official_state_dict,
-    ocr_prompt,
     official_name,
-    to_official_state_dict,
 )
-from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
+from optical_memory.model.config import DecoderConfig, DeepEncoderConfig
+from optical_memory.model.decoder import DeepSeekOCR
+from optical_memory.model.deepencoder import DeepEncoder
+from optical_memory.model.prompt import PromptPart, ocr_prompt
 from optical_memory.model.tokenizer import TokenizerFilesError, load_tokenizer
 from optical_memory.modes import Mode
 
@@ -180,7 +184,7 @@ def test_an_unknown_decoder_tensor_is_refused(tiny, tmp_path: Path) -> None:
     broken = _rewrite(
         directory, tmp_path, lambda t: t.update({"model.mystery.weight": torch.zeros(2)})
     )
-    with pytest.raises(CheckpointError, match=r"unexpected decoder tensor\(s\) model\.mystery"):
+    with pytest.raises(CheckpointError, match=r"unexpected decoder tensor\(s\): model\.mystery"):
         DeepSeekOCR.from_checkpoint(broken, encoder_config=DeepEncoderConfig.tiny())
 
 

@@ -10,18 +10,20 @@ from __future__ import annotations
 import copy
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tiny_deepseek import encoder_to_official
 
 from optical_memory.extras import MissingExtraError
-from optical_memory.model.checkpoint import encoder_to_official, official_to_encoder
+from optical_memory.model.checkpoint import official_to_encoder
+from optical_memory.model.config import DeepEncoderConfig
 from optical_memory.model.deepencoder import (
     BlockedRelPosAttention,
     DeepEncoder,
-    DeepEncoderConfig,
     arrange_tokens,
     interpolate_clip_positions,
 )
@@ -274,7 +276,7 @@ def test_blocked_relative_position_attention_matches_transformers_eager(
 ) -> None:
     if budget is not None:  # 1 MiB: 64 query rows per block at 512 px, 16 blocks
         monkeypatch.setattr(BlockedRelPosAttention, "bias_budget", budget)
-    eager = DeepEncoder(DeepEncoderConfig.tiny().with_attention("eager")).eval()
+    eager = DeepEncoder(replace(DeepEncoderConfig.tiny(), attn_implementation="eager")).eval()
     eager.load_state_dict(tiny_encoder.state_dict())
     assert type(eager.sam.layers[0].attn).__name__ == "DeepseekOcr2SamVisionAttention"
     assert isinstance(tiny_encoder.sam.layers[0].attn, BlockedRelPosAttention)

@@ -1,6 +1,6 @@
 """Loading DeepEncoder from the official checkpoint layout: names, files, strictness.
 
-Checkpoints are written with ``save_official(encoder_to_official(...))``, i.e. under the
+Checkpoints are written with the tests' ``save_official(encoder_to_official(...))``, i.e. under the
 official parameter names; the full-size one (1.6 GB in float32) once per session.
 """
 
@@ -14,19 +14,18 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from tiny_deepseek import OFFICIAL_WEIGHTS, encoder_to_official, save_official
 
 from optical_memory.model.checkpoint import (
     ENCODER_PREFIXES,
     INDEX_FILE,
-    OFFICIAL_WEIGHTS,
     CheckpointError,
-    encoder_to_official,
     find_weight_files,
     load_official_state_dict,
     official_to_encoder,
-    save_official,
 )
-from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
+from optical_memory.model.config import DeepEncoderConfig
+from optical_memory.model.deepencoder import DeepEncoder
 from optical_memory.modes import Mode
 
 TINY = DeepEncoderConfig.tiny()

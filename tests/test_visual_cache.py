@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from optical_memory import DecaySchedule, Mode, OpticalMemory
-from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
-from optical_memory.model.visual_cache import VisualTokenCache, encoder_identity
+from optical_memory.model.config import DeepEncoderConfig
+from optical_memory.model.deepencoder import DeepEncoder
+from optical_memory.model.visual_cache import NAMESPACE, VisualTokenCache, encoder_identity
 
 torch.set_num_threads(2)
 SCHEDULE = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 2)])
@@ -38,7 +39,7 @@ def test_pages_are_encoded_once_and_read_back_identical(filled: Path, encoder) -
     with _memory(filled) as memory:
         pages = memory.context().pages
         assert {page.mode for page in pages} == {Mode.TINY, Mode.SMALL}
-        cache = VisualTokenCache(memory, encoder)
+        cache = VisualTokenCache(memory.store, encoder)
         first = cache(pages)
         assert cache.encodes == len(pages)
         for page, tokens in zip(pages, first, strict=True):
@@ -50,7 +51,7 @@ def test_pages_are_encoded_once_and_read_back_identical(filled: Path, encoder) -
         assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     # Another process opening the same file finds them in the store.
     with _memory(filled) as reopened:
-        cache = VisualTokenCache(reopened, encoder)
+        cache = VisualTokenCache(reopened.store, encoder)
         read = cache(reopened.context().pages)
         assert cache.encodes == 0
         assert all(torch.equal(a, b) for a, b in zip(first, read, strict=True))
@@ -61,7 +62,7 @@ def test_changed_weights_or_dtype_invalidate_the_cache(filled: Path) -> None:
     encoder = DeepEncoder(DeepEncoderConfig.tiny()).eval()
     with _memory(filled) as memory:
         pages = memory.context().pages
-        cache = VisualTokenCache(memory, encoder)
+        cache = VisualTokenCache(memory.store, encoder)
         before = cache(pages)
         identity = encoder_identity(encoder)
         with torch.no_grad():
@@ -88,25 +89,66 @@ def test_the_local_model_reads_memory_pages_through_the_cache(filled: Path, enco
 
     from tiny_deepseek import write_tokenizer
 
-    from optical_memory.model.decoder import DecoderConfig, DeepSeekOCR, question_prompt
+    from optical_memory.model import DecoderConfig, DeepSeekOCR, question_prompt
     from optical_memory.model.tokenizer import load_tokenizer
 
     write_tokenizer(filled.parent / "tokenizer")
     tokenizer = load_tokenizer(filled.parent / "tokenizer")
     config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
     model = DeepSeekOCR(config, encoder=encoder, tokenizer=tokenizer).eval()
-    with OpticalMemory(filled, keep_recent_turns=2, schedule=SCHEDULE, encoder=encoder) as memory:
+    with _memory(filled) as memory:
         pages = memory.context().pages
         parts = question_prompt(pages, "Which booking number?")
         direct = model.prepare(parts)
-        model.page_encoder = memory.visual_tokens
+        cache = VisualTokenCache(memory.store, model.encoder)
+        model.page_encoder = cache
         cached = model.prepare(parts)
         model.prepare(parts)
-        assert memory._visual_cache.encodes == len(pages)  # the second prepare encoded nothing
+        assert cache.encodes == len(pages)  # the second prepare encoded nothing
+        stored = [
+            memory.store.get_blob(
+                NAMESPACE,
+                p.content_hash,
+                p.mode.value,
+                f"{p.renderer_key}|{encoder_identity(encoder)}",
+            )
+            for p in pages
+        ]
+        assert all(data is not None for data in stored)
     assert torch.equal(direct.input_ids, cached.input_ids)
     torch.testing.assert_close(cached.inputs_embeds, direct.inputs_embeds, rtol=1e-5, atol=1e-5)
 
 
-def test_visual_tokens_without_an_encoder_says_what_to_pass(filled: Path) -> None:
-    with _memory(filled) as memory, pytest.raises(ValueError, match="encoder=DeepEncoder"):
-        memory.visual_tokens(memory.context().pages)
+def test_a_memory_is_accepted_for_its_store(filled: Path, encoder) -> None:
+    with _memory(filled) as memory:
+        pages = memory.context().pages
+        VisualTokenCache(memory.store, encoder)(pages)
+        from_memory = VisualTokenCache(memory, encoder)
+        from_memory(pages)
+        assert from_memory.encodes == 0  # the same store's entries
+
+
+def test_pages_without_a_content_hash_are_encoded_every_time(encoder) -> None:
+    from PIL import Image
+
+    class ChatImage:  # an image from a message: no content hash, nothing to key it by
+        def __init__(self) -> None:
+            self.image = Image.new("RGB", (300, 200), "white")
+            self.mode = Mode.TINY
+
+    with OpticalMemory(None) as memory:
+        cache = VisualTokenCache(memory.store, encoder)
+        first = cache([ChatImage()])
+        cache([ChatImage()])
+        assert cache.encodes == 2
+        assert first[0].shape == (Mode.TINY.sequence_tokens(), 48)
+        assert memory.store.get_blob(NAMESPACE, "", "tiny", "") is None
+
+
+def test_a_wrong_store_or_encoder_says_what_to_pass(encoder) -> None:
+    with pytest.raises(TypeError, match=r"pass memory\.store"):
+        VisualTokenCache("memory.db", encoder)
+    with OpticalMemory(None) as memory, pytest.raises(TypeError, match=r"model\.encoder"):
+        VisualTokenCache(memory.store, object())  # type: ignore[arg-type]
+    with OpticalMemory(None) as memory, pytest.raises(TypeError, match=r"model\.encoder"):
+        VisualTokenCache(memory.store, None)  # a DeepSeekOCR built without an encoder

@@ -1,21 +1,32 @@
 """A small DeepSeek-OCR checkpoint directory for tests, laid out like the official one.
 
-``write_tokenizer`` trains a byte-level BPE of a few hundred entries with the official special
-tokens (BOS ``<｜begin▁of▁sentence｜>`` = 0, EOS ``<｜end▁of▁sentence｜>`` = 1, pad, ``<image>``,
-``<|grounding|>``, ``<td>``, ...) and writes ``tokenizer.json``, ``tokenizer_config.json`` and
-``special_tokens_map.json``; ``write_config`` writes a ``config.json`` shaped like
-``../shared/reference/deepseek-ocr-config.json`` with small ``language_config`` sizes.
+``save_official`` writes tensors under their official names (``encoder_to_official`` and
+``to_official_state_dict`` turn module state dicts into them, the inverses of the loader's
+mappings); ``write_tokenizer`` trains a byte-level BPE of a few hundred entries with the official
+special tokens (BOS ``<｜begin▁of▁sentence｜>`` = 0, EOS ``<｜end▁of▁sentence｜>`` = 1, pad,
+``<image>``, ``<|grounding|>``, ``<td>``, ...) and writes ``tokenizer.json``,
+``tokenizer_config.json`` and ``special_tokens_map.json``; ``write_config`` writes a
+``config.json`` shaped like the released model's with small ``language_config`` sizes.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from optical_memory.model.decoder import DecoderConfig
+import torch
+from safetensors.torch import save_file
+
+from optical_memory.model.checkpoint import INDEX_FILE, encoder_official_name, official_name
+from optical_memory.model.config import DecoderConfig
 from optical_memory.model.tokenizer import BOS_TOKEN, EOS_TOKEN, IMAGE_TOKEN
+
+#: The file name of the official single-file release.
+OFFICIAL_WEIGHTS = "model-00001-of-000001.safetensors"
 
 PAD_TOKEN = "<｜▁pad▁｜>"
 #: Added after training, as the official vocabulary has them at its end.
@@ -89,3 +100,80 @@ def write_config(directory: Path, decoder: DecoderConfig) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(official_config(decoder), indent=1)
     (directory / "config.json").write_text(text, encoding="utf-8")
+
+
+# --- official names, written ------------------------------------------------------------------
+
+_SPLIT_QKV = re.compile(r"^(clip\.encoder\.layers\.\d+\.self_attn\.)([qkv])_proj\.(weight|bias)$")
+
+
+def encoder_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """DeepEncoder's state under official names: the inverse of ``official_to_encoder`` (CLIP's
+    q, k and v projections fused into one ``qkv_proj``, q rows first)."""
+    official: dict[str, torch.Tensor] = {}
+    for name, tensor in state.items():
+        split = _SPLIT_QKV.match(name)
+        if split is None:
+            official[encoder_official_name(name)] = tensor
+        elif split.group(2) == "q":
+            prefix, kind = split.group(1), split.group(3)
+            parts = [state[f"{prefix}{part}_proj.{kind}"] for part in "qkv"]
+            official[encoder_official_name(name)] = torch.cat(parts, dim=0)
+    return official
+
+
+def to_official_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A ``DeepSeekOCR`` state dict under the official names (experts unstacked, CLIP's q/k/v
+    fused): the inverse of ``map_official_state_dict``."""
+    encoder = {
+        name.removeprefix("encoder."): t for name, t in state.items() if name.startswith("encoder.")
+    }
+    official = encoder_to_official(encoder)
+    for name, tensor in state.items():
+        if name.startswith("encoder."):
+            continue
+        if name.endswith("mlp.experts.gate_up_proj"):
+            prefix = official_name(name).split(".E.")[0]
+            gate, up = tensor.chunk(2, dim=1)
+            for e in range(tensor.shape[0]):
+                official[f"{prefix}.{e}.gate_proj.weight"] = gate[e]
+                official[f"{prefix}.{e}.up_proj.weight"] = up[e]
+        elif name.endswith("mlp.experts.down_proj"):
+            prefix = official_name(name).split(".E.")[0]
+            for e in range(tensor.shape[0]):
+                official[f"{prefix}.{e}.down_proj.weight"] = tensor[e]
+        else:
+            official[official_name(name)] = tensor
+    return official
+
+
+def save_official(
+    directory: Path | str, tensors: Mapping[str, torch.Tensor], shards: int = 1
+) -> list[Path]:
+    """Write ``tensors`` (official names) as a checkpoint directory; returns the files written.
+
+    One shard gives the official ``model-00001-of-000001.safetensors``; more give
+    ``model-0000i-of-0000n.safetensors`` plus ``model.safetensors.index.json``. Tensors keep
+    their dtype.
+    """
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, got {shards}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = sorted(tensors)
+    file_names = (
+        [OFFICIAL_WEIGHTS]
+        if shards == 1
+        else [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
+    )
+    files, weight_map = [], {}
+    for shard, file_name in enumerate(file_names):
+        file = directory / file_name
+        part = {n: tensors[n].detach().to("cpu").contiguous() for n in names[shard::shards]}
+        save_file(part, str(file), metadata={"format": "pt"})
+        files.append(file)
+        weight_map.update(dict.fromkeys(part, file_name))
+    if shards > 1:
+        index = {"metadata": {}, "weight_map": weight_map}
+        (directory / INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True))
+    return files

@@ -3,9 +3,10 @@
 Messages may hold text and images (LangChain v1 image blocks with base64 data, the older
 ``source_type="base64"`` blocks, or OpenAI ``image_url`` parts with a ``data:`` URL). The
 released model has no chat template, so the prompt is the messages' contents in order, each
-message on its own line, images becoming pages in place (DESIGN.md: BOS, then text and
-``<image>`` runs, no role tags). An image's mode comes from the block's ``extras={"mode": ...}``,
-else from ``default_mode``, else from its size (the smallest mode whose input side holds it).
+message on its own line, images becoming pages in place (BOS, then text and ``<image>`` runs, no
+role tags; see :mod:`optical_memory.model.prompt`). An image's mode comes from the block's
+``extras={"mode": ...}``, else from ``default_mode``, else from its size (the smallest mode whose
+input side holds it).
 
 Usage metadata splits the prompt into text and vision tokens under
 ``usage_metadata["input_token_details"]`` (``"text"``, ``"vision"``) and the same numbers in
@@ -185,7 +186,7 @@ class ChatDeepSeekOCR(BaseChatModel):
         self, messages: list[BaseMessage], stop: list[str] | None
     ) -> Iterator[tuple[str, dict[str, Any] | None]]:
         """``(text piece, None)`` while decoding, then ``("", usage)`` once at the end."""
-        from optical_memory.model.decoder import GenerationSettings, TextStream
+        from optical_memory.model.generation import GenerationSettings, TextStream
 
         model = self.model
         prompt = model.prepare(self.prompt_parts(messages))

@@ -20,22 +20,12 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from PIL import Image
 
 from optical_memory.modes import Mode
-from optical_memory.views import square_view
-
-
-class Page(Protocol):
-    """What a memory page offers (``MemoryContext.pages`` items, ``RenderedPage``)."""
-
-    @property
-    def image(self) -> Image.Image: ...
-
-    @property
-    def mode(self) -> Mode: ...
+from optical_memory.views import PageImage, square_view
 
 
 def page_image_for_mode(image: Image.Image, mode: Mode | str) -> Image.Image:
@@ -54,7 +44,7 @@ def png_data_url(image: Image.Image) -> str:
 
 
 def pages_to_openai_content(
-    pages: Sequence[Page], text: str | None = None, *, detail: str | None = None
+    pages: Sequence[PageImage], text: str | None = None, *, detail: str | None = None
 ) -> list[dict[str, Any]]:
     """OpenAI content parts: one ``image_url`` part per page (oldest first, each at its mode's
     size), then ``text`` as a ``text`` part when given.

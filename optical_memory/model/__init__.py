@@ -1,67 +1,31 @@
-"""The local DeepSeek-OCR model: DeepEncoder, per-mode preprocessing, checkpoint loading, and
-the MoE decoder that reads the visual tokens (``DeepSeekOCR``).
+"""The local DeepSeek-OCR model: DeepEncoder and the MoE decoder that reads its visual tokens.
 
 Needs the ``model`` extra (torch, transformers, safetensors); importing this package without
 it raises :class:`optical_memory.extras.MissingExtraError` naming the extra. The names below
-load their modules on first use.
+load their modules on first use; everything else is importable from its own module:
+``config`` (sizes), ``checkpoint`` (the official names, loading), ``prompt`` (prompt
+assembly), ``generation`` (decoding), ``decoder`` and ``deepencoder`` (the modules),
+``preprocess``, ``tokenizer`` and ``visual_cache``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from optical_memory.extras import import_extra
+from optical_memory.extras import import_extra, lazy_exports
 
 for _dependency in ("torch", "transformers", "safetensors"):
     import_extra(_dependency, "model")
 
 if TYPE_CHECKING:
-    from optical_memory.model.checkpoint import (
-        CheckpointError,
-        encoder_to_official,
-        find_weight_files,
-        load_official_state_dict,
-        load_state_strict,
-        official_to_encoder,
-        save_official,
-    )
-    from optical_memory.model.decoder import (
-        DecoderConfig,
-        DeepSeekOCR,
-        Generation,
-        PreparedPrompt,
-        map_official_state_dict,
-        ocr_prompt,
-        question_prompt,
-    )
-    from optical_memory.model.deepencoder import DeepEncoder, DeepEncoderConfig
-    from optical_memory.model.generation import NoRepeatNGramLogitsProcessor
-    from optical_memory.model.preprocess import PreprocessedPage, preprocess
-    from optical_memory.model.tokenizer import load_tokenizer
+    from optical_memory.model.checkpoint import CheckpointError
+    from optical_memory.model.config import DecoderConfig, DeepEncoderConfig
+    from optical_memory.model.decoder import DeepSeekOCR
+    from optical_memory.model.deepencoder import DeepEncoder
+    from optical_memory.model.generation import Generation, GenerationSettings
+    from optical_memory.model.prompt import ocr_prompt, question_prompt
+    from optical_memory.model.visual_cache import VisualTokenCache
 
-_EXPORTS = {
-    "DeepSeekOCR": "optical_memory.model.decoder",
-    "DecoderConfig": "optical_memory.model.decoder",
-    "Generation": "optical_memory.model.decoder",
-    "PreparedPrompt": "optical_memory.model.decoder",
-    "map_official_state_dict": "optical_memory.model.decoder",
-    "ocr_prompt": "optical_memory.model.decoder",
-    "question_prompt": "optical_memory.model.decoder",
-    "NoRepeatNGramLogitsProcessor": "optical_memory.model.generation",
-    "load_tokenizer": "optical_memory.model.tokenizer",
-    "DeepEncoder": "optical_memory.model.deepencoder",
-    "DeepEncoderConfig": "optical_memory.model.deepencoder",
-    "PreprocessedPage": "optical_memory.model.preprocess",
-    "preprocess": "optical_memory.model.preprocess",
-    "CheckpointError": "optical_memory.model.checkpoint",
-    "encoder_to_official": "optical_memory.model.checkpoint",
-    "find_weight_files": "optical_memory.model.checkpoint",
-    "load_official_state_dict": "optical_memory.model.checkpoint",
-    "load_state_strict": "optical_memory.model.checkpoint",
-    "official_to_encoder": "optical_memory.model.checkpoint",
-    "save_official": "optical_memory.model.checkpoint",
-}
 __all__ = [
     "CheckpointError",
     "DecoderConfig",
@@ -69,24 +33,24 @@ __all__ = [
     "DeepEncoderConfig",
     "DeepSeekOCR",
     "Generation",
-    "NoRepeatNGramLogitsProcessor",
-    "PreparedPrompt",
-    "PreprocessedPage",
-    "encoder_to_official",
-    "find_weight_files",
-    "load_official_state_dict",
-    "load_state_strict",
-    "load_tokenizer",
-    "map_official_state_dict",
+    "GenerationSettings",
+    "VisualTokenCache",
     "ocr_prompt",
-    "official_to_encoder",
-    "preprocess",
     "question_prompt",
-    "save_official",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'optical_memory.model' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "CheckpointError": "optical_memory.model.checkpoint",
+        "DecoderConfig": "optical_memory.model.config",
+        "DeepEncoderConfig": "optical_memory.model.config",
+        "DeepSeekOCR": "optical_memory.model.decoder",
+        "DeepEncoder": "optical_memory.model.deepencoder",
+        "Generation": "optical_memory.model.generation",
+        "GenerationSettings": "optical_memory.model.generation",
+        "ocr_prompt": "optical_memory.model.prompt",
+        "question_prompt": "optical_memory.model.prompt",
+        "VisualTokenCache": "optical_memory.model.visual_cache",
+    },
+)

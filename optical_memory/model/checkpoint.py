@@ -1,14 +1,16 @@
 """The official DeepSeek-OCR checkpoint: finding it, reading it, and its parameter names.
 
-A checkpoint is a local directory (nothing here downloads): ``model.safetensors.index.json``
-with its shards when present, else every ``*.safetensors`` file in it. The official release is
-one bf16 file, ``model-00001-of-000001.safetensors``, with 2,710 tensors for the whole model;
-the encoder reads only the names under :data:`ENCODER_PREFIXES` and leaves the decoder's alone.
+A checkpoint is a local directory (nothing here downloads): ``config.json``,
+``model.safetensors.index.json`` with its shards when present, else every ``*.safetensors`` file
+in it. The official release is one bf16 file, ``model-00001-of-000001.safetensors``, holding the
+whole model; the encoder reads only the names under :data:`ENCODER_PREFIXES` and leaves the
+decoder's alone.
 
-Official names enter the modules through :func:`official_to_encoder` only (and leave through
-its inverse :func:`encoder_to_official`, which tests use to write checkpoints). Loading is
-strict: :func:`load_state_strict` raises :class:`CheckpointError` naming every missing,
-unexpected or mis-shaped tensor.
+Every official name enters the modules here and nowhere else: :func:`official_to_encoder` for
+DeepEncoder, :func:`map_decoder_state_dict` for the decoder, :func:`map_official_state_dict` for
+the whole :class:`~optical_memory.model.decoder.DeepSeekOCR`; :func:`encoder_official_name` and
+:func:`official_name` go back, for error messages. Loading is strict: :func:`load_state_strict`
+raises :class:`CheckpointError` naming every missing, unexpected or mis-shaped tensor.
 """
 
 from __future__ import annotations
@@ -17,16 +19,14 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 #: Where users get the weights (the error messages say so; nothing downloads them here).
 OFFICIAL_REPO = "deepseek-ai/DeepSeek-OCR"
-#: The file name of the official single-file release, used by :func:`save_official`.
-OFFICIAL_WEIGHTS = "model-00001-of-000001.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 #: Official name prefixes of DeepEncoder's tensors; everything else is the decoder's.
 ENCODER_PREFIXES: tuple[str, ...] = (
@@ -118,39 +118,6 @@ def load_official_state_dict(
     return tensors
 
 
-def save_official(
-    directory: Path | str, tensors: Mapping[str, torch.Tensor], shards: int = 1
-) -> list[Path]:
-    """Write ``tensors`` (official names) as a checkpoint directory; returns the files written.
-
-    One shard gives the official ``model-00001-of-000001.safetensors``; more give
-    ``model-0000i-of-0000n.safetensors`` plus ``model.safetensors.index.json``. Tensors keep
-    their dtype. Tests build checkpoints this way, from ``encoder_to_official(...)`` and the
-    decoder's equivalent.
-    """
-    if shards < 1:
-        raise ValueError(f"shards must be at least 1, got {shards}")
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    names = sorted(tensors)
-    file_names = (
-        [OFFICIAL_WEIGHTS]
-        if shards == 1
-        else [f"model-{i:05d}-of-{shards:05d}.safetensors" for i in range(1, shards + 1)]
-    )
-    files, weight_map = [], {}
-    for shard, file_name in enumerate(file_names):
-        file = directory / file_name
-        part = {n: tensors[n].detach().to("cpu").contiguous() for n in names[shard::shards]}
-        save_file(part, str(file), metadata={"format": "pt"})
-        files.append(file)
-        weight_map.update(dict.fromkeys(part, file_name))
-    if shards > 1:
-        index = {"metadata": {}, "weight_map": weight_map}
-        (directory / INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True))
-    return files
-
-
 # --- official names <-> module names ---------------------------------------------------------
 
 #: (official prefix, module prefix); ``{n}`` is a layer number. First match wins, both ways.
@@ -236,18 +203,107 @@ def official_to_encoder(official: Mapping[str, torch.Tensor]) -> dict[str, torch
     return state
 
 
-def encoder_to_official(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`official_to_encoder`: DeepEncoder's state under official names."""
-    official: dict[str, torch.Tensor] = {}
-    for name, tensor in state.items():
-        split = _SPLIT_QKV.match(name)
-        if split is None:
-            official[encoder_official_name(name)] = tensor
-        elif split.group(2) == "q":
-            prefix, kind = split.group(1), split.group(3)
-            parts = [state[f"{prefix}{part}_proj.{kind}"] for part in "qkv"]
-            official[encoder_official_name(name)] = torch.cat(parts, dim=0)
-    return official
+# --- the decoder's names ---------------------------------------------------------------------
+
+_EXPERT = re.compile(r"model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight")
+_LAYER = re.compile(r"model\.layers\.(\d+)\.(.+)")
+_DECODER_TOP = {
+    "model.embed_tokens.weight": "language_model.embed_tokens.weight",
+    "model.norm.weight": "language_model.norm.weight",
+    "lm_head.weight": "lm_head.weight",
+}
+
+
+def map_decoder_state_dict(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official decoder names → the decoder module's (``language_model.*``, ``lm_head.*``).
+
+    ``model.layers.N.mlp.experts.E.{gate,up,down}_proj.weight [896, 1280]`` / ``[1280, 896]``
+    are stacked into transformers' ``language_model.layers.N.mlp.experts.gate_up_proj
+    [E, 2*896, 1280]`` (each expert's gate rows, then its up rows) and ``down_proj
+    [E, 1280, 896]``; every other name keeps its tail. Encoder names must not be passed here.
+
+    Raises :class:`CheckpointError` naming an unknown tensor or a missing expert tensor.
+    """
+    mapped: dict[str, torch.Tensor] = {}
+    experts: dict[int, dict[int, dict[str, torch.Tensor]]] = {}
+    unknown: list[str] = []
+    for name, tensor in tensors.items():
+        if name in _DECODER_TOP:
+            mapped[_DECODER_TOP[name]] = tensor
+        elif match := _EXPERT.fullmatch(name):
+            layer, expert, kind = int(match[1]), int(match[2]), match[3]
+            experts.setdefault(layer, {}).setdefault(expert, {})[kind] = tensor
+        elif match := _LAYER.fullmatch(name):
+            mapped[f"language_model.layers.{match[1]}.{match[2]}"] = tensor
+        else:
+            unknown.append(name)
+    if unknown:
+        raise CheckpointError(
+            f"{_listing('unexpected decoder', sorted(unknown))}: this is not a DeepSeek-OCR "
+            "checkpoint, or a newer layout than this version of optical-memory reads"
+        )
+    for layer, by_expert in sorted(experts.items()):
+        count = max(by_expert) + 1
+        gate_up, down = [], []
+        for expert in range(count):
+            parts = by_expert.get(expert, {})
+            for kind in ("gate", "up", "down"):
+                if kind not in parts:
+                    raise CheckpointError(
+                        f"missing tensor model.layers.{layer}.mlp.experts.{expert}.{kind}_proj"
+                        ".weight: the checkpoint is incomplete; download it again"
+                    )
+            gate_up.append(torch.cat([parts["gate"], parts["up"]], dim=0))
+            down.append(parts["down"])
+        prefix = f"language_model.layers.{layer}.mlp.experts"
+        mapped[f"{prefix}.gate_up_proj"] = torch.stack(gate_up)
+        mapped[f"{prefix}.down_proj"] = torch.stack(down)
+    return mapped
+
+
+def map_official_state_dict(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The whole official checkpoint → ``DeepSeekOCR``'s state dict.
+
+    Encoder names (under :data:`ENCODER_PREFIXES`) go through :func:`official_to_encoder` and
+    land under ``encoder.``; the decoder's through :func:`map_decoder_state_dict`.
+    """
+    mapped = {f"encoder.{name}": t for name, t in official_to_encoder(tensors).items()}
+    decoder = {name: t for name, t in tensors.items() if not name.startswith(ENCODER_PREFIXES)}
+    mapped.update(map_decoder_state_dict(decoder))
+    return mapped
+
+
+def official_name(module_name: str) -> str:
+    """The official checkpoint name of one ``DeepSeekOCR`` state-dict entry.
+
+    Stacked experts name their layer's per-expert tensors with ``E``
+    (``model.layers.N.mlp.experts.E.{gate,up}_proj.weight``); used by error messages.
+    """
+    if module_name.startswith("encoder."):
+        return encoder_official_name(module_name.removeprefix("encoder."))
+    for official, ours in _DECODER_TOP.items():
+        if module_name == ours:
+            return official
+    name = module_name.removeprefix("language_model.")
+    name = name.replace("mlp.experts.gate_up_proj", "mlp.experts.E.{gate,up}_proj.weight")
+    name = name.replace("mlp.experts.down_proj", "mlp.experts.E.down_proj.weight")
+    return f"model.{name}"
+
+
+def read_language_config(directory: Path) -> dict[str, Any]:
+    """The decoder's settings from ``directory/config.json`` (its ``language_config``)."""
+    config_file = directory / "config.json"
+    if not config_file.is_file():
+        raise CheckpointError(
+            f"no config.json in {directory}: pass the directory that holds the DeepSeek-OCR "
+            f"checkpoint ({OFFICIAL_REPO} on the Hugging Face Hub)"
+        )
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    language = config.get("language_config")
+    if not isinstance(language, dict):
+        # Older exports put the decoder's keys at the top level only.
+        language = config
+    return dict(language)
 
 
 # --- strict loading --------------------------------------------------------------------------

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -50,76 +49,9 @@ from optical_memory.model.checkpoint import (
     load_state_strict,
     official_to_encoder,
 )
+from optical_memory.model.config import DeepEncoderConfig
 from optical_memory.model.preprocess import PreprocessedPage, preprocess
 from optical_memory.modes import Mode
-
-
-@dataclass(frozen=True)
-class DeepEncoderConfig:
-    """Sizes of DeepEncoder; the defaults are the released DeepSeek-OCR's.
-
-    The pixel geometry (16-px patches, 4× fewer tokens per side after the two strided
-    convolutions) is fixed by the modes; only widths and depths vary, e.g. in :meth:`tiny`.
-    """
-
-    # SAM-base (ViTDet)
-    sam_width: int = 768
-    sam_layers: int = 12
-    sam_heads: int = 12
-    sam_mlp: int = 3072
-    sam_window: int = 14
-    sam_global_layers: tuple[int, ...] = (2, 5, 8, 11)
-    #: Side in pixels the absolute position table was trained for (64×64 patches).
-    sam_image_size: int = 1024
-    patch_size: int = 16
-    neck_channels: int = 256
-    #: Output channels of the two stride-2 convolutions; the last is CLIP's width.
-    downsample_channels: tuple[int, int] = (512, 1024)
-    # CLIP-L
-    clip_width: int = 1024
-    clip_layers: int = 24
-    clip_heads: int = 16
-    clip_mlp: int = 4096
-    #: CLS + 16×16 grid of CLIP-L/14 at 224 px.
-    clip_positions: int = 257
-    #: CLIP's own pixel patch embedding (kept for the checkpoint, never used).
-    clip_patch_size: int = 14
-    # Fusion
-    output_width: int = 1280
-    #: transformers attention for SAM and CLIP: "sdpa" (torch's fused kernels) or "eager".
-    attn_implementation: str = field(default="sdpa", compare=False)
-
-    def __post_init__(self) -> None:
-        if self.downsample_channels[-1] != self.clip_width:
-            raise ValueError(
-                f"SAM's last channels ({self.downsample_channels[-1]}) feed CLIP as patch "
-                f"embeddings, so they must equal clip_width ({self.clip_width})"
-            )
-        if math.isqrt(self.clip_positions - 1) ** 2 != self.clip_positions - 1:
-            raise ValueError(f"clip_positions must be 1 + a square, got {self.clip_positions}")
-
-    @classmethod
-    def tiny(cls) -> DeepEncoderConfig:
-        """A few-thousand-parameter encoder with the real geometry, for tests."""
-        return cls(
-            sam_width=32,
-            sam_layers=2,
-            sam_heads=2,
-            sam_mlp=64,
-            sam_window=6,
-            sam_global_layers=(1,),
-            neck_channels=16,
-            downsample_channels=(24, 32),
-            clip_width=32,
-            clip_layers=2,
-            clip_heads=2,
-            clip_mlp=64,
-            output_width=48,
-        )
-
-    def with_attention(self, implementation: str) -> DeepEncoderConfig:
-        """The same sizes with another transformers attention implementation."""
-        return replace(self, attn_implementation=implementation)
 
 
 def _sam_config(config: DeepEncoderConfig) -> DeepseekOcr2SamVisionConfig:

@@ -1,16 +1,24 @@
-"""Decoding helpers for DeepSeek-OCR: the windowed no-repeat-n-gram guard.
+"""Decoding for DeepSeek-OCR: settings, results, the n-gram guard and streaming text.
 
 DeepSeek-OCR decodes greedily and, like its official vLLM pipeline, forbids a token that would
 repeat an n-gram seen in the last few generated tokens (n = 30 within the last 90 by default),
-which stops the model from looping over a table row or a line of a page.
+which stops the model from looping over a table row or a line of a page
+(:class:`NoRepeatNGramLogitsProcessor`). :class:`GenerationSettings` holds these choices,
+:class:`Generation` is what ``DeepSeekOCR.generate`` returns, and :class:`TextStream` turns
+token ids into text as they come.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from transformers import LogitsProcessor
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 #: The official pipeline's settings (DeepSeek-OCR's vLLM ``run_dpsk_ocr_*`` scripts).
 DEFAULT_NGRAM_SIZE = 30
@@ -66,3 +74,52 @@ class NoRepeatNGramLogitsProcessor(LogitsProcessor):
             if banned:
                 guarded[row, sorted(banned)] = -float("inf")
         return guarded  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding settings; the defaults follow the official pipeline (greedy, n-gram guard)."""
+
+    max_new_tokens: int = 512
+    temperature: float = 0.0  # 0: greedy
+    ngram_size: int | None = DEFAULT_NGRAM_SIZE  # None: no guard
+    ngram_window: int = DEFAULT_NGRAM_WINDOW
+    #: Tokens that may always repeat; ``None``: ``<td>`` and ``</td>``, as the official scripts.
+    ngram_whitelist: tuple[int, ...] | None = None
+    seed: int | None = None  # for temperature > 0
+
+
+@dataclass
+class Generation:
+    """What ``DeepSeekOCR.generate`` returns."""
+
+    text: str
+    token_ids: list[int]
+    finish_reason: Literal["stop", "length"]
+    prompt_text_tokens: int
+    prompt_vision_tokens: int
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.prompt_text_tokens + self.prompt_vision_tokens
+
+
+class TextStream:
+    """Incremental detokenization: :meth:`push` a token id, get the text it adds.
+
+    Byte-level BPE may split one character over several tokens; until it is whole the token
+    adds nothing (``""``) and the next one brings it.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerFast) -> None:
+        self.tokenizer = tokenizer
+        self.token_ids: list[int] = []
+        self.text = ""
+
+    def push(self, token_id: int) -> str:
+        self.token_ids.append(token_id)
+        text = str(self.tokenizer.decode(self.token_ids, skip_special_tokens=True))
+        if text.endswith("\ufffd") or len(text) <= len(self.text):
+            return ""
+        piece, self.text = text[len(self.text) :], text
+        return piece
