@@ -132,3 +132,23 @@ def test_a_stop_sequence_cuts_the_answer_even_when_it_spans_tokens(model: DeepSe
     assert cut.response_metadata["finish_reason"] == "stop"
     streamed = "".join(str(c.content) for c in chat.stream([_page_message()], stop=[stop]))
     assert streamed == cut.content
+
+
+def test_a_follow_up_over_the_same_image_reads_its_prefix_from_the_cache(
+    model: DeepSeekOCR,
+) -> None:
+    chat = ChatDeepSeekOCR(model=model, max_new_tokens=4)
+    page = _page_message()
+    first = chat.invoke([page])
+    follow_up = [page, first, HumanMessage(content="Which booking number?")]
+    model.forget_prefix()
+    fresh = chat.invoke(follow_up)
+    chat.invoke([page])
+    reused = chat.invoke(follow_up)
+    assert reused.content == fresh.content
+    assert fresh.usage_metadata is not None and reused.usage_metadata is not None
+    fresh_details = fresh.usage_metadata.get("input_token_details") or {}
+    assert fresh_details.get("cache_read") == 0
+    cache_read = (reused.usage_metadata.get("input_token_details") or {}).get("cache_read", 0)
+    # At least BOS, the image and the text after it were not prefilled again.
+    assert 1 + 73 + 1 <= cache_read < reused.usage_metadata["input_tokens"]

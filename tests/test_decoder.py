@@ -286,15 +286,45 @@ def test_generation_settings_default_to_the_official_pipeline(
     assert model.table_token_ids() == expected and len(set(expected)) == 2
 
 
-def test_decoder_config_reads_the_official_language_config() -> None:
-    import json
+#: ``language_config`` of the ``config.json`` published with deepseek-ai/DeepSeek-OCR.
+RELEASED_LANGUAGE_CONFIG = {
+    "architectures": ["DeepseekV2ForCausalLM"],
+    "auto_map": {
+        "AutoConfig": "configuration_deepseekv2.DeepseekV2Config",
+        "AutoModel": "modeling_deepseek.DeepseekV2Model",
+        "AutoModelForCausalLM": "modeling_deepseek.DeepseekV2ForCausalLM",
+    },
+    "bos_token_id": 0,
+    "eos_token_id": 1,
+    "first_k_dense_replace": 1,
+    "hidden_size": 1280,
+    "intermediate_size": 6848,
+    "kv_lora_rank": None,
+    "lm_head": True,
+    "max_position_embeddings": 8192,
+    "moe_intermediate_size": 896,
+    "n_group": 1,
+    "n_routed_experts": 64,
+    "n_shared_experts": 2,
+    "num_attention_heads": 10,
+    "num_experts_per_tok": 6,
+    "num_hidden_layers": 12,
+    "num_key_value_heads": 10,
+    "q_lora_rank": None,
+    "qk_nope_head_dim": 0,
+    "qk_rope_head_dim": 0,
+    "rm_head": False,
+    "topk_group": 1,
+    "topk_method": "greedy",
+    "torch_dtype": "bfloat16",
+    "use_mla": False,
+    "v_head_dim": 0,
+    "vocab_size": 129280,
+}
 
-    reference = Path(__file__).resolve().parents[2] / "shared/reference/deepseek-ocr-config.json"
-    if not reference.exists():
-        pytest.skip(f"{reference} not beside this checkout")
-    config = DecoderConfig.from_language_config(
-        json.loads(reference.read_text())["language_config"]
-    )
+
+def test_decoder_config_reads_the_official_language_config() -> None:
+    config = DecoderConfig.from_language_config(RELEASED_LANGUAGE_CONFIG)
     assert config == DecoderConfig()
     text = config.text_config()
     assert (text.head_dim, text.num_key_value_heads, text.rms_norm_eps) == (128, 10, 1e-6)

@@ -202,7 +202,7 @@ def test_a_directory_without_the_tokenizer_says_so(tiny, tmp_path: Path) -> None
 
 
 def _official_decoder_shapes(config: DecoderConfig) -> dict[str, tuple[int, ...]]:
-    """The released decoder's tensor names and shapes, written out from DESIGN.md's numbers."""
+    """The released decoder's tensor names and shapes, written out from its published sizes."""
     h, v = config.hidden_size, config.vocab_size
     shapes: dict[str, tuple[int, ...]] = {
         "model.embed_tokens.weight": (v, h),

@@ -10,7 +10,10 @@ input side holds it).
 
 Usage metadata splits the prompt into text and vision tokens under
 ``usage_metadata["input_token_details"]`` (``"text"``, ``"vision"``) and the same numbers in
-``response_metadata`` (``input_text_tokens``, ``input_vision_tokens``).
+``response_metadata`` (``input_text_tokens``, ``input_vision_tokens``). The model keeps the KV
+cache of the last prompt: a call whose messages start like the previous call's (the same images
+in the same modes, the same leading text) prefills only the rest, and ``"cache_read"`` counts
+the prompt tokens it did not compute again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import base64
 import binascii
 import io
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,24 +194,28 @@ class ChatDeepSeekOCR(BaseChatModel):
 
         model = self.model
         prompt = model.prepare(self.prompt_parts(messages))
+        start = model.prefill(prompt)
         text = TextStream(model.tokenizer)
         # A stop sequence may begin in text not yet complete: hold back its length minus one.
         hold = max((len(s) for s in stop or () if s), default=1) - 1
         generated, sent, end = 0, 0, None
         finish = "length"
-        for next_id in model.generate_ids(prompt, GenerationSettings(**self._settings())):
-            generated += 1
-            if next_id == model.config.eos_token_id:
-                finish = "stop"
-                break
-            text.push(next_id)
-            end = _first_stop(text.text, stop)
-            if end is not None:
-                finish = "stop"
-                break
-            if len(text.text) - hold > sent:
-                yield text.text[sent : len(text.text) - hold], None
-                sent = len(text.text) - hold
+        settings = GenerationSettings(**self._settings())
+        # Closed as soon as it stops, so the model keeps this prompt's cache for the next call.
+        with closing(model.generate_ids(prompt, settings, prefilled=start)) as new_ids:
+            for next_id in new_ids:
+                generated += 1
+                if next_id == model.config.eos_token_id:
+                    finish = "stop"
+                    break
+                text.push(next_id)
+                end = _first_stop(text.text, stop)
+                if end is not None:
+                    finish = "stop"
+                    break
+                if len(text.text) - hold > sent:
+                    yield text.text[sent : len(text.text) - hold], None
+                    sent = len(text.text) - hold
         end = len(text.text) if end is None else end
         if end > sent:
             yield text.text[sent:end], None
@@ -215,7 +223,11 @@ class ChatDeepSeekOCR(BaseChatModel):
             "input_tokens": prompt.text_tokens + prompt.vision_tokens,
             "output_tokens": generated,
             "total_tokens": prompt.text_tokens + prompt.vision_tokens + generated,
-            "input_token_details": {"text": prompt.text_tokens, "vision": prompt.vision_tokens},
+            "input_token_details": {
+                "text": prompt.text_tokens,
+                "vision": prompt.vision_tokens,
+                "cache_read": start.reused_tokens,
+            },
         }
         metadata = {
             "finish_reason": finish,

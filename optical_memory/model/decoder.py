@@ -12,7 +12,8 @@ through :mod:`optical_memory.model.checkpoint`; prompts of text and pages are as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -31,7 +32,9 @@ from optical_memory.model.config import DecoderConfig
 from optical_memory.model.generation import (
     Generation,
     GenerationSettings,
+    KeptPrefix,
     NoRepeatNGramLogitsProcessor,
+    Prefill,
     TextStream,
 )
 from optical_memory.model.prompt import (
@@ -49,10 +52,13 @@ from optical_memory.views import PageImage
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
 
+#: Guards the hand-over of a model's kept KV cache between threads (held only for the swap).
+_KEPT_LOCK = threading.Lock()
+
 
 class DecoderOutput(NamedTuple):
     logits: torch.Tensor  # [B, L, vocab] (or [B, 1, vocab] when only the last is kept)
-    past_key_values: Any
+    cache: Any
 
 
 class DeepSeekOCR(nn.Module):
@@ -60,6 +66,11 @@ class DeepSeekOCR(nn.Module):
 
     ``encoder`` may be a ``DeepEncoder`` or ``None`` (then pages must come as visual-token
     tensors, or through :attr:`page_encoder`). ``tokenizer`` turns text into ids.
+
+    The KV cache of the last prompt is kept between calls (:meth:`prefill`): its memory is the
+    prompt's length × layers × 2 × hidden size in the model's dtype (about 60 KB per token for
+    the released decoder in bfloat16); ``reuse_prefix = False`` turns it off and
+    :meth:`forget_prefix` frees it.
     """
 
     def __init__(
@@ -88,6 +99,9 @@ class DeepSeekOCR(nn.Module):
         self.image_token_id = image_token_id
         #: Overrides how pages become visual tokens (a cache); defaults to ``encoder.encode``.
         self.page_encoder: PageEncoder | None = None
+        #: Start each prompt from the longest prefix it shares with the previous one.
+        self.reuse_prefix = True
+        self._kept: KeptPrefix | None = None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -152,20 +166,17 @@ class DeepSeekOCR(nn.Module):
         self,
         input_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_key_values: Any = None,
+        cache: Any = None,
         use_cache: bool = False,
         last_only: bool = False,
     ) -> DecoderOutput:
         """Logits for ``input_ids [B, L]`` or ``inputs_embeds [B, L, H]`` (positions 0..L-1
-        after whatever ``past_key_values`` holds)."""
+        after whatever ``cache`` holds)."""
         out = self.language_model(
-            input_ids=input_ids,
-            inputs_embeds=inputs_embeds,
-            past_key_values=past_key_values,
-            use_cache=use_cache,
+            input_ids=input_ids, inputs_embeds=inputs_embeds, cache=cache, use_cache=use_cache
         )
         hidden = out.last_hidden_state[:, -1:] if last_only else out.last_hidden_state
-        return DecoderOutput(self.lm_head(hidden), out.past_key_values)
+        return DecoderOutput(self.lm_head(hidden), out.cache)
 
     # -- prompts -------------------------------------------------------------------------
 
@@ -242,10 +253,55 @@ class DeepSeekOCR(nn.Module):
     # -- generation ----------------------------------------------------------------------
 
     @torch.inference_mode()
+    def prefill(self, prompt: PreparedPrompt) -> Prefill:
+        """Run ``prompt`` through the decoder: its last position's logits and its KV cache.
+
+        With :attr:`reuse_prefix`, the cache kept from the previous call is cut back to the
+        longest prefix this prompt shares with it (the same ids, the same visual tokens bit for
+        bit: the same pages in the same modes and the same text before them) and only the rest
+        is computed, at least the last position. ``reused_tokens`` says how many were not.
+        """
+        length = int(prompt.input_ids.shape[1])
+        kept = self._take_kept()
+        cache, reused = None, 0
+        if kept is not None and self.reuse_prefix and kept.weights == self._weights_state():
+            reused = min(kept.shared_length(prompt, self.image_token_id), length - 1)
+            if reused > 0:
+                cache = kept.cache
+                cache.crop(reused - cache.get_seq_length())
+        if cache is None:
+            cache, reused = DynamicCache(config=self.text_config), 0
+        embeds = prompt.inputs_embeds[:, reused:]
+        out = self(inputs_embeds=embeds, cache=cache, use_cache=True, last_only=True)
+        return Prefill(out.logits[:, -1], cache, reused)
+
+    def forget_prefix(self) -> None:
+        """Drop the KV cache kept from the last call (the next prompt is prefilled whole)."""
+        self._take_kept()
+
+    def _take_kept(self) -> KeptPrefix | None:
+        with _KEPT_LOCK:  # taken, not shared: two calls at once never write one cache
+            kept, self._kept = self._kept, None
+        return kept
+
+    def _weights_state(self) -> tuple[Any, ...]:
+        return tuple(
+            (p._version, p.data_ptr(), p.dtype, p.device) for p in self.language_model.parameters()
+        )
+
+    @torch.inference_mode()
     def generate_ids(
-        self, prompt: PreparedPrompt, settings: GenerationSettings | None = None
-    ) -> Iterator[int]:
-        """New token ids one at a time (the EOS that stops it included), with a KV cache."""
+        self,
+        prompt: PreparedPrompt,
+        settings: GenerationSettings | None = None,
+        *,
+        prefilled: Prefill | None = None,
+    ) -> Generator[int, None, None]:
+        """New token ids one at a time (the EOS that stops it included), with a KV cache.
+
+        Starts from ``prefilled`` when given (``prefill(prompt)``'s result), else prefills.
+        When it ends (or is closed), the cache is kept for the next call's :meth:`prefill`.
+        """
         settings = settings or GenerationSettings()
         guard = None
         if settings.ngram_size:
@@ -260,27 +316,38 @@ class DeepSeekOCR(nn.Module):
             generator = torch.Generator(device=self.device)
             if settings.seed is not None:
                 generator.manual_seed(settings.seed)
-        cache = DynamicCache(config=self.text_config)
-        embeds = prompt.inputs_embeds
-        out = self(inputs_embeds=embeds, past_key_values=cache, use_cache=True, last_only=True)
-        generated: list[int] = []
-        for _ in range(settings.max_new_tokens):
-            scores = out.logits[:, -1].float()
-            if guard is not None:
-                history = torch.tensor([generated], dtype=torch.long)
-                scores = guard(history, scores)
-            if generator is None:
-                next_id = int(scores.argmax(dim=-1))
-            else:
-                probs = torch.softmax(scores / settings.temperature, dim=-1)
-                next_id = int(torch.multinomial(probs, 1, generator=generator))
-            yield next_id
-            if next_id == self.config.eos_token_id:
-                return
-            generated.append(next_id)
-            step = torch.tensor([[next_id]], device=self.device)
-            with self._decode_experts():
-                out = self(input_ids=step, past_key_values=cache, use_cache=True, last_only=True)
+        start = prefilled if prefilled is not None else self.prefill(prompt)
+        cache, logits = start.cache, start.logits
+        generated: list[int] = []  # every id fed back into the cache
+        consistent = True  # False while a step may have updated only some layers
+        try:
+            for _ in range(settings.max_new_tokens):
+                scores = logits.float()
+                if guard is not None:
+                    history = torch.tensor([generated], dtype=torch.long)
+                    scores = guard(history, scores)
+                if generator is None:
+                    next_id = int(scores.argmax(dim=-1))
+                else:
+                    probs = torch.softmax(scores / settings.temperature, dim=-1)
+                    next_id = int(torch.multinomial(probs, 1, generator=generator))
+                yield next_id
+                if next_id == self.config.eos_token_id:
+                    return
+                step = torch.tensor([[next_id]], device=self.device)
+                consistent = False
+                with self._decode_experts():
+                    out = self(input_ids=step, cache=cache, use_cache=True, last_only=True)
+                consistent = True
+                generated.append(next_id)
+                logits = out.logits[:, -1]
+        finally:
+            if self.reuse_prefix and consistent:
+                ids = prompt.input_ids[0].tolist() + generated
+                embeds = prompt.inputs_embeds[0].detach()
+                kept = KeptPrefix(ids, embeds, cache, self._weights_state())
+                with _KEPT_LOCK:
+                    self._kept = kept
 
     @contextmanager
     def _decode_experts(self) -> Iterator[None]:
@@ -301,7 +368,8 @@ class DeepSeekOCR(nn.Module):
         """Answer a prompt (parts or a :class:`PreparedPrompt`); keyword arguments are
         :class:`GenerationSettings` fields (``max_new_tokens``, ``ngram_size``, ...)."""
         prompt = parts if isinstance(parts, PreparedPrompt) else self.prepare(parts)
-        ids = list(self.generate_ids(prompt, GenerationSettings(**settings)))
+        start = self.prefill(prompt)
+        ids = list(self.generate_ids(prompt, GenerationSettings(**settings), prefilled=start))
         stopped = bool(ids) and ids[-1] == self.config.eos_token_id
         text_ids = ids[:-1] if stopped else ids
         return Generation(
@@ -310,6 +378,7 @@ class DeepSeekOCR(nn.Module):
             finish_reason="stop" if stopped else "length",
             prompt_text_tokens=prompt.text_tokens,
             prompt_vision_tokens=prompt.vision_tokens,
+            prompt_cached_tokens=start.reused_tokens,
         )
 
     def stream(

@@ -6,19 +6,26 @@ which stops the model from looping over a table row or a line of a page
 (:class:`NoRepeatNGramLogitsProcessor`). :class:`GenerationSettings` holds these choices,
 :class:`Generation` is what ``DeepSeekOCR.generate`` returns, and :class:`TextStream` turns
 token ids into text as they come.
+
+Between calls the model keeps the KV cache of its last prompt (:class:`KeptPrefix`): a prompt
+that starts like the previous one (the same pages in the same modes, the same leading text) is
+prefilled from where the two part, not from the start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import torch
 from transformers import LogitsProcessor
+from transformers.cache_utils import DynamicCache
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerFast
+
+    from optical_memory.model.prompt import PreparedPrompt
 
 #: The official pipeline's settings (DeepSeek-OCR's vLLM ``run_dpsk_ocr_*`` scripts).
 DEFAULT_NGRAM_SIZE = 30
@@ -98,10 +105,56 @@ class Generation:
     finish_reason: Literal["stop", "length"]
     prompt_text_tokens: int
     prompt_vision_tokens: int
+    #: Prompt positions whose KV cache came from the previous call instead of being computed.
+    prompt_cached_tokens: int = 0
 
     @property
     def prompt_tokens(self) -> int:
         return self.prompt_text_tokens + self.prompt_vision_tokens
+
+
+class Prefill(NamedTuple):
+    """A prompt run through the decoder: what generation starts from.
+
+    ``logits [1, vocab]`` of the prompt's last position; ``cache`` holds every prompt position;
+    ``reused_tokens`` of them came from the kept prefix of an earlier call.
+    """
+
+    logits: torch.Tensor
+    cache: DynamicCache
+    reused_tokens: int
+
+
+@dataclass
+class KeptPrefix:
+    """The KV cache of an earlier prompt, kept to start the next one from.
+
+    ``token_ids``: the ids of every position ``cache`` holds (the prompt's, then the generated
+    tokens fed back); ``prompt_embeds [L, H]``: the prompt's input embeddings (pages' visual
+    tokens included); ``weights``: the decoder's parameters when it was computed (versions,
+    addresses, dtypes, devices: weights changed since make it useless).
+    """
+
+    token_ids: list[int]
+    prompt_embeds: torch.Tensor
+    cache: DynamicCache
+    weights: tuple[Any, ...]
+
+    def shared_length(self, prompt: PreparedPrompt, image_token_id: int | None) -> int:
+        """How many leading positions ``prompt`` shares with this one: equal ids, and at the
+        kept prompt's positions equal embeddings bit for bit (so a page's visual tokens must be
+        the same); a generated position never matches an ``<image>`` of the new prompt."""
+        ids = prompt.input_ids[0].tolist()
+        n = min(len(self.token_ids), len(ids))
+        unequal = (torch.tensor(self.token_ids[:n]) != torch.tensor(ids[:n])).nonzero()
+        n = int(unequal[0]) if len(unequal) else n
+        embedded = min(n, self.prompt_embeds.shape[0])
+        new_embeds = prompt.inputs_embeds[0, :embedded].to(self.prompt_embeds)
+        differ = (new_embeds != self.prompt_embeds[:embedded]).any(dim=-1).nonzero()
+        if len(differ):
+            return int(differ[0])
+        generated_images = [i for i in range(embedded, n) if ids[i] == image_token_id]
+        return generated_images[0] if generated_images else n
 
 
 class TextStream:

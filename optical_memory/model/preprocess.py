@@ -1,6 +1,6 @@
 """Page image → normalized pixel tensors for DeepEncoder, per resolution mode.
 
-As DeepSeek-OCR prepares its inputs (DESIGN.md, "Resolution modes"):
+As DeepSeek-OCR prepares its inputs (the modes of :mod:`optical_memory.modes`):
 
 - TINY, SMALL: the page is resized to the square (bicubic), aspect ratio not kept.
 - BASE, LARGE: the page is scaled to fit the square, aspect kept, and centred on grey
