@@ -44,6 +44,8 @@ def chromium_path() -> str:
 _NEEDS = {
     "torch": {
         "test_chat_model.py",
+        "test_chat_model_standard.py",
+        "test_decoder_prefix.py",
         "test_decoder.py",
         "test_decoder_checkpoint.py",
         "test_deepencoder.py",

@@ -343,7 +343,7 @@ def test_the_example_agent_runs_offline_and_prints_each_calls_accounting(tmp_pat
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("model: the offline recording model")
+    assert lines[0].startswith("model: the offline scripted model")
     calls = [line.split() for line in lines if re.match(r"^\s+\d+\s", line)]
     # 20 questions, every 5th answered through a weather tool call: 24 model calls.
     assert [int(c[0]) for c in calls] == list(range(1, 25))
