@@ -51,6 +51,7 @@ _NEEDS = {
         "test_deepencoder.py",
         "test_encoder_checkpoint.py",
         "test_preprocess.py",
+        "test_readme.py",
         "test_visual_cache.py",
     },
     "chromium": {"test_html_renderer.py", "test_html_security.py"},

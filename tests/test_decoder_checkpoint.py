@@ -18,6 +18,7 @@ from tiny_deepseek import (
     encoder_to_official,
     save_official,
     to_official_state_dict,
+    write_checkpoint,
     write_config,
     write_tokenizer,
 )
@@ -49,13 +50,6 @@ def _page_image() -> Image.Image:
     return image
 
 
-def _write_checkpoint(directory: Path, model: DeepSeekOCR, dtype: torch.dtype) -> None:
-    state = {name: t.to(dtype) for name, t in model.state_dict().items()}
-    save_official(directory, to_official_state_dict(state))
-    write_config(directory, model.config)
-    write_tokenizer(directory)
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeepSeekOCR, Path]:
     directory = tmp_path_factory.mktemp("tiny-deepseek-ocr")
@@ -65,7 +59,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeepSeekOCR, Path]:
     config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
     encoder = DeepEncoder(DeepEncoderConfig.tiny())
     model = DeepSeekOCR(config, encoder=encoder, tokenizer=tokenizer).eval()
-    _write_checkpoint(directory, model, torch.float32)
+    write_checkpoint(directory, model, torch.float32)
     return model, directory
 
 

@@ -177,3 +177,12 @@ def save_official(
         index = {"metadata": {}, "weight_map": weight_map}
         (directory / INDEX_FILE).write_text(json.dumps(index, indent=2, sort_keys=True))
     return files
+
+
+def write_checkpoint(directory: Path, model: Any, dtype: torch.dtype = torch.float32) -> None:
+    """Save ``model`` (a ``DeepSeekOCR``) as an official checkpoint directory: weights under
+    the official names, ``config.json`` and the tokenizer."""
+    state = {name: t.to(dtype) for name, t in model.state_dict().items()}
+    save_official(directory, to_official_state_dict(state))
+    write_config(directory, model.config)
+    write_tokenizer(directory)
