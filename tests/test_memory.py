@@ -160,7 +160,7 @@ def test_context_pages_carry_images_at_their_mode_and_honest_token_counts(
 
 
 def test_modes_follow_the_schedule_by_age(renderer: PillowRenderer) -> None:
-    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)])
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)], batch=1)
     with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
         fill(memory, 50)
         context = memory.context()
@@ -225,7 +225,7 @@ def test_context_rejects_a_bad_budget(renderer: PillowRenderer) -> None:
 def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
     renderer: PillowRenderer,
 ) -> None:
-    schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], forget_after=2)
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], forget_after=2, batch=1)
     with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
         memory.add("user", "My locker code is 48213, please remember it.")
         fill(memory, 40)
@@ -245,7 +245,7 @@ def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
     renderer: PillowRenderer, tmp_path: Path
 ) -> None:
     path = tmp_path / "memory.db"
-    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)])
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)], batch=1)
     seen: set[tuple[int, Mode]] = set()
     with OpticalMemory(path, renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
         for _ in range(6):
