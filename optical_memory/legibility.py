@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from optical_memory.modes import Mode
+from optical_memory.modes import Mode, gundam_paper_tokens
 
 #: Table 2 rows: (text tokens from, to, pages in the bin,
 #: (precision, compression) at 64 vision tokens, (precision, compression) at 100).
@@ -64,7 +64,13 @@ def expected_precision(text_tokens: float, mode: Mode | str) -> float:
         return float(np.interp(text_tokens, tokens, precision))
     # SMALL's column, at this mode's compression (text tokens per paper vision token).
     tokens, precision = _column(100)
-    at_small = text_tokens * Mode.SMALL.paper_tokens / mode.paper_tokens
+    # GUNDAM: its 2x2 tiles and global view of a page drawn at LARGE's size (656 tokens).
+    vision = (
+        gundam_paper_tokens(Mode.LARGE.size, Mode.LARGE.size)
+        if mode is Mode.GUNDAM
+        else mode.paper_tokens
+    )
+    at_small = text_tokens * Mode.SMALL.paper_tokens / vision
     return float(np.interp(at_small, tokens, precision))
 
 
