@@ -171,6 +171,38 @@ def test_modes_follow_the_schedule_by_age(renderer: PillowRenderer) -> None:
         assert set(modes[:-4]) == {Mode.TINY}
 
 
+def test_pages_already_sent_change_mode_only_once_a_batch(renderer: PillowRenderer) -> None:
+    schedule = DecaySchedule(tiers=[(Mode.SMALL, 3), (Mode.TINY, 1)], batch=4)
+    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
+        before: dict[int, Mode] = {}
+        changed_at: list[int] = []
+        while len(before) < 26:
+            fill(memory, 1)
+            shown = {page.page_id: page.mode for page in memory.context().memory}
+            if any(shown[page_id] is not mode for page_id, mode in before.items()):
+                changed_at.append(len(shown))
+            before = shown
+        # Each change moved a whole batch of pages, on the call that froze page 4, 8, 12, ...
+        assert changed_at == list(range(4, len(before) + 1, 4))
+
+
+def test_under_a_budget_pages_fade_where_legibility_costs_least(
+    renderer: PillowRenderer,
+) -> None:
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 8), (Mode.SMALL, 8), (Mode.TINY, 1)], batch=1)
+    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
+        fill(memory, 14)
+        full = memory.context()
+        pages = len(full.memory)
+        assert pages >= 3 and [p.mode for p in full.pages] == [Mode.BASE] * pages
+        text = full.text_tokens
+        # Enough for every page at SMALL, not for one BASE with the rest TINY: all go SMALL,
+        # where demoting the oldest first would have left two TINY pages and one SMALL.
+        fitted = memory.context(budget_tokens=text + pages * 111)
+        assert [p.mode for p in fitted.memory] == [Mode.SMALL] * pages
+        assert fitted.total_tokens <= text + pages * 111
+
+
 def test_a_page_whose_image_costs_more_than_its_text_is_given_as_text() -> None:
     huge_type = PillowRenderer(font_size=200)  # 4 lines of a few words: images cost more
     with OpticalMemory(renderer=huge_type, keep_recent_turns=1) as memory:

@@ -429,28 +429,28 @@ def plot_curve(rows: dict[str, list[dict[str, float]]], path: Path) -> None:
     plt.close(figure)
 
 
-def write_curve(out: Path, dialogs: Sequence[Dialog]) -> dict[str, Any]:
-    """Replay ``dialogs``, write ``schedule_curve.png`` and ``schedule_curve.md`` into ``out``;
-    return the curve's rows (for ``results.json``)."""
+def write_curve(out: Path, dialogs: Sequence[Dialog]) -> tuple[dict[str, Any], list[str]]:
+    """Replay ``dialogs`` and draw ``schedule_curve.png`` into ``out``; return the curve's rows
+    (for ``results.json``) and a markdown section for the report."""
     replays = [replay(d) for d in dialogs]
     try:
         rows = curve(replays, default_schedules())
-        plot = out / "schedule_curve.png"
-        plot_curve(rows, plot)
-        lines = [
-            "## Memory per token: schedules and budgets",
-            "",
-            "Expected legibility is DeepSeek-OCR's Fox precision (its paper, Table 2) at each "
-            "evidence page's text tokens and planned mode (text: 1, forgotten: 0); see "
-            "`optical_memory.experiments.schedules`.",
-            "",
-            f"![tokens in context vs expected legibility]({plot.name})",
-            "",
-            *curve_table(rows),
-            "",
-        ]
-        (out / "schedule_curve.md").write_text("\n".join(lines), encoding="utf-8")
     finally:
         for r in replays:
             r.memory.close()
-    return rows
+    plot = out / "schedule_curve.png"
+    plot_curve(rows, plot)
+    lines = [
+        "## Memory per token: schedules and budgets",
+        "",
+        "Expected legibility is DeepSeek-OCR's Fox precision (its paper, Table 2) at each "
+        "category 1-4 evidence turn's page's text tokens and planned mode (text: 1, forgotten: "
+        "0), at each conversation's end; `oldest-first` is the earlier planning (see "
+        "`optical_memory.experiments.schedules`).",
+        "",
+        f"![tokens in context vs expected legibility]({plot.name})",
+        "",
+        *curve_table(rows),
+        "",
+    ]
+    return rows, lines
