@@ -3,7 +3,8 @@
 Pages get modes by age from the :class:`~optical_memory.schedule.DecaySchedule`; with a budget
 the schedule chooses the modes that keep the most text expected legible (each page worth its
 text tokens times :func:`~optical_memory.legibility.page_legibility` at the mode, weighted by
-recency), then trims the text. A page whose image would cost the target more tokens than its
+recency); only when the text alone is over budget are all pages forgotten and the oldest text
+trimmed. A page whose image would cost the target more tokens than its
 text is given as text instead (the profitability gate), and is then worth all its tokens.
 Images are rendered lazily, the first time a page is needed at a mode, and cached in the store
 by (content hash, mode, renderer settings), so each page renders at most once per mode, across
