@@ -1,39 +1,56 @@
 """How memory fades: a page's mode by its age, and fitting the context into a token budget.
 
-Age is counted in pages: the newest page has age 0. The default tiers follow the paper's
-forgetting figure (just now → crystal clear … a year → almost gone) on a doubling scale, as
-that figure's time axis is roughly logarithmic:
+Age is counted in pages: the newest page has age 0. The default tiers are the ones that keep
+the most evidence legible at 6x whole-context compression on the development conversations
+(``python benchmarks/schedules.py`` measures them against others): SMALL reads at nearly
+BASE's expected precision for well under half its tokens, and GUNDAM and LARGE read no better
+than BASE (:mod:`optical_memory.legibility`):
 
 ======  =======  ==========
 mode    width    ages
 ======  =======  ==========
-GUNDAM  2        0 – 1
-LARGE   4        2 – 5
-BASE    8        6 – 13
-SMALL   16       14 – 29
-TINY    (rest)   30 and older
+SMALL   16       0 – 15
+TINY    (rest)   16 and older
 ======  =======  ==========
 
 The last tier also holds every page older than the tiers (its width only documents where it
-starts); pages are forgotten by age only when ``forget_after`` is set. Under a token budget,
-:meth:`DecaySchedule.fit` demotes and forgets further. Everything here is a pure function of
-its arguments.
+starts); pages are forgotten by age only when ``forget_after`` is set. Sharper tiers are the
+user's choice, e.g. ``DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 16), (Mode.TINY, 32)])``.
+
+*Batches.* Pages are sent oldest first, so a mode change invalidates a prompt cache from that
+page on. With ``batch=K`` ages are counted from the last multiple of ``K`` pages: the up to
+``K - 1`` pages frozen since then join the sharpest tier, and every tier boundary moves ``K``
+pages at once, on the call that freezes page ``K``, ``2K``, …; in between, no page already sent
+changes mode. A page is never fainter than its age earns; it may stay sharper for up to
+``K - 1`` pages.
+
+*Budgets.* :meth:`DecaySchedule.fit` chooses each page's mode to maximize the recency-weighted
+expected legibility of the whole memory within the budget (a knapsack over per-page mode
+costs), no page sharper than the tiers give it and no older page sharper than a newer one.
+Everything here is a pure function of its arguments.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from optical_memory.legibility import REFERENCE_TEXT_TOKENS, expected_precision
 from optical_memory.modes import FADING_ORDER, Mode
 
-DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = (
-    (Mode.GUNDAM, 2),
-    (Mode.LARGE, 4),
-    (Mode.BASE, 8),
-    (Mode.SMALL, 16),
-    (Mode.TINY, 32),
-)
+DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = ((Mode.SMALL, 16), (Mode.TINY, 32))
+#: Tier boundaries move this many pages at a time: one cache-breaking call per 8 pages frozen,
+#: for about 1% more tokens (``python benchmarks/schedules.py``).
+DEFAULT_BATCH = 8
+#: A page's legibility counts half as much every this many pages of age.
+DEFAULT_HALF_LIFE = 32.0
+#: Cost cells of the knapsack's table; above this many tokens of page budget, costs are rounded
+#: up to units of ``budget / cells`` tokens (never over budget) and what is left is spent
+#: greedily.
+KNAPSACK_CELLS = 4096
 
 
 @dataclass(frozen=True)
@@ -52,14 +69,18 @@ class Fit:
 
 @dataclass(frozen=True)
 class DecaySchedule:
-    """Tiers of ``(mode, width in pages)``, sharpest first, and an optional age to forget at.
+    """Tiers of ``(mode, width in pages)``, sharpest first; an optional age to forget at;
+    ``batch``: pages between tier moves; ``half_life``: pages of age that halve a page's weight
+    under a budget (None: every page weighs the same).
 
-    >>> DecaySchedule().modes(3)  # oldest first
-    [<Mode.LARGE: 'large'>, <Mode.GUNDAM: 'gundam'>, <Mode.GUNDAM: 'gundam'>]
+    >>> DecaySchedule(tiers=[("base", 1), ("tiny", 1)], batch=1).modes(3)  # oldest first
+    [<Mode.TINY: 'tiny'>, <Mode.TINY: 'tiny'>, <Mode.BASE: 'base'>]
     """
 
     tiers: Sequence[tuple[Mode | str, int]] = DEFAULT_TIERS
     forget_after: int | None = None
+    batch: int = DEFAULT_BATCH
+    half_life: float | None = DEFAULT_HALF_LIFE
     _modes: tuple[Mode, ...] = field(init=False, repr=False, compare=False)
     _ends: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
@@ -74,7 +95,7 @@ class DecaySchedule:
             if not isinstance(tier, (tuple, list)) or len(tier) != 2:
                 raise ValueError(f"each tier is (mode, width in pages), not {tier!r}")
             mode, width = Mode.parse(tier[0]), tier[1]
-            if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            if not _is_count(width, 1):
                 raise ValueError(f"tier width must be a whole number of pages >= 1, not {width!r}")
             if modes and FADING_ORDER.index(mode) <= FADING_ORDER.index(modes[-1]):
                 order = " → ".join(m.name for m in FADING_ORDER)
@@ -85,20 +106,31 @@ class DecaySchedule:
             modes.append(mode)
             end += width
             ends.append(end)
-        if self.forget_after is not None and (
-            isinstance(self.forget_after, bool)
-            or not isinstance(self.forget_after, int)
-            or self.forget_after < 0
-        ):
+        if self.forget_after is not None and not _is_count(self.forget_after, 0):
             raise ValueError(f"forget_after must be None or pages >= 0, not {self.forget_after!r}")
+        if not _is_count(self.batch, 1):
+            raise ValueError(f"batch must be a whole number of pages >= 1, not {self.batch!r}")
+        if self.half_life is not None and (
+            isinstance(self.half_life, bool)
+            or not isinstance(self.half_life, (int, float))
+            or not self.half_life > 0
+            or math.isinf(self.half_life)
+        ):
+            raise ValueError(f"half_life must be None or pages > 0, not {self.half_life!r}")
         object.__setattr__(
             self, "tiers", tuple((m, w) for m, (_, w) in zip(modes, tiers, strict=True))
         )
         object.__setattr__(self, "_modes", tuple(modes))
         object.__setattr__(self, "_ends", tuple(ends))
 
+    @property
+    def tier_modes(self) -> tuple[Mode, ...]:
+        """The tiers' modes, sharpest first."""
+        return self._modes
+
     def mode_for_age(self, age: int) -> Mode | None:
-        """The mode of a page ``age`` pages old (0 = newest); None once forgotten."""
+        """The mode the tiers give a page ``age`` pages old (0 = newest), before batching;
+        None once forgotten."""
         if age < 0:
             raise ValueError(f"age must be >= 0, not {age}")
         if self.forget_after is not None and age >= self.forget_after:
@@ -109,18 +141,13 @@ class DecaySchedule:
         return self._modes[-1]
 
     def modes(self, page_count: int) -> list[Mode | None]:
-        """Modes of ``page_count`` pages, oldest first."""
-        return [self.mode_for_age(page_count - 1 - index) for index in range(page_count)]
+        """Modes of ``page_count`` pages, oldest first, ages counted from the last batch."""
+        settled = page_count - page_count % self.batch
+        return [self.mode_for_age(max(0, settled - 1 - index)) for index in range(page_count)]
 
-    def fainter(self, mode: Mode) -> Mode | None:
-        """The next mode down this schedule's tiers, or None when ``mode`` is the faintest."""
-        faintest = self._modes[-1]
-        if mode not in self._modes:
-            # A mode between tiers (say LARGE when the tiers skip it): go to the next tier below.
-            rank = FADING_ORDER.index(mode)
-            below = [m for m in self._modes if FADING_ORDER.index(m) > rank]
-            return below[0] if below else None
-        return None if mode is faintest else self._modes[self._modes.index(mode) + 1]
+    def weight(self, age: int) -> float:
+        """How much a page ``age`` pages old counts under a budget (1 for the newest)."""
+        return 1.0 if self.half_life is None else 0.5 ** (age / self.half_life)
 
     def fit(
         self,
@@ -128,42 +155,127 @@ class DecaySchedule:
         page_cost: Callable[[int, Mode], int],
         text_costs: Sequence[int],
         budget_tokens: int | None,
+        page_value: Callable[[int, Mode], float] | None = None,
     ) -> Fit:
         """Fit ``page_count`` pages and some text items (oldest first) into ``budget_tokens``.
 
-        ``page_cost(i, mode)`` is what page ``i`` costs at ``mode``. Starting from the tiers by
-        age, while over budget: demote the oldest page that is not yet at the faintest mode by
-        one tier; then forget the oldest pages; then drop the oldest text items, always keeping
-        the newest. An older page is never left sharper than a newer one.
+        ``page_cost(i, mode)`` is what page ``i`` costs at ``mode``; ``page_value(i, mode)``
+        what it is worth there, e.g. its text tokens times their expected legibility (default:
+        :func:`~optical_memory.legibility.expected_precision` of a page of
+        ``REFERENCE_TEXT_TOKENS``). Without a budget, or when they fit, the pages keep
+        :meth:`modes`. Otherwise the text stays and the pages' modes, each one of the tiers'
+        modes no sharper than :meth:`modes` gives it or forgotten, never an older page sharper
+        than a newer one, maximize ``sum(weight(age) * page_value)`` within what the text
+        leaves. If the text alone is over budget, every page is forgotten and the oldest text
+        items are dropped, always keeping the newest.
         """
-        modes = self.modes(page_count)
-        costs = [0 if m is None else page_cost(i, m) for i, m in enumerate(modes)]
+        ceiling = self.modes(page_count)
+        costs = [0 if m is None else page_cost(i, m) for i, m in enumerate(ceiling)]
         total = sum(costs) + sum(text_costs)
         text_kept = len(text_costs)
         if budget_tokens is None or total <= budget_tokens:
-            return Fit(modes, text_kept, total)
+            return Fit(ceiling, text_kept, total)
         if budget_tokens < 0:
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
-
-        oldest = 0  # every page before it is at the faintest mode or forgotten
-        while total > budget_tokens and oldest < page_count:
-            mode = modes[oldest]
-            fainter = None if mode is None else self.fainter(mode)
-            if fainter is None:
-                oldest += 1
-                continue
-            cost = page_cost(oldest, fainter)
-            total += cost - costs[oldest]
-            modes[oldest], costs[oldest] = fainter, cost
-        for index in range(page_count):
-            if total <= budget_tokens:
-                break
-            if modes[index] is not None:
-                total -= costs[index]
-                modes[index], costs[index] = None, 0
+        pages_budget = budget_tokens - sum(text_costs)
+        if pages_budget >= 0:
+            value = page_value or (lambda _, mode: expected_precision(REFERENCE_TEXT_TOKENS, mode))
+            modes = self._knapsack(ceiling, page_cost, value, pages_budget)
+            total = sum(page_cost(i, m) for i, m in enumerate(modes) if m is not None)
+            return Fit(modes, text_kept, total + sum(text_costs))
+        total = sum(text_costs)
         for cost in text_costs[:-1]:
             if total <= budget_tokens:
                 break
             total -= cost
             text_kept -= 1
-        return Fit(modes, text_kept, total)
+        return Fit([None] * page_count, text_kept, total)
+
+    def _knapsack(
+        self,
+        ceiling: Sequence[Mode | None],
+        page_cost: Callable[[int, Mode], int],
+        page_value: Callable[[int, Mode], float],
+        budget: int,
+    ) -> list[Mode | None]:
+        """The best modes within ``budget`` (see :meth:`fit`): dynamic programming over pages,
+        oldest first, and rank bounds, on a table of ``budget`` in cost units."""
+        # Rank 0 is forgotten, 1 the faintest tier's mode, ..., R the sharpest.
+        by_rank: list[Mode | None] = [None, *reversed(self._modes)]
+        rank_of = {mode: rank for rank, mode in enumerate(by_rank)}
+        count = len(ceiling)
+        bound = [rank_of[m] for m in ceiling]
+        cost = np.zeros((count, len(by_rank)), dtype=np.int64)
+        value = np.zeros((count, len(by_rank)))
+        for i in range(count):
+            weight = self.weight(count - 1 - i)
+            for rank in range(1, bound[i] + 1):
+                mode = by_rank[rank]
+                assert mode is not None
+                cost[i, rank] = page_cost(i, mode)
+                value[i, rank] = weight * page_value(i, mode)
+        # Only a run of newest pages can be shown (older pages are never sharper): pages before
+        # the longest run whose cheapest modes fit are forgotten.
+        cheapest = [
+            min((int(c) for c in cost[i, 1 : bound[i] + 1]), default=0) for i in range(count)
+        ]
+        first, spent = count, 0
+        while first > 0 and bound[first - 1] > 0 and spent + cheapest[first - 1] <= budget:
+            first -= 1
+            spent += cheapest[first]
+        ranks = [0] * count
+        unit = max(1, math.ceil((budget + 1) / KNAPSACK_CELLS))
+        cells = budget // unit
+        units = -(-cost // unit)  # rounded up: the rounded plan never exceeds the budget
+        best = np.zeros((len(by_rank), cells + 1))  # best[r, c]: no rank above r, cost <= c
+        took = np.zeros((count, len(by_rank), cells + 1), dtype=bool)
+        for i in range(first, count):
+            step = np.full_like(best, -np.inf)
+            step[0] = best[0]
+            took[i, 0] = True
+            for rank in range(1, len(by_rank)):
+                here = np.full(cells + 1, -np.inf)
+                need = int(units[i, rank])
+                if rank <= bound[i] and need <= cells:
+                    here[need:] = best[rank, : cells + 1 - need] + value[i, rank]
+                took[i, rank] = here > step[rank - 1]
+                step[rank] = np.where(took[i, rank], here, step[rank - 1])
+            best = step
+        rank, cell = len(by_rank) - 1, cells
+        for i in range(count - 1, first - 1, -1):
+            while not took[i, rank, cell]:
+                rank -= 1
+            ranks[i] = rank
+            cell -= int(units[i, rank])
+        if unit > 1:
+            _spend_rest(ranks, bound, cost, value, budget)
+        return [by_rank[r] for r in ranks]
+
+
+def _spend_rest(
+    ranks: list[int], bound: Sequence[int], cost: np.ndarray, value: np.ndarray, budget: int
+) -> None:
+    """Promote pages one rank at a time, the best value per token first, while the exact costs
+    fit and no older page gets sharper than a newer one (``ranks`` is changed in place)."""
+    left = budget - int(sum(cost[i, r] for i, r in enumerate(ranks)))
+    while True:
+        choice, choice_gain = -1, 0.0
+        for i, rank in enumerate(ranks):
+            newer = ranks[i + 1] if i + 1 < len(ranks) else bound[i]
+            if rank + 1 > min(bound[i], newer):
+                continue
+            extra = int(cost[i, rank + 1] - cost[i, rank])
+            gain = float(value[i, rank + 1] - value[i, rank])
+            if extra > left or gain <= 0:
+                continue
+            per_token = gain / max(extra, 1)
+            if per_token > choice_gain:
+                choice, choice_gain = i, per_token
+        if choice < 0:
+            return
+        left -= int(cost[choice, ranks[choice] + 1] - cost[choice, ranks[choice]])
+        ranks[choice] += 1
+
+
+def _is_count(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -38,7 +38,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from recording_model import RecordingChatModel
 
-from optical_memory import OpticalMemory
+from optical_memory import DecaySchedule, OpticalMemory
 from optical_memory.agents import BudgetTooSmallError, OpticalMemoryMiddleware
 from optical_memory.modes import Mode
 from optical_memory.renderers.page import page_size
@@ -87,7 +87,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     # 80 exchanges, a tool call every 4th: 80 + 80 + 20 + 20 = 200 turns for alice.
     plan = _interleave(shop_plan(ALICE, 80, tag="ALICE"), shop_plan(BOB, 15, tag="BOB"))
     model = RecordingChatModel(messages=script(plan))
-    memory = OpticalMemory(path)
+    # Sharp tiers, so that the budget binds (the default tiers fit 3,000 tokens unaided).
+    sharp = [(Mode.GUNDAM, 2), (Mode.LARGE, 4), (Mode.BASE, 8), (Mode.SMALL, 16), (Mode.TINY, 1)]
+    memory = OpticalMemory(path, schedule=DecaySchedule(tiers=sharp, batch=1))
     middleware = OpticalMemoryMiddleware(memory, keep_recent_turns=KEEP, budget_tokens=BUDGET)
     saver = InMemorySaver()
     agent = create_agent(

@@ -97,7 +97,7 @@ def test_threads_come_from_the_run_config() -> None:
 def test_pages_dearer_as_images_than_as_text_are_sent_as_text() -> None:
     # Anthropic bills a 1280-px page about 1,600 tokens, more than a page of text (~800); a
     # 512-px TINY page about 350, less. The gate sends each page the cheaper way.
-    schedule = DecaySchedule(tiers=[(Mode.GUNDAM, 2), (Mode.TINY, 1)])
+    schedule = DecaySchedule(tiers=[(Mode.GUNDAM, 2), (Mode.TINY, 1)], batch=1)
     memory = OpticalMemory(None, schedule=schedule, target="anthropic")
     model = RecordingChatModel(messages=iter(_answers(50)))
     chat = wrap(memory, model)

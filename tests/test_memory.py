@@ -160,7 +160,7 @@ def test_context_pages_carry_images_at_their_mode_and_honest_token_counts(
 
 
 def test_modes_follow_the_schedule_by_age(renderer: PillowRenderer) -> None:
-    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)])
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)], batch=1)
     with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
         fill(memory, 50)
         context = memory.context()
@@ -169,6 +169,38 @@ def test_modes_follow_the_schedule_by_age(renderer: PillowRenderer) -> None:
         assert modes[-2:] == [Mode.BASE, Mode.BASE]
         assert modes[-4:-2] == [Mode.SMALL, Mode.SMALL]
         assert set(modes[:-4]) == {Mode.TINY}
+
+
+def test_pages_already_sent_change_mode_only_once_a_batch(renderer: PillowRenderer) -> None:
+    schedule = DecaySchedule(tiers=[(Mode.SMALL, 3), (Mode.TINY, 1)], batch=4)
+    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
+        before: dict[int, Mode] = {}
+        changed_at: list[int] = []
+        while len(before) < 26:
+            fill(memory, 1)
+            shown = {page.page_id: page.mode for page in memory.context().memory}
+            if any(shown[page_id] is not mode for page_id, mode in before.items()):
+                changed_at.append(len(shown))
+            before = shown
+        # Each change moved a whole batch of pages, on the call that froze page 4, 8, 12, ...
+        assert changed_at == list(range(4, len(before) + 1, 4))
+
+
+def test_under_a_budget_pages_fade_where_legibility_costs_least(
+    renderer: PillowRenderer,
+) -> None:
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 8), (Mode.SMALL, 8), (Mode.TINY, 1)], batch=1)
+    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
+        fill(memory, 14)
+        full = memory.context()
+        pages = len(full.memory)
+        assert pages >= 3 and [p.mode for p in full.pages] == [Mode.BASE] * pages
+        text = full.text_tokens
+        # Enough for every page at SMALL, not for one BASE with the rest TINY: all go SMALL,
+        # where demoting the oldest first would have left two TINY pages and one SMALL.
+        fitted = memory.context(budget_tokens=text + pages * 111)
+        assert [p.mode for p in fitted.memory] == [Mode.SMALL] * pages
+        assert fitted.total_tokens <= text + pages * 111
 
 
 def test_a_page_whose_image_costs_more_than_its_text_is_given_as_text() -> None:
@@ -225,7 +257,7 @@ def test_context_rejects_a_bad_budget(renderer: PillowRenderer) -> None:
 def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
     renderer: PillowRenderer,
 ) -> None:
-    schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], forget_after=2)
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], forget_after=2, batch=1)
     with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
         memory.add("user", "My locker code is 48213, please remember it.")
         fill(memory, 40)
@@ -245,7 +277,7 @@ def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
     renderer: PillowRenderer, tmp_path: Path
 ) -> None:
     path = tmp_path / "memory.db"
-    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)])
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)], batch=1)
     seen: set[tuple[int, Mode]] = set()
     with OpticalMemory(path, renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
         for _ in range(6):

@@ -13,7 +13,7 @@ from optical_memory.model.deepencoder import DeepEncoder
 from optical_memory.model.visual_cache import NAMESPACE, VisualTokenCache, encoder_identity
 
 torch.set_num_threads(2)
-SCHEDULE = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 2)])
+SCHEDULE = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 2)], batch=1)
 
 
 def _memory(path: Path) -> OpticalMemory:

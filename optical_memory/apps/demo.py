@@ -226,12 +226,14 @@ def _ocr_tiers(
     engine: str,
 ) -> list[OcrTier]:
     from optical_memory.experiments.ocr import character_accuracy, normalize_whitespace, read_text
+    from optical_memory.experiments.probe import enlarge_for_probe
 
     index_of = {turn_id: index for index, turn_id in enumerate(turn_ids)}
     tiers: dict[str, list[tuple[float, int, int]]] = {}
     for page in context.pages:
         expected = normalize_whitespace(memory.recall(page.page_id))
-        read = normalize_whitespace(read_text(page.image, engine))
+        # At the engine's working scale, as the experiment's probe reads (SMALL 640 → 1280 px).
+        read = normalize_whitespace(read_text(enlarge_for_probe(page.image), engine))
         facts = dialogue.facts_in({index_of[t] for t in page.turn_ids if t in index_of})
         # A fact counts as planted on this page only when its value is printed here (a turn
         # may be split across pages).

@@ -446,6 +446,7 @@ def run_experiment(settings: ExperimentSettings) -> ExperimentResult:
         "load_average_at_end": round(os.getloadavg()[0], 1),
     }
     files = write_report(out, conversations, summary, {**record, "timing": timing}, mode_names)
+    summary["schedule_curve"] = _schedule_curve(out, dialogs, files)
     result = ExperimentResult(
         settings=record,
         timing=timing,
@@ -459,6 +460,17 @@ def run_experiment(settings: ExperimentSettings) -> ExperimentResult:
     )
     result.files["results"] = results.name
     return result
+
+
+def _schedule_curve(out: Path, dialogs: Sequence[Dialog], files: dict[str, Path]) -> Any:
+    """Tokens in context vs expected legibility per schedule: a plot and a report section."""
+    from optical_memory.experiments.schedules import write_curve
+
+    rows, section = write_curve(out, dialogs)
+    files["schedule_curve"] = out / "schedule_curve.png"
+    with files["report"].open("a", encoding="utf-8") as report:
+        report.write("\n" + "\n".join(section))
+    return rows
 
 
 def _progress_bar() -> Any:

@@ -118,8 +118,9 @@ class OpticalMemory:
     def context(self, budget_tokens: int | None = None) -> MemoryContext:
         """The memory to send with the next request; see :class:`MemoryContext`.
 
-        With ``budget_tokens`` the total stays within it (pages demoted, then forgotten, then
-        the oldest text dropped); only the newest turn is never dropped, so the total exceeds the
+        With ``budget_tokens`` the total stays within it (pages at the modes that keep the most
+        text expected legible, see :meth:`DecaySchedule.fit`; the oldest text dropped only when
+        it alone is over); only the newest turn is never dropped, so the total exceeds the
         budget only when that turn alone does (``over_budget``).
         """
         if budget_tokens is not None and (

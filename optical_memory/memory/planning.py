@@ -1,16 +1,21 @@
 """Context planning: which pages a request shows, at which mode, within a budget.
 
 Pages get modes by age from the :class:`~optical_memory.schedule.DecaySchedule`; with a budget
-the schedule demotes, forgets, then trims the text. A page whose image would cost the target
-more tokens than its text is given as text instead (the profitability gate). Images are rendered
-lazily, the first time a page is needed at a mode, and cached in the store by (content hash,
-mode, renderer settings), so each page renders at most once per mode, across processes too.
+the schedule chooses the modes that keep the most text expected legible (each page worth its
+text tokens times :func:`~optical_memory.legibility.page_legibility` at the mode, weighted by
+recency); only when the text alone is over budget are all pages forgotten and the oldest text
+trimmed. A page whose image would cost the target more tokens than its
+text is given as text instead (the profitability gate), and is then worth all its tokens.
+Images are rendered lazily, the first time a page is needed at a mode, and cached in the store
+by (content hash, mode, renderer settings), so each page renders at most once per mode, across
+processes too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from optical_memory.legibility import page_legibility
 from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
 from optical_memory.memory.packing import Packer
 from optical_memory.modes import Mode
@@ -68,7 +73,12 @@ class ContextPlanner:
             # The profitability gate: a page costs the cheaper of its image and its text.
             return min(self.vision_tokens(mode), records[index].text_tokens)
 
-        fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens)
+        def page_value(index: int, mode: Mode) -> float:
+            # Text tokens expected legible.
+            tokens = records[index].text_tokens
+            return tokens * page_legibility(tokens, mode, self.vision_tokens(mode))
+
+        fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens, page_value)
         as_text = [
             mode is not None and self.vision_tokens(mode) > record.text_tokens
             for record, mode in zip(records, fit.modes, strict=True)

@@ -1,0 +1,82 @@
+"""Expected legibility of a page at a mode: DeepSeek-OCR's own decoding precision on Fox.
+
+Source: DeepSeek-OCR: Contexts Optical Compression (Wei, Sun, Li; arXiv:2510.18234), Table 2:
+the model decoding English Fox pages of 600-1,300 text tokens from 64 vision tokens (TINY) and
+100 (SMALL). Each row is a bin of pages by text-token count; the paper gives the bin's
+compression (text tokens per vision token) and the model's precision. A measurement of the
+model reading its own vision tokens, not a pixel probe.
+
+:func:`expected_precision` interpolates a mode's column linearly at a page's text tokens
+(each row placed at its mean text tokens, compression x vision tokens) and holds the end values
+outside the measured range. The paper has no Fox row for BASE, LARGE or GUNDAM; those read at
+SMALL's precision at the same compression (text tokens per paper vision token), which at the
+table's sizes is SMALL's best row. The paper counts text with DeepSeek-OCR's tokenizer; pages
+here count o200k_base tokens (:func:`optical_memory.tokens.count_text_tokens`), used as they
+stand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optical_memory.modes import Mode, gundam_paper_tokens
+
+#: Table 2 rows: (text tokens from, to, pages in the bin,
+#: (precision, compression) at 64 vision tokens, (precision, compression) at 100).
+FOX_TABLE: tuple[tuple[int, int, int, tuple[float, float], tuple[float, float]], ...] = (
+    (600, 700, 7, (0.965, 10.5), (0.985, 6.7)),
+    (700, 800, 28, (0.938, 11.8), (0.973, 7.5)),
+    (800, 900, 28, (0.838, 13.2), (0.968, 8.5)),
+    (900, 1000, 14, (0.859, 15.1), (0.968, 9.7)),
+    (1000, 1100, 11, (0.793, 16.5), (0.915, 10.6)),
+    (1100, 1200, 8, (0.764, 17.7), (0.898, 11.3)),
+    (1200, 1300, 4, (0.591, 19.7), (0.871, 12.6)),
+)
+
+#: The table as (compression, precision) points per vision-token budget (64: TINY, 100: SMALL).
+FOX_POINTS: dict[int, list[tuple[float, float]]] = {
+    64: [(row[3][1], row[3][0]) for row in FOX_TABLE],
+    100: [(row[4][1], row[4][0]) for row in FOX_TABLE],
+}
+
+#: A page's text tokens when none are given: the middle of the table's range.
+REFERENCE_TEXT_TOKENS = 950
+
+
+def _column(vision: int) -> tuple[np.ndarray, np.ndarray]:
+    tokens = np.array([c * vision for c, _ in FOX_POINTS[vision]])
+    precision = np.array([p for _, p in FOX_POINTS[vision]])
+    return tokens, precision
+
+
+def expected_precision(text_tokens: float, mode: Mode | str) -> float:
+    """DeepSeek-OCR's expected decoding precision (0-1) for a page of ``text_tokens`` at
+    ``mode``, from Fox (see the module docstring).
+
+    >>> round(expected_precision(900, "tiny"), 3), round(expected_precision(900, "small"), 3)
+    (0.848, 0.968)
+    """
+    mode = Mode.parse(mode)
+    if text_tokens < 0:
+        raise ValueError(f"text_tokens must be >= 0, not {text_tokens}")
+    if mode is Mode.TINY:
+        tokens, precision = _column(64)
+        return float(np.interp(text_tokens, tokens, precision))
+    # SMALL's column, at this mode's compression (text tokens per paper vision token).
+    tokens, precision = _column(100)
+    # GUNDAM: its 2x2 tiles and global view of a page drawn at LARGE's size (656 tokens).
+    vision = (
+        gundam_paper_tokens(Mode.LARGE.size, Mode.LARGE.size)
+        if mode is Mode.GUNDAM
+        else mode.paper_tokens
+    )
+    at_small = text_tokens * Mode.SMALL.paper_tokens / vision
+    return float(np.interp(at_small, tokens, precision))
+
+
+def page_legibility(text_tokens: int, mode: Mode | str, vision_tokens: int) -> float:
+    """Expected share of a page's text a reader gets at ``mode``: 1 when its image would cost
+    more than its ``text_tokens`` (the page then goes as text), else :func:`expected_precision`."""
+    if vision_tokens > text_tokens:
+        return 1.0
+    return expected_precision(text_tokens, mode)
