@@ -81,6 +81,8 @@ class DecaySchedule:
     forget_after: int | None = None
     batch: int = DEFAULT_BATCH
     half_life: float | None = DEFAULT_HALF_LIFE
+    #: Pages a recalled page stays one tier sharper (None: off); see optical_memory.rehearsal.
+    rehearsal: int | None = None
     _modes: tuple[Mode, ...] = field(init=False, repr=False, compare=False)
     _ends: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
@@ -117,6 +119,8 @@ class DecaySchedule:
             or math.isinf(self.half_life)
         ):
             raise ValueError(f"half_life must be None or pages > 0, not {self.half_life!r}")
+        if self.rehearsal is not None and not _is_count(self.rehearsal, 1):
+            raise ValueError(f"rehearsal must be None or pages >= 1, not {self.rehearsal!r}")
         object.__setattr__(
             self, "tiers", tuple((m, w) for m, (_, w) in zip(modes, tiers, strict=True))
         )

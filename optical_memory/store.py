@@ -9,13 +9,18 @@ Everything is scoped by ``thread_id`` except the two caches, which are keyed by 
 identical pixels and may share a cache entry without revealing anything another thread did not
 already hold.
 
-Schema (version 1)::
+Schema (version 2)::
 
     schema_version(version)
-    turns(id, thread_id, role, content, timestamp, text_tokens)      -- append only
+    turns(id, thread_id, number, role, content, timestamp, text_tokens)  -- append only
+    turn_index                       -- FTS5 over each turn read with its neighbours
     pages(id, thread_id, seq, content_hash, spans, text_tokens)      -- frozen once written
     page_images(content_hash, mode, renderer, width, height, png)    -- render cache
     blobs(namespace, content_hash, mode, identity, data)             -- e.g. encoded visual tokens
+    recalls(thread_id, page_id, page_count)                          -- pages read back exactly
+
+``number`` counts a thread's turns from 1: the number captions, search hits and page labels
+show. A version-1 file is upgraded in place when opened (numbers assigned, index built).
 """
 
 from __future__ import annotations
@@ -32,7 +37,22 @@ from typing import Protocol, runtime_checkable
 
 from optical_memory.turns import Turn
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Characters of each neighbouring turn that the search index reads with a turn.
+NEIGHBOUR_CHARS = 2000
+#: Words in a search hit's snippet.
+SNIPPET_WORDS = 24
+#: The neighbours a turn is indexed with (offsets in turn numbers) and their weights in the
+#: ranking, after the turn's own text (weight 1). A question's words are often split between a
+#: turn and the one it answers; measured on LoCoMo (``optical-memory experiment``).
+NEIGHBOURS: tuple[tuple[int, float], ...] = (
+    (-1, 0.8),
+    (-2, 0.4),
+    (-3, 0.2),
+    (1, 0.4),
+    (2, 0.2),
+    (3, 0.1),
+)
 #: Seconds a writer waits for another process's lock before SQLite gives up.
 BUSY_TIMEOUT_S = 60.0
 
@@ -77,6 +97,30 @@ class PageRecord:
 
 
 @dataclass(frozen=True)
+class TextQuery:
+    """What a full-text search asks the store for, independent of the backend's syntax.
+
+    ``words``: any of them may match (stemmed, case-folded); ``phrases``: word sequences
+    that match where they appear in this order (quoted phrases, codes such as ``pine-653``
+    split at punctuation); a turn matching any word or phrase is found.
+    """
+
+    words: tuple[str, ...]
+    phrases: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnMatch:
+    """One turn a full-text search found: ``score`` (higher is better) is its text relevance,
+    read with its neighbours; ``phrase_match``: the turn's own text holds one of the query's
+    phrases."""
+
+    turn: Turn
+    score: float
+    phrase_match: bool
+
+
+@dataclass(frozen=True)
 class NewPage:
     """A page about to be frozen (no id or seq yet)."""
 
@@ -108,6 +152,30 @@ class Store(Protocol):
 
     def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]:
         """The thread's turns with these ids, in id order; ids of other threads are skipped."""
+        ...
+
+    def turns_by_number(self, thread_id: str, first: int, last: int) -> list[Turn]:
+        """The thread's turns numbered ``first`` to ``last`` (inclusive), in order."""
+        ...
+
+    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+        """Up to ``limit`` of the thread's turns (forgotten ones too) matching ``query``, best
+        first by text relevance (each turn read with its neighbours, :data:`NEIGHBOURS`). The
+        index is kept in the same transaction as :meth:`add_turn`."""
+        ...
+
+    def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
+        """Turn id → an excerpt of that turn's text around what matches ``query``, matched
+        words in ``**`` (about :data:`SNIPPET_WORDS` words)."""
+        ...
+
+    def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
+        """Note that these pages were read back exactly while the thread had ``page_count``
+        pages (for rehearsal)."""
+        ...
+
+    def recalls(self, thread_id: str) -> dict[int, int]:
+        """Each recalled page id → the thread's page count at its latest recall."""
         ...
 
     def newest_turns(self, thread_id: str, count: int) -> list[Turn]:
@@ -172,7 +240,8 @@ CREATE TABLE IF NOT EXISTS turns (
     role        TEXT    NOT NULL,
     content     TEXT    NOT NULL,
     timestamp   TEXT,
-    text_tokens INTEGER NOT NULL
+    text_tokens INTEGER NOT NULL,
+    number      INTEGER
 );
 CREATE INDEX IF NOT EXISTS turns_by_thread ON turns (thread_id, id);
 CREATE TABLE IF NOT EXISTS pages (
@@ -201,7 +270,50 @@ CREATE TABLE IF NOT EXISTS blobs (
     data         BLOB NOT NULL,
     PRIMARY KEY (namespace, content_hash, mode, identity)
 );
+CREATE TABLE IF NOT EXISTS recalls (
+    thread_id  TEXT    NOT NULL,
+    page_id    INTEGER NOT NULL,
+    page_count INTEGER NOT NULL,
+    PRIMARY KEY (thread_id, page_id)
+);
 """
+
+
+def _search_schema() -> list[str]:
+    """The turn numbers' index and the full-text index (an FTS5 table whose text is read from
+    a view of each turn with its neighbours, so no text is stored twice)."""
+    columns = [f"n{k}" for k in range(len(NEIGHBOURS))]
+    joins = "\n".join(
+        f"LEFT JOIN turns {c} ON {c}.thread_id = t.thread_id AND {c}.number = t.number + {offset}"
+        for c, (offset, _) in zip(columns, NEIGHBOURS, strict=True)
+    )
+    selected = ", ".join(f"substr({c}.content, 1, {NEIGHBOUR_CHARS}) AS {c}" for c in columns)
+    return [
+        "CREATE UNIQUE INDEX IF NOT EXISTS turns_by_number ON turns (thread_id, number)",
+        f"CREATE VIEW IF NOT EXISTS turn_documents AS SELECT t.id AS id, t.content AS content, "
+        f"{selected} FROM turns t {joins}",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS turn_index USING fts5(content, {', '.join(columns)}, "
+        "content='turn_documents', content_rowid='id', tokenize='porter unicode61')",
+    ]
+
+
+#: How many turns before a new one gain it as a neighbour.
+_REACH = max(offset for offset, _ in NEIGHBOURS)
+_RANK_WEIGHTS = ", ".join(f"{weight:g}" for weight in (1.0, *(w for _, w in NEIGHBOURS)))
+_DOCUMENT_COLUMNS = ", ".join(["content", *(f"n{k}" for k in range(len(NEIGHBOURS)))])
+
+
+def _fts_match(query: TextQuery) -> tuple[str, list[str]]:
+    """The FTS5 query matching any of ``query``'s words or phrases, and its phrases."""
+    words = [_fts_phrase([word]) for word in query.words]
+    phrases = [phrase for phrase in (_fts_phrase(p) for p in query.phrases) if phrase]
+    return " OR ".join(term for term in (*words, *phrases) if term), phrases
+
+
+def _fts_phrase(words: Sequence[str]) -> str:
+    """An FTS5 phrase of ``words`` (each quoted, so no word is read as an operator)."""
+    quoted = [word.replace('"', '""') for word in words if word]
+    return f'"{" ".join(quoted)}"' if quoted else ""
 
 
 class SQLiteStore:
@@ -250,17 +362,29 @@ class SQLiteStore:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
-        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        version = row[0]
-        if version is None:
-            with self._write():
-                if self._db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
-                    self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        elif version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this optical-memory "
-                f"understands ({SCHEMA_VERSION}): upgrade optical-memory"
-            )
+            version = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this optical-memory "
+                    f"understands ({SCHEMA_VERSION}): upgrade optical-memory"
+                )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(turns)")}
+            if "number" not in columns:  # version 1: number every thread's turns in id order
+                db.execute("ALTER TABLE turns ADD COLUMN number INTEGER")
+            if version is not None and version < 2:
+                db.execute(
+                    "UPDATE turns SET number = ranked.n FROM (SELECT id, ROW_NUMBER() OVER "
+                    "(PARTITION BY thread_id ORDER BY id) AS n FROM turns) AS ranked "
+                    "WHERE turns.id = ranked.id"
+                )
+            for statement in _search_schema():
+                db.execute(statement)
+            if version is not None and version < 2:
+                db.execute("INSERT INTO turn_index(turn_index) VALUES ('rebuild')")
+            if version is None:
+                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            elif version < SCHEMA_VERSION:
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     class _Transaction:
         def __init__(self, store: SQLiteStore) -> None:
@@ -296,9 +420,9 @@ class SQLiteStore:
 
     @staticmethod
     def _turn(row: tuple) -> Turn:
-        turn_id, role, content, stamp = row
+        turn_id, role, content, stamp, number = row
         timestamp = datetime.fromisoformat(stamp) if stamp is not None else None
-        return Turn(id=turn_id, role=role, content=content, timestamp=timestamp)
+        return Turn(id=turn_id, role=role, content=content, timestamp=timestamp, number=number)
 
     @staticmethod
     def _page(row: tuple) -> PageRecord:
@@ -324,16 +448,49 @@ class SQLiteStore:
     ) -> Turn:
         stamp = timestamp.isoformat() if timestamp is not None else None
         with self._write() as db:
+            newest = db.execute(
+                "SELECT MAX(number) FROM turns WHERE thread_id = ?", (thread_id,)
+            ).fetchone()[0]
+            number = (newest or 0) + 1
+            # The turns before this one gain it as a neighbour: take their index entries out
+            # with the text they were indexed with, and put them back with the new text.
+            behind = [
+                row[0]
+                for row in db.execute(
+                    "SELECT id FROM turns WHERE thread_id = ? AND number >= ? AND number < ?",
+                    (thread_id, number - _REACH, number),
+                )
+            ]
+            self._unindex(db, behind)
             cursor = db.execute(
-                "INSERT INTO turns (thread_id, role, content, timestamp, text_tokens) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (thread_id, role, content, stamp, text_tokens),
+                "INSERT INTO turns (thread_id, number, role, content, timestamp, text_tokens) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (thread_id, number, role, content, stamp, text_tokens),
             )
             turn_id = cursor.lastrowid
-        assert turn_id is not None
-        return Turn(id=turn_id, role=role, content=content, timestamp=timestamp)
+            assert turn_id is not None
+            self._index(db, [*behind, turn_id])
+        return Turn(id=turn_id, role=role, content=content, timestamp=timestamp, number=number)
 
-    _TURN_COLUMNS = "id, role, content, timestamp"
+    @staticmethod
+    def _unindex(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
+        for turn_id in turn_ids:
+            db.execute(
+                f"INSERT INTO turn_index(turn_index, rowid, {_DOCUMENT_COLUMNS}) "
+                f"SELECT 'delete', id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
+                (turn_id,),
+            )
+
+    @staticmethod
+    def _index(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
+        for turn_id in turn_ids:
+            db.execute(
+                f"INSERT INTO turn_index(rowid, {_DOCUMENT_COLUMNS}) "
+                f"SELECT id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
+                (turn_id,),
+            )
+
+    _TURN_COLUMNS = "id, role, content, timestamp, number"
 
     def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]:
         turns: list[Turn] = []
@@ -368,6 +525,53 @@ class SQLiteStore:
             (thread_id, count),
         )
         return [self._turn(row) for row in reversed(rows)]
+
+    def turns_by_number(self, thread_id: str, first: int, last: int) -> list[Turn]:
+        rows = self._read(
+            f"SELECT {self._TURN_COLUMNS} FROM turns "
+            "WHERE thread_id = ? AND number >= ? AND number <= ? ORDER BY number",
+            (thread_id, first, last),
+        )
+        return [self._turn(row) for row in rows]
+
+    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+        match, phrases = _fts_match(query)
+        if not match or limit < 1:
+            return []
+        t = "turn_index"
+        ranked = self._read(
+            f"SELECT turns.id, bm25({t}, {_RANK_WEIGHTS}) AS rank "
+            f"FROM {t} JOIN turns ON turns.id = {t}.rowid "
+            f"WHERE {t} MATCH ? AND turns.thread_id = ? ORDER BY rank LIMIT ?",
+            (match, thread_id, limit),
+        )
+        if not ranked:
+            return []
+        ids = ",".join(str(int(turn_id)) for turn_id, _ in ranked)
+        with_phrase: set[int] = set()
+        if phrases:
+            own = " OR ".join(f"content : {phrase}" for phrase in phrases)
+            rows = self._read(f"SELECT rowid FROM {t} WHERE {t} MATCH ? AND rowid IN ({ids})", (own,))
+            with_phrase = {row[0] for row in rows}
+        turns = {turn.id: turn for turn in self.get_turns(thread_id, [r[0] for r in ranked])}
+        return [
+            TurnMatch(turn=turns[turn_id], score=-float(rank), phrase_match=turn_id in with_phrase)
+            for turn_id, rank in ranked
+        ]
+
+    def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
+        match, _ = _fts_match(query)
+        if not match or not turn_ids:
+            return {}
+        t = "turn_index"
+        ids = ",".join(str(int(turn_id)) for turn_id in turn_ids)
+        rows = self._read(
+            f"SELECT turns.id, snippet({t}, 0, '**', '**', '…', {SNIPPET_WORDS}) "
+            f"FROM {t} JOIN turns ON turns.id = {t}.rowid "
+            f"WHERE {t} MATCH ? AND {t}.rowid IN ({ids}) AND turns.thread_id = ?",
+            (match, thread_id),
+        )
+        return {int(turn_id): text for turn_id, text in rows}
 
     def turns_between(self, thread_id: str, after_id: int, before_id: int | None) -> list[Turn]:
         upper = before_id if before_id is not None else 2**63 - 1
@@ -491,6 +695,21 @@ class SQLiteStore:
 
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM page_images")[0][0])
+
+    # --- recalls (rehearsal) ------------------------------------------------------------------
+
+    def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO recalls VALUES (?, ?, ?)",
+                [(thread_id, page_id, page_count) for page_id in sorted(set(page_ids))],
+            )
+
+    def recalls(self, thread_id: str) -> dict[int, int]:
+        rows = self._read(
+            "SELECT page_id, page_count FROM recalls WHERE thread_id = ?", (thread_id,)
+        )
+        return {int(page_id): int(count) for page_id, count in rows}
 
     # --- threads, lifetime ---------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ class Turn(BaseModel):
     """One message of a conversation.
 
     ``role`` is free text (``user``, ``assistant``, ``tool``, a LoCoMo speaker's name …);
-    ``id`` is assigned by the store and ``None`` before a turn is stored.
+    ``id`` is assigned by the store (unique in the file) and ``None`` before a turn is stored;
+    ``number`` counts the turns of its thread from 1 (also assigned by the store): the number
+    captions, search hits, page labels and the recall tool show.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -21,6 +23,7 @@ class Turn(BaseModel):
     content: str
     timestamp: datetime | None = None
     id: int | None = None
+    number: int | None = None
 
     @field_validator("role")
     @classmethod

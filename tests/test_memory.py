@@ -266,8 +266,10 @@ def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
         first_id = memory.store.newest_turns(memory.thread_id, 10_000)[0].id
         assert first_id in context.forgotten_turn_ids
         found = memory.search("LOCKER code")
-        assert [t.id for t in found] == [first_id]
-        assert found[0].content == "My locker code is 48213, please remember it."
+        assert [hit.turn.id for hit in found][:1] == [first_id]
+        assert found[0].turn.content == "My locker code is 48213, please remember it."
+        assert found[0].number == 1 and found[0].mode is None  # its page is forgotten
+        assert found[0].page_id == memory.store.pages(memory.thread_id)[0].id
 
 
 # --- caching -----------------------------------------------------------------------------------
@@ -317,22 +319,98 @@ def test_recall_unknown_or_foreign_page_names_the_fix(renderer: PillowRenderer) 
             memory.recall("1")  # type: ignore[arg-type]
 
 
-def test_search_ranks_phrase_matches_first_then_newest(renderer: PillowRenderer) -> None:
+def test_search_ranks_phrase_matches_first(renderer: PillowRenderer) -> None:
     with OpticalMemory(renderer=renderer) as memory:
         memory.add("user", "The blue house is near the river.")
         memory.add("user", "A house, painted blue, sold last year.")
         memory.add("user", "Nothing relevant here.")
-        memory.add("user", "The Blue House again.")
-        hits = [t.content for t in memory.search("blue house")]
-        assert hits == [
-            "The Blue House again.",
-            "The blue house is near the river.",
-            "A house, painted blue, sold last year.",
-        ]
+        memory.add("user", "The Blue House again, the blue house.")
+        hits = memory.search('"blue house"')
+        assert {hit.number for hit in hits[:2]} == {1, 4}
+        assert hits[0].snippet == "The **Blue House** again, the **blue house**."
         assert len(memory.search("blue house", limit=1)) == 1
         assert memory.search("absent words") == []
         with pytest.raises(ValueError, match="non-empty"):
             memory.search("  ")
+
+
+def test_search_answers_questions_not_just_word_lists(renderer: PillowRenderer) -> None:
+    with OpticalMemory(renderer=renderer) as memory:
+        memory.add("Caroline", "I went to a LGBTQ support group yesterday and it was powerful.")
+        memory.add("Melanie", "That's great! What did you take away from it?")
+        memory.add("Caroline", "Mostly courage. Also, I'm researching adoption agencies.")
+        memory.add("Melanie", "I painted a sunrise over the lake last weekend.")
+        # Stop words ("what", "did") and word forms ("research" ~ "researching") are handled,
+        # the speaker named in the question counts.
+        assert memory.search("What did Caroline research?")[0].number == 3
+        assert memory.search("When did Melanie paint a sunrise?")[0].number == 4
+
+
+def test_search_codes_and_the_users_words_before_the_models_echo(
+    renderer: PillowRenderer,
+) -> None:
+    with OpticalMemory(renderer=renderer) as memory:
+        memory.add("user", "My locker code is pine-653, keep it safe.")
+        memory.add("assistant", "Noted.")
+        memory.add("user", "Pine trees grow on 653 hills.")  # both words, not the code
+        memory.add("assistant", '\n[tool call] recall_memory({"query": "pine-653"})')
+        memory.add("tool", "[turn 1] user: My locker code is pine-653, keep it safe.")
+        hits = memory.search("pine-653")
+        assert hits[0].number == 1
+        assert [hit.number for hit in hits].index(3) > 0
+
+
+def test_search_prefers_turns_of_the_date_a_question_names(renderer: PillowRenderer) -> None:
+    with OpticalMemory(renderer=renderer) as memory:
+        memory.add("user", "We went camping by the lake.", timestamp=datetime(2023, 6, 2, 10))
+        memory.add("user", "Camping again, in the hills.", timestamp=datetime(2023, 8, 20, 10))
+        assert memory.search("Where did we go camping in August 2023?")[0].number == 2
+        assert memory.search("camping on 2 June, 2023")[0].number == 1
+
+
+def test_turn_numbers_count_each_thread_from_one(tmp_path: Path) -> None:
+    path = tmp_path / "memory.db"
+    with OpticalMemory(path, thread_id="a") as a, OpticalMemory(path, thread_id="b") as b:
+        assert [a.add("user", f"a{i}").number for i in range(3)] == [1, 2, 3]
+        assert b.add("user", "b0").number == 1
+        assert [t.content for t in a.turns(2, 3)] == ["a1", "a2"]
+        assert [t.content for t in b.turns(1)] == ["b0"]
+        assert a.turns(9) == []
+        with pytest.raises(ValueError, match="first"):
+            a.turns(0)
+        with pytest.raises(ValueError, match="before"):
+            a.turns(3, 2)
+
+
+def test_rehearsal_sharpens_a_recalled_page_for_a_while(renderer: PillowRenderer) -> None:
+    tiers = [(Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 1)]
+    for rehearsal in (None, 2):
+        schedule = DecaySchedule(tiers=tiers, rehearsal=rehearsal)
+        with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=1) as memory:
+            memory.add("user", "The ferry leaves from pier 9.")
+            while len(memory.store.pages(memory.thread_id)) < 4:
+                fill(memory, 5)
+            first = memory.store.pages(memory.thread_id)[0].id
+            mode_of = {page.page_id: page.mode for page in memory.context().memory}
+            assert mode_of[first] is Mode.TINY
+            memory.turns(1)  # the agent reads turn 1 back exactly
+            mode_of = {page.page_id: page.mode for page in memory.context().memory}
+            assert mode_of[first] is (Mode.SMALL if rehearsal else Mode.TINY)
+            while len(memory.store.pages(memory.thread_id)) < 6:
+                fill(memory, 5)
+            mode_of = {page.page_id: page.mode for page in memory.context().memory}
+            assert mode_of[first] is Mode.TINY  # two pages later the rehearsal has worn off
+
+
+def test_rehearsal_never_breaks_the_budget(renderer: PillowRenderer) -> None:
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], rehearsal=10)
+    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=1) as memory:
+        while len(memory.store.pages(memory.thread_id)) < 4:
+            fill(memory, 5)
+        first = memory.store.pages(memory.thread_id)[0].id
+        memory.recall(first)
+        tight = memory.context(budget_tokens=memory.context().total_tokens - 1)
+        assert tight.total_tokens <= tight.budget_tokens  # type: ignore[operator]
 
 
 def test_stats_count_turns_pages_and_savings(renderer: PillowRenderer) -> None:

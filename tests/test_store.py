@@ -15,6 +15,7 @@ from optical_memory.store import (
     SQLiteStore,
     Store,
     StoreError,
+    TextQuery,
 )
 
 
@@ -147,3 +148,65 @@ def test_a_closed_store_says_so() -> None:
     store.close()  # twice is fine
     with pytest.raises(StoreError, match="closed"):
         store.count_turns("t")
+
+
+# --- turn numbers and the search index ----------------------------------------------------------
+
+_VERSION_1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE turns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, thread_id TEXT NOT NULL, role TEXT NOT NULL,
+    content TEXT NOT NULL, timestamp TEXT, text_tokens INTEGER NOT NULL
+);
+INSERT INTO turns (thread_id, role, content, timestamp, text_tokens) VALUES
+    ('a', 'user', 'my locker code is pine-653', NULL, 5),
+    ('b', 'user', 'another thread entirely', NULL, 3),
+    ('a', 'assistant', 'noted, the locker', NULL, 3);
+"""
+
+
+def test_a_version_1_file_is_numbered_and_indexed_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript(_VERSION_1)
+    with SQLiteStore(path) as store:
+        assert [(t.content, t.number) for t in store.iter_turns("a")] == [
+            ("my locker code is pine-653", 1),
+            ("noted, the locker", 2),
+        ]
+        assert store.add_turn("a", "user", "and the bike lock?", None, 3).number == 3
+        assert store.add_turn("b", "user", "hello", None, 1).number == 2
+        found = store.search_turns("a", TextQuery(words=("locker",)), 10)
+        assert {m.turn.number for m in found[:2]} == {1, 2}  # 3 only as their neighbour
+        coded = store.search_turns("a", TextQuery(words=(), phrases=(("pine", "653"),)), 10)
+        assert coded[0].turn.number == 1 and coded[0].phrase_match
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_search_sees_every_turn_once_added_and_only_its_thread(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "m.db") as store:
+        for n in range(30):
+            store.add_turn("a", "user", f"note {n} about the weather", None, 3)
+        store.add_turn("a", "user", "the ferry leaves at noon", None, 3)
+        store.add_turn("b", "user", "the ferry is late", None, 3)
+        (hit, *_) = store.search_turns("a", TextQuery(words=("ferry",)), 5)
+        assert hit.turn.number == 31
+        assert all(m.turn.content != "the ferry is late" for m in _all(store, "a", "ferry"))
+        snippet = store.snippets("a", TextQuery(words=("ferry",)), [hit.turn.id or 0])
+        assert snippet == {hit.turn.id: "the **ferry** leaves at noon"}
+        # The index matches what the turns table holds, row for row (FTS5's own check).
+        store._db.execute("INSERT INTO turn_index(turn_index) VALUES ('integrity-check')")
+
+
+def _all(store: SQLiteStore, thread: str, word: str) -> list:
+    return store.search_turns(thread, TextQuery(words=(word,)), 1000)
+
+
+def test_hostile_query_text_is_matched_as_words_never_as_syntax() -> None:
+    with SQLiteStore() as store:
+        store.add_turn("a", "user", 'he said "NEAR(x y)" AND OR NOT * ^', None, 3)
+        for words in (('"',), ("NEAR(x",), ("AND",), ("*",), ("col:umn",)):
+            store.search_turns("a", TextQuery(words=words), 5)  # no FTS5 syntax error
+        assert store.search_turns("a", TextQuery(words=("NEAR",)), 5)[0].turn.number == 1

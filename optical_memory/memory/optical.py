@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable
 from datetime import datetime
@@ -11,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 from optical_memory import renderers
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
+from optical_memory.memory import search as search_module
 from optical_memory.memory.planning import ContextPlanner
+from optical_memory.memory.search import SearchHit, parse_query, rerank
 from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
@@ -155,7 +158,10 @@ class OpticalMemory:
     def recall(self, page_id: int) -> str:
         """The exact text printed on page ``page_id``: one ``role: text`` line per piece."""
         with self._lock:
-            return self._packer.page_text(self._record(page_id))
+            record = self._record(page_id)
+            self._packer.refresh()
+            self._rehearse([record])
+            return self._packer.page_text(record)
 
     def page_turns(self, page_id: int) -> list[Turn]:
         """The whole stored turns that page ``page_id`` prints (wholly or in part)."""
@@ -163,27 +169,69 @@ class OpticalMemory:
             record = self._record(page_id)
             return self.store.get_turns(self.thread_id, record.turn_ids)
 
-    def search(self, query: str, limit: int = 5) -> list[Turn]:
-        """Stored turns of this thread (forgotten ones too) containing every word of ``query``,
-        case-insensitively; turns holding the whole query as a phrase first, then newest first."""
+    def turns(self, first: int, last: int | None = None) -> list[Turn]:
+        """The exact stored turns numbered ``first`` to ``last`` (default: ``first``) in this
+        thread, whatever their pages show; recalling them rehearses their pages (see
+        :mod:`optical_memory.rehearsal`)."""
+        last = first if last is None else last
+        for name, value in (("first", first), ("last", last)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a turn number >= 1, not {value!r}")
+        if last < first:
+            raise ValueError(f"last ({last}) comes before first ({first}): pass first <= last")
+        with self._lock:
+            turns = self.store.turns_by_number(self.thread_id, first, last)
+            if turns:
+                ids = {turn.id for turn in turns}
+                self._rehearse([r for r in self._packer.refresh() if ids & set(r.turn_ids)])
+        return turns
+
+    def search(self, query: str, limit: int = 5) -> list[SearchHit]:
+        """The ``limit`` stored turns of this thread (forgotten ones too) that best answer
+        ``query``, best first: a question, words, ``"quoted phrases"``, codes, dates or
+        speakers (see :mod:`optical_memory.memory.search`)."""
         if not isinstance(query, str) or not query.strip():
             raise ValueError("search needs a non-empty query string")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be an int >= 1, not {limit!r}")
-        phrase = query.casefold().strip()
-        words = phrase.split()
-        phrase_hits: list[Turn] = []
-        word_hits: list[Turn] = []
+        parsed = parse_query(query)
         with self._lock:
-            for turn in self.store.iter_turns(self.thread_id, newest_first=True):
-                text = turn.content.casefold()
-                if phrase in text:
-                    phrase_hits.append(turn)
-                    if len(phrase_hits) >= limit:
-                        break
-                elif len(word_hits) < limit and all(word in text for word in words):
-                    word_hits.append(turn)
-        return (phrase_hits + word_hits)[:limit]
+            matches = self.store.search_turns(
+                self.thread_id, parsed.text, max(search_module.CANDIDATES, limit)
+            )
+            ranked = rerank(parsed, matches)[:limit]
+            if not ranked:
+                return []
+            snippets = self.store.snippets(
+                self.thread_id, parsed.text, [match.turn.id or 0 for match, _ in ranked]
+            )
+            self._packer.pack()
+            plan = self._planner.plan(None)
+        lasts = [record.spans[-1].turn_id for record in plan.records]
+        hits = []
+        for match, score in ranked:
+            turn = match.turn
+            assert turn.id is not None and turn.number is not None
+            # The first page whose last piece is this turn or a later one prints its start.
+            index = bisect.bisect_left(lasts, turn.id)
+            on_page = index < len(lasts) and turn.id in plan.records[index].turn_ids
+            hits.append(
+                SearchHit(
+                    turn=turn,
+                    number=turn.number,
+                    page_id=plan.records[index].id if on_page else None,
+                    mode=plan.modes[index] if on_page else None,
+                    score=score,
+                    snippet=snippets.get(turn.id, turn.content[:200]),
+                )
+            )
+        return hits
+
+    def _rehearse(self, records: Iterable[PageRecord]) -> None:
+        """Note the recall of these pages when the schedule rehearses them."""
+        ids = [record.id for record in records]
+        if self.schedule.rehearsal and ids:
+            self.store.record_recall(self.thread_id, ids, len(self._packer.records))
 
     @property
     def renders(self) -> int:

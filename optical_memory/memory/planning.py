@@ -19,6 +19,7 @@ from optical_memory.legibility import page_legibility
 from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
 from optical_memory.memory.packing import Packer
 from optical_memory.modes import Mode
+from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import page_size
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import PageRecord
@@ -79,11 +80,17 @@ class ContextPlanner:
             return tokens * page_legibility(tokens, mode, self.vision_tokens(mode))
 
         fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens, page_value)
+        modes = fit.modes
+        if self.schedule.rehearsal:
+            room = None if budget_tokens is None else budget_tokens - fit.total
+            recalls = store.recalls(thread_id)
+            ids = [record.id for record in records]
+            modes = rehearse(modes, ids, recalls, self.schedule, page_cost, room)
         as_text = [
             mode is not None and self.vision_tokens(mode) > record.text_tokens
-            for record, mode in zip(records, fit.modes, strict=True)
+            for record, mode in zip(records, modes, strict=True)
         ]
-        return Plan(records, fit.modes, as_text, recent, recent_tokens, fit.text_kept)
+        return Plan(records, modes, as_text, recent, recent_tokens, fit.text_kept)
 
     def context(self, budget_tokens: int | None) -> MemoryContext:
         plan = self.plan(budget_tokens)

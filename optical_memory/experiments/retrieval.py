@@ -1,0 +1,189 @@
+"""The retrieval benchmark: does ``memory.search(question)`` find the turns that answer it?
+
+For every LoCoMo question of categories 1–4 that names evidence turns, each conversation is
+stored in an :class:`~optical_memory.OpticalMemory` (one thread) and asked the question as it
+is written; a question counts as found at ``k`` when one of its evidence turns is among the
+first ``k`` hits. The baseline, measured in the same run on the same turns, is a plain SQLite
+FTS5 index of the turns' text (porter stemmer) asked the OR of the question's content words
+(:data:`~optical_memory.memory.search.STOP_WORDS` removed), in bm25 order. No OCR is involved:
+this measures finding, not reading.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from optical_memory.experiments.locomo import LocomoConversation
+from optical_memory.memory import OpticalMemory
+from optical_memory.memory.search import STOP_WORDS
+
+#: Ranks at which recall is reported.
+RECALL_AT = (1, 5, 10)
+#: LoCoMo categories with evidence a search can find (5, adversarial, asks about what was not
+#: said).
+CATEGORIES = (1, 2, 3, 4)
+CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+_WORD = re.compile(r"\w+")
+
+
+@dataclass
+class RecallCounts:
+    """Questions asked and, per rank k, how many found an evidence turn in the first k."""
+
+    questions: int = 0
+    found: dict[int, int] = field(default_factory=lambda: dict.fromkeys(RECALL_AT, 0))
+
+    def add(self, ranked: Sequence[int], evidence: set[int]) -> None:
+        self.questions += 1
+        for k in RECALL_AT:
+            if evidence & set(ranked[:k]):
+                self.found[k] += 1
+
+    def recall(self, k: int) -> float:
+        """Share of questions found at ``k`` (0 when there were none)."""
+        return self.found[k] / self.questions if self.questions else 0.0
+
+
+@dataclass
+class RetrievalResult:
+    """Recall per category (and ``"all"``) for ``search`` and the ``baseline``; query
+    latency of ``search`` in milliseconds."""
+
+    search: dict[str, RecallCounts]
+    baseline: dict[str, RecallCounts]
+    latency_ms: list[float]
+    conversations: int
+    turns: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape written to ``results.json``: recall as fractions."""
+
+        def table(counts: dict[str, RecallCounts]) -> dict[str, Any]:
+            return {
+                name: {
+                    "questions": c.questions,
+                    **{f"recall@{k}": round(c.recall(k), 4) for k in RECALL_AT},
+                }
+                for name, c in counts.items()
+            }
+
+        latencies = sorted(self.latency_ms)
+        return {
+            "conversations": self.conversations,
+            "turns": self.turns,
+            "search": table(self.search),
+            "baseline_fts5_bm25": table(self.baseline),
+            "search_latency_ms": {
+                "p50": round(statistics.median(latencies), 3) if latencies else None,
+                "p95": round(_percentile(latencies, 0.95), 3) if latencies else None,
+            },
+        }
+
+
+def run_retrieval(conversations: Sequence[LocomoConversation]) -> RetrievalResult:
+    """The benchmark over ``conversations`` (see the module docstring)."""
+    keys = [str(c) for c in CATEGORIES] + ["all"]
+    search = {key: RecallCounts() for key in keys}
+    baseline = {key: RecallCounts() for key in keys}
+    latency: list[float] = []
+    turns = 0
+    deepest = max(RECALL_AT)
+    for conversation in conversations:
+        turns += len(conversation.turns)
+        with OpticalMemory(None, thread_id=conversation.sample_id) as memory:
+            for turn in conversation.turns:
+                memory.store.add_turn(memory.thread_id, turn.role, turn.content, turn.timestamp, 0)
+            memory.stats()  # packs the pages (as adding turn by turn would have), untimed
+            with _Baseline(conversation) as plain:
+                for question in conversation.questions:
+                    if question.category not in CATEGORIES:
+                        continue
+                    evidence = _evidence_numbers(conversation, question.evidence)
+                    if not evidence:
+                        continue
+                    start = time.perf_counter()
+                    hits = memory.search(question.question, limit=deepest)
+                    latency.append((time.perf_counter() - start) * 1000)
+                    ranked = [hit.number for hit in hits]
+                    plain_ranked = plain.search(question.question, deepest)
+                    for key in (str(question.category), "all"):
+                        search[key].add(ranked, evidence)
+                        baseline[key].add(plain_ranked, evidence)
+    return RetrievalResult(search, baseline, latency, len(conversations), turns)
+
+
+def _evidence_numbers(conversation: LocomoConversation, evidence: Sequence[str]) -> set[int]:
+    """Turn numbers (1 = the conversation's first turn) of the evidence ids that exist."""
+    numbers = set()
+    for dia_id in evidence:
+        try:
+            numbers.add(conversation.turn_index(dia_id) + 1)
+        except KeyError:
+            continue  # a few LoCoMo evidence ids name no turn
+    return numbers
+
+
+class _Baseline:
+    """Plain FTS5 over the turns' text: porter stemmer, OR of content words, bm25 order."""
+
+    def __init__(self, conversation: LocomoConversation) -> None:
+        self.db = sqlite3.connect(":memory:")
+        self.db.execute("CREATE VIRTUAL TABLE turns USING fts5(content, tokenize='porter')")
+        self.db.executemany(
+            "INSERT INTO turns (rowid, content) VALUES (?, ?)",
+            [(n, turn.content) for n, turn in enumerate(conversation.turns, start=1)],
+        )
+
+    def search(self, question: str, limit: int) -> list[int]:
+        words = [w for w in _WORD.findall(question.casefold()) if w not in STOP_WORDS]
+        if not words:
+            return []
+        match = " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+        rows = self.db.execute(
+            "SELECT rowid FROM turns WHERE turns MATCH ? ORDER BY bm25(turns) LIMIT ?",
+            (match, limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def __enter__(self) -> _Baseline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+
+def _percentile(values: Sequence[float], share: float) -> float:
+    """The ``share`` quantile of sorted ``values`` (nearest rank)."""
+    index = min(len(values) - 1, max(0, round(share * len(values) + 0.5) - 1))
+    return values[index]
+
+
+def retrieval_table(result: dict[str, Any]) -> list[str]:
+    """Markdown lines of the report's retrieval section, from :meth:`RetrievalResult.as_dict`."""
+    lines = [
+        "| category | questions | "
+        + " | ".join(f"search@{k}" for k in RECALL_AT)
+        + " | "
+        + " | ".join(f"FTS5 bm25@{k}" for k in RECALL_AT)
+        + " |",
+        "|---" * (2 + 2 * len(RECALL_AT)) + "|",
+    ]
+    for key, counts in result["search"].items():
+        plain = result["baseline_fts5_bm25"][key]
+        name = "1–4" if key == "all" else f"{key} {CATEGORY_NAMES.get(int(key), '')}".strip()
+        cells = [f"{100 * counts[f'recall@{k}']:.1f}%" for k in RECALL_AT]
+        cells += [f"{100 * plain[f'recall@{k}']:.1f}%" for k in RECALL_AT]
+        lines.append(f"| {name} | {counts['questions']} | " + " | ".join(cells) + " |")
+    latency = result["search_latency_ms"]
+    lines.append("")
+    lines.append(
+        f"{result['conversations']} conversations, {result['turns']} turns; search latency "
+        f"p50 {latency['p50']} ms, p95 {latency['p95']} ms per question."
+    )
+    return lines

@@ -1,0 +1,188 @@
+"""Ranked search over a thread's stored turns: what :meth:`OpticalMemory.search` does.
+
+A question is read as a user writes it: stop words ("what", "did", "the") are dropped, the
+remaining words may match in any form (the store stems them), quoted phrases and codes
+(``pine-653``, ``48213``, ``v2.1``) match as phrases, dates ("3 June, 2023", "October 2023",
+"2022") pick out the turns stamped then, and a speaker named in the question (a turn's role,
+such as ``Caroline`` or ``user``) picks out that speaker's turns. The store ranks turns by text
+relevance (each read with its neighbours); this module reranks its best candidates:
+
+=========================================  ===========
+turn ...                                   score × ...
+=========================================  ===========
+holds one of the query's phrases           :data:`PHRASE_BOOST`
+spoken by a speaker the query names        :data:`SPEAKER_BOOST`
+stamped within a date the query names      :data:`DATE_BOOST`
+a tool's result, or only a tool call       :data:`TOOL_WEIGHT`
+the assistant's                            :data:`ASSISTANT_WEIGHT`
+=========================================  ===========
+
+The last two keep what the model itself just wrote or called (``recall_memory("pine-653")``
+is stored too) from outranking the user's own words. The weights were chosen on the LoCoMo
+development conversations; ``optical-memory experiment`` measures what they give.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from optical_memory.modes import Mode
+from optical_memory.store import TextQuery, TurnMatch
+from optical_memory.turns import Turn
+
+__all__ = ["SearchHit", "ParsedQuery", "parse_query", "rerank"]
+
+#: Candidates the store ranks before the rerank (the rerank reorders only these).
+CANDIDATES = 200
+PHRASE_BOOST = 3.0
+SPEAKER_BOOST = 1.5
+DATE_BOOST = 2.0
+TOOL_WEIGHT = 0.3
+ASSISTANT_WEIGHT = 0.7
+#: Marks a tool call written into an assistant turn (see ``OpticalMemory.add_messages``).
+TOOL_CALL_MARK = "[tool call]"
+
+# English function words and the words questions are made of; they match nearly every turn.
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can cannot could did do does doing don down during each
+    few for from further had has have having he her here hers herself him himself his how i if
+    in into is it its itself just let me more most my myself no nor not now of off on once only
+    or other ought our ours ourselves out over own same she should so some such than that the
+    their theirs them themselves then there these they this those through to too under until
+    up very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves ll re ve d s t m kind type sort thing things mention mentioned
+    share shared recently likely might""".split()
+)
+
+_MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
+_MONTHS["sept"] = 9
+_MONTH = "(" + "|".join(sorted(_MONTHS, key=len, reverse=True)) + r")\.?"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_YEAR = r"(\d{4})"
+# Most specific first: each date found is cut out of the text before the next pattern runs.
+_DATES = (
+    (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.I), "dmy"),
+    (re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.I), "mdy"),
+    (re.compile(rf"\b(\d{{4}})-(\d{{2}})-(\d{{2}})\b"), "iso"),
+    (re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.I), "my"),
+    (re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b"), "y"),
+)
+_QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
+# A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit.
+_CODE = re.compile(r"\w+(?:[-_./:#@+]\w+)+|\w*\d\w*")
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One turn a search found, best first.
+
+    ``number`` is the turn's number in its thread (the one captions and page labels show);
+    ``page_id`` the page that prints its start (None while it waits as text); ``mode`` how
+    that page is shown now (None when forgotten, or while the turn is not on a page);
+    ``score`` the relevance (higher is better, comparable within one search); ``snippet`` an
+    excerpt of the turn with matched words in ``**``.
+    """
+
+    turn: Turn
+    number: int
+    page_id: int | None
+    mode: Mode | None
+    score: float
+    snippet: str
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A query split into what the store matches (``text``) and what the rerank uses: the
+    query's words (case-folded, for speakers) and the date ranges it names (start inclusive,
+    end exclusive)."""
+
+    text: TextQuery
+    words: frozenset[str]
+    dates: tuple[tuple[datetime, datetime], ...]
+
+
+def parse_query(query: str) -> ParsedQuery:
+    """Words, phrases, codes and dates of ``query`` (see the module docstring)."""
+    dates: list[tuple[datetime, datetime]] = []
+    rest = query
+    for pattern, kind in _DATES:
+        for match in pattern.finditer(rest):
+            found = _date_range(match.groups(), kind)
+            if found is not None:
+                dates.append(found)
+        rest = pattern.sub(" ", rest)
+    phrases: list[tuple[str, ...]] = []
+    for match in _QUOTED.finditer(rest):
+        words = tuple(_WORD.findall((match.group(1) or match.group(2)).casefold()))
+        if words:
+            phrases.append(words)
+    rest = _QUOTED.sub(" ", rest)
+    for match in _CODE.finditer(rest):
+        words = tuple(_WORD.findall(match.group().casefold()))
+        if len(words) > 1 or any(c.isdigit() for c in match.group()):
+            phrases.append(words)
+    all_words = [word.casefold() for word in _WORD.findall(rest)]
+    content = [w for w in all_words if w not in STOP_WORDS and len(w) > 1]
+    if not content and not phrases:
+        content = all_words or [w.casefold() for w in _WORD.findall(query)]
+    text = TextQuery(words=tuple(dict.fromkeys(content)), phrases=tuple(dict.fromkeys(phrases)))
+    return ParsedQuery(text=text, words=frozenset(all_words), dates=tuple(dates))
+
+
+def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime] | None:
+    try:
+        if kind == "y":
+            year = int(groups[0])
+            return datetime(year, 1, 1), datetime(year + 1, 1, 1)
+        if kind == "my":
+            month, year = _MONTHS[groups[0].lower()], int(groups[1])
+            return datetime(year, month, 1), datetime(year + month // 12, month % 12 + 1, 1)
+        if kind == "iso":
+            day = datetime(int(groups[0]), int(groups[1]), int(groups[2]))
+        elif kind == "dmy":
+            day = datetime(int(groups[2]), _MONTHS[groups[1].lower()], int(groups[0]))
+        else:
+            day = datetime(int(groups[2]), _MONTHS[groups[0].lower()], int(groups[1]))
+    except (ValueError, KeyError):
+        return None  # "31 February": no such day
+    return day, day + timedelta(days=1)
+
+
+def rerank(parsed: ParsedQuery, matches: list[TurnMatch]) -> list[tuple[TurnMatch, float]]:
+    """``matches`` with their final scores (see the module docstring), best first; ties keep
+    the store's order."""
+    scored = []
+    for match in matches:
+        turn, score = match.turn, match.score
+        if match.phrase_match:
+            score *= PHRASE_BOOST
+        role_words = {word.casefold() for word in _WORD.findall(turn.role)}
+        if role_words and role_words <= parsed.words:
+            score *= SPEAKER_BOOST
+        stamp = turn.timestamp
+        if stamp is not None and parsed.dates:
+            naive = stamp.replace(tzinfo=None)
+            if any(start <= naive < end for start, end in parsed.dates):
+                score *= DATE_BOOST
+        score *= _role_weight(turn)
+        scored.append((match, score))
+    scored.sort(key=lambda pair: -pair[1])
+    return scored
+
+
+def _role_weight(turn: Turn) -> float:
+    role = turn.role.strip().casefold()
+    if role == "tool":
+        return TOOL_WEIGHT
+    if role == "assistant":
+        head = turn.content.split(TOOL_CALL_MARK, 1)[0]
+        only_calls = TOOL_CALL_MARK in turn.content and not head.strip()
+        return TOOL_WEIGHT if only_calls else ASSISTANT_WEIGHT
+    return 1.0
