@@ -39,6 +39,13 @@ def turn_text(role: str, content: str) -> str:
     return f"{role}: {content}"
 
 
+def numbered_text(turn: Turn) -> str:
+    """How a stored turn (or a piece of one) reads on a page and in a page's exact text:
+    ``#number role: content`` (just :func:`turn_text` while it has no number)."""
+    text = turn_text(turn.role, turn.content)
+    return text if turn.number is None else f"#{turn.number} {text}"
+
+
 def transcript(turns: Sequence[Turn]) -> str:
     """The turns as the plain text a model would read instead of pages: one
     :func:`turn_text` per turn, joined by newlines."""

@@ -116,7 +116,7 @@ def test_a_long_turn_is_split_over_full_pages_and_recall_gives_its_exact_pieces(
         assert len(records) >= 5
         assert all(r.turn_ids == [turn.id] for r in records)
         pieces = [long_text[r.spans[0].start : r.spans[0].end] for r in records]
-        assert [memory.recall(r.id) for r in records] == [f"user: {p}" for p in pieces]
+        assert [memory.recall(r.id) for r in records] == [f"#{turn.number} user: {p}" for p in pieces]
         tail = memory.context().recent[0]
         assert tail.id == turn.id
         assert "".join(pieces) + tail.content == long_text
@@ -446,7 +446,7 @@ def test_threads_in_one_file_are_isolated(renderer: PillowRenderer, tmp_path: Pa
         assert alice_pages
         assert "2222" not in " ".join(alice.recall(p.page_id) for p in alice_pages)
         assert all("1111" in t.content or t.content == "next" for t in alice.context().recent)
-        assert [t.content[:12] for t in bob.search("vault")] == ["bob secret: "]
+        assert [h.turn.content[:12] for h in bob.search("vault")] == ["bob secret: "]
         bob_page = bob.context().memory[0].page_id
         with pytest.raises(KeyError):
             alice.recall(bob_page)

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from optical_memory.renderers.page import Renderer, Span
 from optical_memory.store import NewPage, PageRecord, PageSpan, Store
 from optical_memory.tokens import count_text_tokens
-from optical_memory.turns import Turn, turn_text
+from optical_memory.turns import Turn, numbered_text
 
 
 def page_content_hash(pieces: Sequence[Turn]) -> str:
-    """SHA-256 of exactly what a page prints: each piece's turn id, role, timestamp and text."""
+    """SHA-256 of exactly what a page prints: each piece's turn id, role, timestamp and text,
+    and its number when it has one."""
     payload = json.dumps(
         [
             [p.id, p.role, p.timestamp.isoformat() if p.timestamp else None, p.content]
+            + ([] if p.number is None else [p.number])
             for p in pieces
         ],
         ensure_ascii=False,
@@ -65,7 +67,7 @@ def select(pieces: Sequence[Piece], spans: Sequence[Span]) -> list[Piece]:
 def new_page(pieces: Sequence[Piece]) -> NewPage:
     """The record of a page printing ``pieces``: content hash, spans and text tokens."""
     turns = [piece.as_turn() for piece in pieces]
-    text = "\n".join(turn_text(t.role, t.content) for t in turns)
+    text = "\n".join(numbered_text(t) for t in turns)
     return NewPage(
         content_hash=page_content_hash(turns),
         spans=tuple(PageSpan(p.turn.id or 0, p.start, p.end) for p in pieces),
@@ -153,5 +155,5 @@ class Packer:
         return [Piece(turns[s.turn_id], s.start, s.end).as_turn() for s in record.spans]
 
     def page_text(self, record: PageRecord) -> str:
-        """The exact text ``record`` prints, one ``role: text`` line per piece."""
-        return "\n".join(turn_text(p.role, p.content) for p in self.page_pieces(record))
+        """The exact text ``record`` prints, one ``#number role: text`` line per piece."""
+        return "\n".join(numbered_text(p) for p in self.page_pieces(record))

@@ -187,7 +187,7 @@ class HtmlRenderer:
         The last few layouts are kept, so rendering one conversation at several modes
         measures it once.
         """
-        key = tuple((turn.role, turn.content, turn.timestamp) for turn in turns)
+        key = tuple((turn.role, turn.content, turn.timestamp, turn.number) for turn in turns)
         pages = self._layouts.pop(key, None)
         if pages is None:
             pages = self._measure_layout(turns)

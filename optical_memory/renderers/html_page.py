@@ -157,8 +157,9 @@ def head_html(turn: Turn, continued: bool) -> str:
     red, green, blue = label_colour(printable(turn.role))
     when = f" · {turn.timestamp.isoformat(sep=' ')}" if turn.timestamp else ""
     more = " (continued)" if continued else ""
+    number = "" if turn.number is None else f"#{turn.number} "
     return (
         f'<span style="color: rgb({red}, {green}, {blue})"><span class="role">'
-        f"{html.escape(role)}</span>{more}:</span>"
+        f"{number}{html.escape(role)}</span>{more}:</span>"
         f'<span class="when">{html.escape(when)}</span>'
     )

@@ -11,8 +11,9 @@ glyphs (runs of right-to-left or complex scripts are shaped whole instead); blac
 word by word onto a greyscale sheet, labels and colour emoji onto the RGB page made from it.
 Kerning is not applied between cached glyphs.
 
-Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``); a turn
-that continues on the next page repeats it as ``Caroline (continued):``; a label never takes
+Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or
+``#12 Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a
+turn that continues on the next page repeats it as ``#12 Caroline (continued):``; a label never takes
 more than half the line (a longer role is cut and ends in "…"; the stored turn keeps it whole).
 Newlines in content are honoured, lines wrap at spaces and between CJK characters, and a word
 longer than a line breaks between characters. Spans cover every character of every turn once,
@@ -375,6 +376,7 @@ class _Typesetter:
         self.has_text = False  # the current line holds content (not only a label)
         self.turn = 0
         self.role = ""
+        self.number = ""  # "#12 " when the turn has a number in its thread
         self.span_start = 0  # where the current turn's span on the current page starts
         self.turn_has_span = False
         self.break_at: int | None = None  # content offset where the full page ended, mid-turn
@@ -389,6 +391,7 @@ class _Typesetter:
             self._new_line(at=None)
         self.break_at = None  # a break pending from the last turn falls between turns
         self.turn, self.role = index, " ".join(turn.role.split()) or turn.role
+        self.number = "" if turn.number is None else f"#{turn.number} "
         self.span_start, self.turn_has_span = 0, False
         self._label(":")
         content = turn.content
@@ -409,7 +412,7 @@ class _Typesetter:
 
     def _label(self, suffix: str) -> None:
         self._open_page_if_full()
-        runs = self.renderer.label_runs(self.role, suffix)
+        runs = self.renderer.label_runs(self.number + self.role, suffix)
         self._place(runs, bold=True, colour=label_colour(self.role))
         self.x += self.space
 
