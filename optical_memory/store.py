@@ -551,7 +551,9 @@ class SQLiteStore:
         with_phrase: set[int] = set()
         if phrases:
             own = " OR ".join(f"content : {phrase}" for phrase in phrases)
-            rows = self._read(f"SELECT rowid FROM {t} WHERE {t} MATCH ? AND rowid IN ({ids})", (own,))
+            rows = self._read(
+                f"SELECT rowid FROM {t} WHERE {t} MATCH ? AND rowid IN ({ids})", (own,)
+            )
             with_phrase = {row[0] for row in rows}
         turns = {turn.id: turn for turn in self.get_turns(thread_id, [r[0] for r in ranked])}
         return [

@@ -17,11 +17,16 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import tool
 from PIL import Image
 
+from optical_memory.agents.request import MODE_WORDS
 from optical_memory.modes import Mode
 from optical_memory.tokens import count_text_tokens, vision_tokens
 
 SYSTEM_PROMPT = "You are the order desk of a small bookshop. Answer briefly."
-CAPTION = re.compile(r"^\[page (\d+): turns? (\d+)(?:-(\d+))?, (.+?), (\w+(?: text)?)\]")
+# "page 12 · turns 308–335 · 3 Nov 2026 · low resolution"; "pages 12–14 · turn 308 · ..."
+CAPTION = re.compile(
+    r"^pages? ([\d, –]+) · turns? (\d+)(?:–(\d+))?(?: · ([^·\n]+?))? · ([a-z ]+)$", re.M
+)
+MODE_OF_WORDS = {**{words: mode for mode, words in MODE_WORDS.items()}, "as text": "as text"}
 
 
 @dataclass
@@ -87,7 +92,7 @@ class SentPage:
     page_id: int
     first_turn: int
     last_turn: int
-    age: str
+    date: str | None
     mode: str
     image: Image.Image | None = None
     png: bytes | None = None
@@ -113,19 +118,22 @@ def read_request(messages: list[BaseMessage]) -> SentRequest:
     sent = SentRequest(system=system)
     if rest and rest[0].additional_kwargs.get("lc_source") == "optical_memory":
         page: SentPage | None = None
+        run: list[int] = []  # page ids a caption names that images have not used yet
         for block in rest[0].content_blocks:
             if block["type"] == "text":
                 text = str(block["text"])
                 sent.memory_texts.append(text)
                 match = CAPTION.match(text)
                 if match:
+                    run = _page_ids(match[1])
                     first = int(match[2])
-                    page = SentPage(
-                        int(match[1]), first, int(match[3] or first), match[4], match[5]
-                    )
-                    sent.pages.append(page)
+                    caption = (first, int(match[3] or first), match[4], MODE_OF_WORDS[match[5]])
+                    if caption[3] == "as text":
+                        sent.pages.append(SentPage(run.pop(0), *caption))
             elif block["type"] == "image":
-                assert page is not None, "an image block without a caption before it"
+                assert run, "an image block without a caption naming its page"
+                page = SentPage(run.pop(0), *caption)
+                sent.pages.append(page)
                 assert block.get("mime_type") == "image/png"
                 assert block.get("extras", {}).get("mode") == page.mode, "block names its mode"
                 page.png = base64.b64decode(str(block.get("base64")))
@@ -133,6 +141,14 @@ def read_request(messages: list[BaseMessage]) -> SentRequest:
         rest = rest[1:]
     sent.verbatim = rest
     return sent
+
+
+def _page_ids(text: str) -> list[int]:
+    """``"12"`` → [12]; ``"12–14"`` → [12, 13, 14]; ``"12, 15"`` → [12, 15]."""
+    if "–" in text:
+        first, last = (int(part) for part in text.split("–"))
+        return list(range(first, last + 1))
+    return [int(part) for part in text.split(",")]
 
 
 def recount_tokens(messages: list[BaseMessage], tools: list[dict[str, Any]], target: str) -> int:

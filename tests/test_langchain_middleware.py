@@ -132,18 +132,20 @@ def test_old_turns_reach_the_model_as_png_pages_of_their_modes_size(run: Run) ->
     assert sides == sorted(sides)
 
 
-def test_pages_come_oldest_first_with_their_turn_range_and_age(run: Run) -> None:
+def test_pages_come_oldest_first_with_their_turn_numbers(run: Run) -> None:
     sent = read_request(run.requests(ALICE)[-1])
     firsts = [page.first_turn for page in sent.pages]
     assert firsts == sorted(firsts) and firsts[0] == 1
     assert all(p.first_turn <= p.last_turn for p in sent.pages)
-    ages = [int(page.age.split()[0]) for page in sent.pages]
-    assert ages == sorted(ages, reverse=True)
-    # The caption's turn numbers are the thread's: page 1 starts with alice's first question.
+    # Captions say nothing relative to the call ("N turns ago"): a prompt cache keeps them.
+    assert not any("ago" in text for text in sent.memory_texts)
+    # The caption's turn numbers are the thread's, and the page prints them too: page 1
+    # starts with alice's first question, labelled #1.
     alice_memory = run.middleware.builder.memory_for(ALICE)
-    assert alice_memory.recall(sent.pages[0].page_id).startswith(
-        "user: " + run.final_state[ALICE][0].text
-    )
+    exact = alice_memory.recall(sent.pages[0].page_id)
+    assert exact.startswith("#1 user: " + run.final_state[ALICE][0].text)
+    last = sent.pages[-1]
+    assert f"#{last.last_turn} " in alice_memory.recall(last.page_id)
 
 
 def test_old_messages_are_replaced_and_recent_ones_sent_verbatim(run: Run) -> None:

@@ -109,7 +109,7 @@ def test_pages_dearer_as_images_than_as_text_are_sent_as_text() -> None:
     thread_memory = chat.builder.memory_for("t")
     for page in as_text:
         caption_and_text = next(
-            t for t in sent.memory_texts if t.startswith(f"[page {page.page_id}:")
+            t for t in sent.memory_texts if t.startswith(f"page {page.page_id} · ")
         )
         assert caption_and_text.split("\n", 1)[1] == thread_memory.recall(page.page_id)
     usage = chat.last_usage

@@ -116,7 +116,9 @@ def test_a_long_turn_is_split_over_full_pages_and_recall_gives_its_exact_pieces(
         assert len(records) >= 5
         assert all(r.turn_ids == [turn.id] for r in records)
         pieces = [long_text[r.spans[0].start : r.spans[0].end] for r in records]
-        assert [memory.recall(r.id) for r in records] == [f"#{turn.number} user: {p}" for p in pieces]
+        assert [memory.recall(r.id) for r in records] == [
+            f"#{turn.number} user: {p}" for p in pieces
+        ]
         tail = memory.context().recent[0]
         assert tail.id == turn.id
         assert "".join(pieces) + tail.content == long_text

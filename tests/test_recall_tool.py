@@ -35,27 +35,39 @@ def test_a_page_id_returns_the_pages_exact_text() -> None:
     page = memory.context().memory[0]
     text = recall_memory_tool(memory).invoke({"page": page.page_id})
     assert text == memory.recall(page.page_id)
-    assert text.startswith("user: Note 0: the ferry to island 0")
+    assert text.startswith("#1 user: Note 0: the ferry to island 0")
 
 
-def test_a_query_returns_the_stored_turns_that_contain_it() -> None:
+def test_a_query_returns_ranked_hits_with_numbers_pages_and_snippets() -> None:
     memory = _memory_with_pages()
-    text = recall_memory_tool(memory).invoke({"query": "island 17 leaves"})
-    (turn,) = [t for t in memory.search("island 17 leaves")]
-    assert text == f"[turn {turn.id}] user: {turn.content}"
+    text = recall_memory_tool(memory).invoke({"query": "When does the ferry to island 17 leave?"})
+    first = text.splitlines()[0]
+    page = memory.search("island 17")[0].page_id
+    assert first.startswith(f"#18 user · page {page}, ")
+    assert "**island** **17**" in first
+
+
+def test_a_turn_number_returns_that_turns_exact_text() -> None:
+    memory = _memory_with_pages()
+    tool = recall_memory_tool(memory)
+    assert tool.invoke({"turn": 3}) == "#3 user: " + memory.turns(3)[0].content
+    both = tool.invoke({"turn": 3, "last_turn": 4})
+    assert both.split("\n\n") == [f"#{t.number} user: {t.content}" for t in memory.turns(3, 4)]
+    assert tool.invoke({"turn": 99}) == "No turn 99 in this conversation's memory."
+    assert "last_turn >= turn" in tool.invoke({"turn": 4, "last_turn": 3})
 
 
 def test_unknown_pages_and_queries_say_so_instead_of_failing() -> None:
     tool = recall_memory_tool(_memory_with_pages(count=2))
     assert tool.invoke({"page": 999}) == "No page 999 in this conversation's memory."
-    assert tool.invoke({"query": "zeppelin"}) == "No stored turn contains 'zeppelin'."
-    assert "Pass `page`" in tool.invoke({})
+    assert tool.invoke({"query": "zeppelin"}) == "No stored turn matches 'zeppelin'."
+    assert "Pass `turn`" in tool.invoke({})
 
 
 def test_the_tool_has_the_documented_name_and_arguments() -> None:
     tool = recall_memory_tool(OpticalMemory(None))
     assert tool.name == "recall_memory"
-    assert set(tool.args) == {"page", "query"}
+    assert set(tool.args) == {"turn", "last_turn", "page", "query"}
 
 
 def test_the_middleware_registers_it_only_when_asked() -> None:
@@ -85,7 +97,7 @@ def test_in_an_agent_it_reads_the_runs_own_thread() -> None:
         (result,) = [m for m in state["messages"] if isinstance(m, ToolMessage)]
         results[thread] = result.text
     assert results["alice"] == middleware.builder.memory_for("alice").recall(alice_page)
-    assert results["alice"].startswith("user: alice note 0:")
+    assert results["alice"].startswith("#1 user: alice note 0:")
     assert results["bob"] == f"No page {alice_page} in this conversation's memory."
     # The model was sent the recalled text right after its call.
     assert model.requests[1][-1].text == results["alice"]

@@ -1,4 +1,4 @@
-"""``recall_memory``: the tool an agent calls to read a faded page's exact text."""
+"""``recall_memory``: the tool an agent calls to find a turn and read its exact text."""
 
 from __future__ import annotations
 
@@ -12,14 +12,23 @@ import_extra("langchain_core", "langchain")
 from langchain_core.runnables.config import ensure_config  # noqa: E402
 from langchain_core.tools import BaseTool, StructuredTool  # noqa: E402
 
+from optical_memory.agents.request import MODE_WORDS  # noqa: E402
+
 if TYPE_CHECKING:
     from optical_memory.memory import OpticalMemory
+    from optical_memory.memory.search import SearchHit
+    from optical_memory.turns import Turn
 
 RECALL_DESCRIPTION = (
-    "Read your optical memory exactly. Pass `page` (the number in a memory page's caption) to "
-    "get the exact text of that page's turns, or `query` to find stored turns containing those "
-    "words, including turns whose pages have faded away."
+    "Read your optical memory exactly. Every turn on a memory page is labelled with its number "
+    "(#308). Pass `turn` (a number; with `last_turn` for a range) to get those turns' exact "
+    "text, `page` (the number in a page's caption) for a whole page's exact text, or `query` "
+    '(a question or words, "quoted phrases", codes, dates, names) to find where something '
+    "was said: ranked hits with turn numbers, pages and dates, including turns whose pages "
+    "have faded away."
 )
+#: Turns one call returns at most (a longer range is cut, and the answer says so).
+MAX_RECALLED_TURNS = 50
 
 
 def recall_memory_tool(
@@ -27,7 +36,8 @@ def recall_memory_tool(
     *,
     search_limit: int = 5,
 ) -> BaseTool:
-    """The ``recall_memory`` tool over ``memory``.
+    """The ``recall_memory`` tool over ``memory``: ``turn`` / ``last_turn`` (turn numbers),
+    ``page`` (a page id) or ``query`` (a ranked search, see :meth:`OpticalMemory.search`).
 
     Inside an agent run, the tool reads the thread named by the run's
     ``configurable.thread_id``: pass a callable ``thread_id -> OpticalMemory`` (as
@@ -41,20 +51,65 @@ def recall_memory_tool(
         thread_id = ensure_config().get("configurable", {}).get("thread_id")
         return memory(None if thread_id is None else str(thread_id))
 
-    def recall_memory(page: int | None = None, query: str | None = None) -> str:
+    def recall_memory(
+        turn: int | None = None,
+        last_turn: int | None = None,
+        page: int | None = None,
+        query: str | None = None,
+    ) -> str:
         thread_memory = memory_of_run()
+        if turn is not None:
+            return recall_turns(thread_memory, turn, last_turn)
         if page is not None:
             try:
                 return thread_memory.recall(page)
             except KeyError:
                 return f"No page {page} in this conversation's memory."
-        if query:
-            turns = thread_memory.search(query, limit=search_limit)
-            if not turns:
-                return f"No stored turn contains {query!r}."
-            return "\n\n".join(f"[turn {turn.id}] {turn.role}: {turn.content}" for turn in turns)
-        return "Pass `page` (a page number from a caption) or `query` (words to look for)."
+        if query and query.strip():
+            hits = thread_memory.search(query, limit=search_limit)
+            if not hits:
+                return f"No stored turn matches {query!r}."
+            return "\n".join(describe_hit(hit) for hit in hits)
+        return (
+            "Pass `turn` (a turn number from a page), `page` (a page number from a caption) "
+            "or `query` (what to look for)."
+        )
 
     return StructuredTool.from_function(
         recall_memory, name="recall_memory", description=RECALL_DESCRIPTION
     )
+
+
+def recall_turns(memory: OpticalMemory, first: int, last: int | None = None) -> str:
+    """The exact text of turns ``first`` to ``last`` (default: ``first``), one
+    ``#number role (date): content`` block each; what the tool and the chat's ``/recall`` show."""
+    last = first if last is None else last
+    if first < 1 or last < first:
+        return f"Turn numbers start at 1 and last_turn >= turn: got turn={first}, last_turn={last}."
+    cut = last - first + 1 > MAX_RECALLED_TURNS
+    turns = memory.turns(first, min(last, first + MAX_RECALLED_TURNS - 1))
+    if not turns:
+        return f"No turn {first} in this conversation's memory."
+    text = "\n\n".join(f"{_head(t)}: {t.content}" for t in turns)
+    if cut:
+        text += (
+            f"\n\n[cut at {MAX_RECALLED_TURNS} turns: ask again from turn "
+            f"{first + MAX_RECALLED_TURNS}]"
+        )
+    return text
+
+
+def describe_hit(hit: SearchHit) -> str:
+    """One line per search hit: ``#308 Caroline (3 Nov 2026) · page 12, low resolution: …``."""
+    if hit.page_id is None:
+        where = "recent, not on a page"
+    elif hit.mode is None:
+        where = f"page {hit.page_id}, forgotten"
+    else:
+        where = f"page {hit.page_id}, {MODE_WORDS[hit.mode.value]}"
+    return f"{_head(hit.turn)} · {where}: {hit.snippet}"
+
+
+def _head(turn: Turn) -> str:
+    when = f" ({turn.timestamp.day} {turn.timestamp:%b %Y})" if turn.timestamp else ""
+    return f"#{turn.number} {turn.role}{when}"

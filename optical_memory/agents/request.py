@@ -9,8 +9,8 @@ Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agen
 2. the thread's :meth:`~optical_memory.OpticalMemory.context` gives the pages (oldest first)
    and the turns not on a page (the recent window and the turns waiting to fill a page);
 3. the request becomes ``[one memory message] + [the caller's messages for those turns]``. The
-   memory message holds, per page, a one-line caption (page id, turn range, age, mode) and the
-   page as a v1 image block, or the page's exact text when the memory's profitability gate
+   memory message holds, per page, a one-line caption (page id, turn numbers, dates, mode: see
+   ``_Captions``) and the page as a v1 image block, or the page's exact text when the memory's profitability gate
    kept it as text; turns not on a page that the caller no longer holds (an earlier
    invocation's, without a checkpointer) follow as text. The caller's messages are sent as
    they are, and the first of them is never a tool result whose call is missing: the call is
@@ -28,6 +28,7 @@ import base64
 import json
 import threading
 import uuid
+from datetime import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,13 +253,15 @@ class MemoryRequestBuilder:
         earlier = [turn for turn in context.recent if turn.id not in live_ids]
 
         blocks: list[dict[str, Any]] = []
-        captions = _Captions(context)
+        captions = _Captions(context, thread.memory)
         for page in context.memory:
+            caption = captions.caption(page)
             if isinstance(page, MemoryPage):
-                blocks.append({"type": "text", "text": captions.caption(page)})
+                if caption:
+                    blocks.append({"type": "text", "text": caption})
                 blocks.append(_image_block(page))
             else:
-                blocks.append({"type": "text", "text": f"{captions.caption(page)}\n{page.text}"})
+                blocks.append({"type": "text", "text": f"{caption}\n{page.text}".lstrip("\n")})
         if earlier:
             lines = "\n".join(f"{turn.role}: {turn.content}" for turn in earlier)
             blocks.append({"type": "text", "text": f"Latest turns, not yet on a page:\n{lines}"})
@@ -270,7 +273,10 @@ class MemoryRequestBuilder:
                 "oldest first"
             )
             if self.recall_tool:
-                header += f"; the {self.recall_tool} tool returns a page's exact text"
+                header += (
+                    f"; each turn is labelled with its number, and the {self.recall_tool} tool "
+                    "returns the exact text of a turn or a page"
+                )
             header += "):"
             blocks.insert(0, {"type": "text", "text": header})
             request.append(
@@ -297,24 +303,84 @@ class MemoryRequestBuilder:
         return request, usage
 
 
-class _Captions:
-    """One line per page: its id (for recall), its turns numbered within the thread, their
-    age in turns, and the page's mode."""
+#: How a page's mode reads in its caption: words a model understands, not mode names.
+MODE_WORDS = {
+    "gundam": "sharpest",
+    "large": "high resolution",
+    "base": "medium resolution",
+    "small": "low resolution",
+    "tiny": "very low resolution",
+}
 
-    def __init__(self, context: MemoryContext) -> None:
-        ids = {*context.forgotten_turn_ids, *(t.id for t in context.recent if t.id is not None)}
-        for page in context.memory:
-            ids.update(page.turn_ids)
-        self.position = {turn_id: n for n, turn_id in enumerate(sorted(ids), start=1)}
-        self.newest = len(self.position)
+
+class _Captions:
+    """One line per page, or per run of pages that print one long turn, e.g.
+    ``page 12 · turns 308–335 · 3 Nov 2026 · low resolution``: the page id (for recall), the
+    turns' numbers in the thread (printed on the page too), their dates when the turns carry
+    timestamps, and how the page is shown. Nothing in it depends on when it is asked: the same
+    pages in the same modes get the same bytes, so a provider's prompt cache keeps them."""
+
+    def __init__(self, context: MemoryContext, memory: OpticalMemory) -> None:
+        pages = context.memory
+        ends = sorted({tid for page in pages for tid in (page.turn_ids[0], page.turn_ids[-1])})
+        self.turns = {t.id: t for t in memory.store.get_turns(memory.thread_id, ends)}
+        # A run: consecutive pages shown alike that print nothing but one turn.
+        self.runs: dict[int, list[MemoryPage | TextPage]] = {}
+        run: list[MemoryPage | TextPage] = []
+        for page in pages:
+            if run and len(page.turn_ids) == 1 and self._key(page) == self._key(run[-1]):
+                run.append(page)
+                self.runs[page.page_id] = []
+            else:
+                run = [page]
+                self.runs[page.page_id] = run
+
+    @staticmethod
+    def _key(page: MemoryPage | TextPage) -> tuple[object, ...]:
+        return (tuple(page.turn_ids), type(page), page.mode)
 
     def caption(self, page: MemoryPage | TextPage) -> str:
-        first, last = self.position[page.turn_ids[0]], self.position[page.turn_ids[-1]]
-        turns = f"turn {first}" if first == last else f"turns {first}-{last}"
-        ago = self.newest - last
-        age = "just now" if ago == 0 else f"{ago} turn{'s' if ago != 1 else ''} ago"
-        how = page.mode.value if isinstance(page, MemoryPage) else "as text"
-        return f"[page {page.page_id}: {turns}, {age}, {how}]"
+        """The page's caption; ``""`` for a page that continues a run (its first page's
+        caption covers it)."""
+        run = self.runs.get(page.page_id, [page])
+        if not run:
+            return ""
+        ids = [p.page_id for p in run]
+        if len(ids) == 1:
+            where = f"page {ids[0]}"
+        elif ids == list(range(ids[0], ids[-1] + 1)):
+            where = f"pages {ids[0]}–{ids[-1]}"
+        else:
+            where = "pages " + ", ".join(str(i) for i in ids)
+        first, last = self.turns.get(page.turn_ids[0]), self.turns.get(page.turn_ids[-1])
+        parts = [where]
+        if first is not None and last is not None and first.number and last.number:
+            parts.append(
+                f"turn {first.number}"
+                if first.number == last.number
+                else f"turns {first.number}–{last.number}"
+            )
+            when = _date_range(first.timestamp, last.timestamp)
+            if when:
+                parts.append(when)
+        parts.append(MODE_WORDS[page.mode.value] if isinstance(page, MemoryPage) else "as text")
+        return " · ".join(parts)
+
+
+def _date_range(start: datetime | None, end: datetime | None) -> str:
+    """``3 Nov 2026``, ``3–5 Nov 2026``, ``30 Oct – 2 Nov 2026``, ``30 Dec 2025 – 2 Jan 2026``;
+    ``""`` without timestamps."""
+    start, end = start or end, end or start
+    if start is None or end is None:
+        return ""
+    a, b = start.date(), end.date()
+    if a == b:
+        return f"{a.day} {a:%b %Y}"
+    if (a.year, a.month) == (b.year, b.month):
+        return f"{a.day}–{b.day} {b:%b %Y}"
+    if a.year == b.year:
+        return f"{a.day} {a:%b} – {b.day} {b:%b %Y}"
+    return f"{a.day} {a:%b %Y} – {b.day} {b:%b %Y}"
 
 
 def _image_block(page: MemoryPage) -> dict[str, Any]:
