@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
 import pytest
@@ -53,7 +54,7 @@ def test_one_caption_for_the_pages_of_one_long_message() -> None:
     # One caption per stretch of its pages shown at one mode (e.g. "pages 2–6 · turn 2 · low
     # resolution"), not one per page.
     modes = [p.mode for p in run]
-    stretches = 1 + sum(a != b for a, b in zip(modes, modes[1:], strict=False))
+    stretches = 1 + sum(a != b for a, b in itertools.pairwise(modes))
     assert len(captions) == stretches < len(run)
     assert captions[0].startswith(f"pages {run[0].page_id}–")
 

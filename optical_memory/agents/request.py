@@ -10,10 +10,10 @@ Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agen
    and the turns not on a page (the recent window and the turns waiting to fill a page);
 3. the request becomes ``[one memory message] + [the caller's messages for those turns]``. The
    memory message holds, per page, a one-line caption (page id, turn numbers, dates, mode: see
-   ``_Captions``) and the page as a v1 image block, or the page's exact text when the memory's profitability gate
-   kept it as text; turns not on a page that the caller no longer holds (an earlier
-   invocation's, without a checkpointer) follow as text. The caller's messages are sent as
-   they are, and the first of them is never a tool result whose call is missing: the call is
+   ``_Captions``) and the page as a v1 image block, or the page's exact text when the memory's
+   profitability gate kept it as text; turns not on a page that the caller no longer holds (an
+   earlier invocation's, without a checkpointer) follow as text. The caller's messages are sent
+   as they are, and the first of them is never a tool result whose call is missing: the call is
    sent with it (it may also be printed on the newest page);
 4. the request is counted with :mod:`optical_memory.tokens` for the target, system prompt and
    tool schemas included; with ``budget_tokens`` the context is asked again with less room
@@ -28,9 +28,9 @@ import base64
 import json
 import threading
 import uuid
-from datetime import datetime
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from optical_memory.extras import import_extra

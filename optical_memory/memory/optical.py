@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optical_memory import renderers
+from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
-from optical_memory.memory import search as search_module
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.memory.search import SearchHit, parse_query, rerank
 from optical_memory.modes import FADING_ORDER, Mode

@@ -33,7 +33,7 @@ from optical_memory.modes import Mode
 from optical_memory.store import TextQuery, TurnMatch
 from optical_memory.turns import Turn
 
-__all__ = ["SearchHit", "ParsedQuery", "parse_query", "rerank"]
+__all__ = ["ParsedQuery", "SearchHit", "parse_query", "rerank"]
 
 #: Candidates the store ranks before the rerank (the rerank reorders only these).
 CANDIDATES = 200
@@ -48,14 +48,14 @@ TOOL_CALL_MARK = "[tool call]"
 # English function words and the words questions are made of; they match nearly every turn.
 STOP_WORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
-    being below between both but by can cannot could did do does doing don down during each
-    few for from further had has have having he her here hers herself him himself his how i if
-    in into is it its itself just let me more most my myself no nor not now of off on once only
-    or other ought our ours ourselves out over own same she should so some such than that the
-    their theirs them themselves then there these they this those through to too under until
-    up very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves ll re ve d s t m kind type sort thing things mention mentioned
-    share shared recently likely might""".split()
+    being below between both but by can cannot could did do does doing don down during each few
+    for from further had has have having he her here hers herself him himself his how i if in
+    into is it its itself just let me more most my myself no nor not now of off on once only or
+    other ought our ours ourselves out over own same she should so some such than that the
+    their theirs them themselves then there these they this those through to too under until up
+    very was we were what when where which while who whom why will with would you your yours
+    yourself yourselves ll re ve d s t m kind type sort thing things mention mentioned share
+    shared recently likely might""".split()  # noqa: SIM905 (a word list reads best as words)
 )
 
 _MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
@@ -68,7 +68,7 @@ _YEAR = r"(\d{4})"
 _DATES = (
     (re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.I), "dmy"),
     (re.compile(rf"\b{_MONTH}\s+{_DAY},?\s+{_YEAR}\b", re.I), "mdy"),
-    (re.compile(rf"\b(\d{{4}})-(\d{{2}})-(\d{{2}})\b"), "iso"),
+    (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), "iso"),
     (re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.I), "my"),
     (re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b"), "y"),
 )
