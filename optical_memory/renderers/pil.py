@@ -11,15 +11,15 @@ glyphs (runs of right-to-left or complex scripts are shaped whole instead); blac
 word by word onto a greyscale sheet, labels and colour emoji onto the RGB page made from it.
 Kerning is not applied between cached glyphs.
 
-Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or
-``#12 Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a
-turn that continues on the next page repeats it as ``#12 Caroline (continued):``; a label never takes
-more than half the line (a longer role is cut and ends in "…"; the stored turn keeps it whole).
-Newlines in content are honoured, lines wrap at spaces and between CJK characters, and a word
-longer than a line breaks between characters. Spans cover every character of every turn once,
-in order; a turn with empty content gets a span of length 0 on the page that shows its label.
-Spaces and line breaks after a page's last line stay on that page (a new page starts at the
-next visible character).
+Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or ``#12
+Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a turn
+that continues on the next page repeats it as ``#12 Caroline (continued):``; a label never
+takes more than half the line (a longer role is cut and ends in "…"; the stored turn keeps it
+whole). Newlines in content are honoured, lines wrap at spaces and between CJK characters, and
+a word longer than a line breaks between characters. Spans cover every character of every turn
+once, in order; a turn with empty content gets a span of length 0 on the page that shows its
+label. Spaces and line breaks after a page's last line stay on that page (a new page starts at
+the next visible character).
 Right-to-left words are shaped and ordered within each word when Pillow has libraqm; the words
 of a line always run left to right.
 """
