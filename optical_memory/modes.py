@@ -129,3 +129,14 @@ def gundam_paper_tokens(width: int, height: int) -> int:
     tiles = gundam_tiles(width, height)
     n = 0 if tiles is None else tiles[0] * tiles[1]
     return n * Mode.SMALL.paper_tokens + Mode.BASE.paper_tokens
+
+
+#: How a mode reads where a model or a person is told how a page is shown (captions, search
+#: hits): words, not mode names.
+MODE_WORDS = {
+    Mode.GUNDAM: "sharpest",
+    Mode.LARGE: "high resolution",
+    Mode.BASE: "medium resolution",
+    Mode.SMALL: "low resolution",
+    Mode.TINY: "very low resolution",
+}

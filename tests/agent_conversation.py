@@ -17,8 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.tools import tool
 from PIL import Image
 
-from optical_memory.agents.request import MODE_WORDS
-from optical_memory.modes import Mode
+from optical_memory.modes import MODE_WORDS, Mode
 from optical_memory.tokens import count_text_tokens, vision_tokens
 
 SYSTEM_PROMPT = "You are the order desk of a small bookshop. Answer briefly."
@@ -26,7 +25,7 @@ SYSTEM_PROMPT = "You are the order desk of a small bookshop. Answer briefly."
 CAPTION = re.compile(
     r"^pages? ([\d, –]+) · turns? (\d+)(?:–(\d+))?(?: · ([^·\n]+?))? · ([a-z ]+)$", re.M
 )
-MODE_OF_WORDS = {**{words: mode for mode, words in MODE_WORDS.items()}, "as text": "as text"}
+MODE_OF_WORDS = {**{words: mode.value for mode, words in MODE_WORDS.items()}, "as text": "as text"}
 
 
 @dataclass

@@ -160,17 +160,32 @@ def test_recall_prints_the_exact_text_of_a_page(paged_db: Path) -> None:
     memory = _open(paged_db)
     oldest = memory.context().memory[0]
     chat, out = _terminal(memory)
-    chat.run([f"/recall {oldest.page_id}"])
+    chat.run([f"/recall page {oldest.page_id}"])
     exact = memory.recall(oldest.page_id)
-    assert exact.startswith(f"user: {FACT}\n")
+    assert exact.startswith(f"#1 user: {FACT}\n")
     assert f"page {oldest.page_id}, exact text:\n{exact}\n" in out.getvalue()
 
 
-def test_recall_of_an_unknown_page_says_so(paged_db: Path) -> None:
+def test_recall_prints_turns_by_their_number_and_search_finds_them(paged_db: Path) -> None:
+    memory = _open(paged_db)
+    chat, out = _terminal(memory)
+    chat.run(["/search what is my locker code?", "/recall 1", "/recall 1-2"])
+    text = out.getvalue()
+    page = memory.context().memory[0]
+    hits = [line for line in text.splitlines() if " · page " in line]
+    assert hits[0].startswith(f"#1 user · page {page.page_id}, ")
+    first, second = memory.turns(1, 2)
+    assert f"\n#1 user: {first.content}\n" in text
+    assert f"#1 user: {first.content}\n\n#2 {second.role}: {second.content}\n" in text
+
+
+def test_recall_of_an_unknown_page_or_turn_says_so(paged_db: Path) -> None:
     chat, out = _terminal(_open(paged_db))
-    chat.run(["/recall 999", "/recall x"])
+    chat.run(["/recall page 999", "/recall 99999", "/recall x", "/search"])
     assert "no page 999 in this thread" in out.getvalue()
-    assert "usage: /recall ID" in out.getvalue()
+    assert "no turn 99999 in this thread" in out.getvalue()
+    assert "usage: /recall N" in out.getvalue()
+    assert "usage: /search QUERY" in out.getvalue()
 
 
 def test_pages_command_writes_every_page_image(paged_db: Path, tmp_path: Path) -> None:
@@ -200,7 +215,7 @@ def test_an_unknown_command_points_to_help() -> None:
     chat, out = _terminal(OpticalMemory(None))
     chat.run(["/frobnicate", "/help"])
     assert "unknown command /frobnicate: /help lists the commands" in out.getvalue()
-    assert "/recall ID" in out.getvalue() and "/pages DIR" in out.getvalue()
+    assert "/recall N" in out.getvalue() and "/search QUERY" in out.getvalue()
 
 
 class _BrokenModel:
@@ -221,7 +236,7 @@ def test_a_failing_model_is_reported_and_the_chat_goes_on() -> None:
     chat.run(["hello", "/help"])
     text = out.getvalue()
     assert "the model failed: ConnectionError: connection refused by 127.0.0.1:9" in text
-    assert "/recall ID" in text  # the next line was still read
+    assert "/recall N" in text  # the next line was still read
 
 
 # --- the command, in real processes ---------------------------------------------------------
@@ -258,12 +273,13 @@ def test_a_fact_told_early_is_recalled_exactly_after_a_restart(tmp_path: Path) -
     assert "echo › I received 0 page images" in first  # the first answer, before any page
 
     with OpticalMemory(db, thread_id="trip") as memory:
-        (told,) = [t for t in memory.search("4817-QX") if t.role == "user"]
+        told = memory.search("4817-QX")[0].turn
+        assert told.content == FACT
         page = next(p for p in memory.context().memory if told.id in p.turn_ids)
         exact = memory.recall(page.page_id)
-    assert exact.startswith(f"user: {FACT}\n")
+    assert exact.startswith(f"#1 user: {FACT}\n")
 
-    second = _chat_process(db, [f"/recall {page.page_id}", "What is my locker code?"])
+    second = _chat_process(db, [f"/recall page {page.page_id}", "What is my locker code?"])
     assert f"page {page.page_id}, exact text:\n{exact}\n" in second
     answer = re.search(
         r"^echo › I received (\d+) page images? \([^)]*\)(?:, (\d+) pages? as text)? and",

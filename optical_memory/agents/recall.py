@@ -12,12 +12,10 @@ import_extra("langchain_core", "langchain")
 from langchain_core.runnables.config import ensure_config  # noqa: E402
 from langchain_core.tools import BaseTool, StructuredTool  # noqa: E402
 
-from optical_memory.agents.request import MODE_WORDS  # noqa: E402
+from optical_memory.memory.search import describe_hit, describe_turns  # noqa: E402
 
 if TYPE_CHECKING:
     from optical_memory.memory import OpticalMemory
-    from optical_memory.memory.search import SearchHit
-    from optical_memory.turns import Turn
 
 RECALL_DESCRIPTION = (
     "Read your optical memory exactly. Every turn on a memory page is labelled with its number "
@@ -90,26 +88,10 @@ def recall_turns(memory: OpticalMemory, first: int, last: int | None = None) -> 
     turns = memory.turns(first, min(last, first + MAX_RECALLED_TURNS - 1))
     if not turns:
         return f"No turn {first} in this conversation's memory."
-    text = "\n\n".join(f"{_head(t)}: {t.content}" for t in turns)
+    text = describe_turns(turns)
     if cut:
         text += (
             f"\n\n[cut at {MAX_RECALLED_TURNS} turns: ask again from turn "
             f"{first + MAX_RECALLED_TURNS}]"
         )
     return text
-
-
-def describe_hit(hit: SearchHit) -> str:
-    """One line per search hit: ``#308 Caroline (3 Nov 2026) · page 12, low resolution: …``."""
-    if hit.page_id is None:
-        where = "recent, not on a page"
-    elif hit.mode is None:
-        where = f"page {hit.page_id}, forgotten"
-    else:
-        where = f"page {hit.page_id}, {MODE_WORDS[hit.mode.value]}"
-    return f"{_head(hit.turn)} · {where}: {hit.snippet}"
-
-
-def _head(turn: Turn) -> str:
-    when = f" ({turn.timestamp.day} {turn.timestamp:%b %Y})" if turn.timestamp else ""
-    return f"#{turn.number} {turn.role}{when}"

@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from optical_memory.extras import import_extra
+from optical_memory.modes import MODE_WORDS
 from optical_memory.tokens import count_text_tokens
 
 import_extra("langchain_core", "langchain")
@@ -303,16 +304,6 @@ class MemoryRequestBuilder:
         return request, usage
 
 
-#: How a page's mode reads in its caption: words a model understands, not mode names.
-MODE_WORDS = {
-    "gundam": "sharpest",
-    "large": "high resolution",
-    "base": "medium resolution",
-    "small": "low resolution",
-    "tiny": "very low resolution",
-}
-
-
 class _Captions:
     """One line per page, or per run of pages that print one long turn, e.g.
     ``page 12 · turns 308–335 · 3 Nov 2026 · low resolution``: the page id (for recall), the
@@ -363,7 +354,7 @@ class _Captions:
             when = _date_range(first.timestamp, last.timestamp)
             if when:
                 parts.append(when)
-        parts.append(MODE_WORDS[page.mode.value] if isinstance(page, MemoryPage) else "as text")
+        parts.append(MODE_WORDS[page.mode] if isinstance(page, MemoryPage) else "as text")
         return " · ".join(parts)
 
 

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from optical_memory.extras import import_extra
 from optical_memory.memory import MemoryPage
+from optical_memory.memory.search import describe_hit, describe_turns
 from optical_memory.modes import FADING_ORDER
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 COMMANDS = {
     "/memory": "the memory's tiers and token accounting",
-    "/recall ID": "the exact text of page ID",
+    "/search QUERY": "where something was said: ranked turns with their numbers and pages",
+    "/recall N": "the exact text of turn N (N-M: a range; page ID: a whole page)",
     "/pages DIR": "write the current pages as PNG files into DIR",
     "/threads": "the threads stored in this file",
     "/help": "this list",
@@ -205,6 +207,8 @@ class TerminalChat:
             self.show_memory()
         elif command == "/recall":
             self.show_recall(argument)
+        elif command == "/search":
+            self.show_search(argument)
         elif command == "/pages":
             self.write_pages(argument)
         elif command == "/threads":
@@ -248,17 +252,46 @@ class TerminalChat:
         )
 
     def show_recall(self, argument: str) -> None:
-        if not argument.isdigit():
-            self._print_text("usage: /recall ID (a page id from /memory)", style="red")
-            return
-        try:
-            text = self.session.recall(int(argument))
-        except KeyError:
-            self._print_text(f"no page {argument} in this thread: /memory lists them", style="red")
-            return
-        self._print_text(f"page {argument}, exact text:", style="bold")
+        kind, _, rest = argument.partition(" ")
+        if kind == "page" and rest.strip().isdigit():
+            page_id = int(rest)
+            try:
+                text = self.session.recall(page_id)
+            except KeyError:
+                self._print_text(
+                    f"no page {page_id} in this thread: /memory lists them", style="red"
+                )
+                return
+            self._print_text(f"page {page_id}, exact text:", style="bold")
+        else:
+            first, _, last = argument.partition("-")
+            if not first.strip().isdigit() or (last and not last.strip().isdigit()):
+                self._print_text(
+                    "usage: /recall N (a turn number), /recall N-M, /recall page ID", style="red"
+                )
+                return
+            start = int(first)
+            end = int(last) if last else start
+            turns = self.session.memory.turns(start, end) if 1 <= start <= end else []
+            if not turns:
+                self._print_text(f"no turn {argument} in this thread", style="red")
+                return
+            text = describe_turns(turns)
         # Verbatim: no wrapping, markup or highlighting, so what is printed is what was said.
         self.console.out(text, highlight=False)
+
+    def show_search(self, query: str) -> None:
+        if not query:
+            self._print_text(
+                'usage: /search QUERY (a question, words, "a phrase", a code)', style="red"
+            )
+            return
+        hits = self.session.memory.search(query, limit=5)
+        if not hits:
+            self._print_text(f"no stored turn matches {query!r}")
+            return
+        for hit in hits:
+            self.console.out(describe_hit(hit), highlight=False)
 
     def write_pages(self, argument: str) -> None:
         if not argument:

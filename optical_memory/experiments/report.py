@@ -18,6 +18,7 @@ from optical_memory.experiments.records import (
     ConversationResult,
     EvidenceResult,
 )
+from optical_memory.experiments.retrieval import retrieval_section
 from optical_memory.extras import import_extra
 
 #: DeepSeek-OCR paper, Table 2 (Fox benchmark, English pages of 600-1300 text tokens): decoding
@@ -514,6 +515,7 @@ def write_report(
             f"the probe, {timing['workers']} OCR processes), {timing['cpu_seconds']:.0f} s of CPU; "
             f"load average {timing['load_average_at_end']} at the end.",
         )
+    lines += retrieval_section(summary.get("retrieval"))
     report = out / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     paths["report"] = report

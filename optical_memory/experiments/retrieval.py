@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from optical_memory.experiments.locomo import LocomoConversation
+from optical_memory.experiments.locomo import LocomoConversation, read_locomo
 from optical_memory.memory import OpticalMemory
 from optical_memory.memory.search import STOP_WORDS
 
@@ -120,13 +120,45 @@ def run_retrieval(conversations: Sequence[LocomoConversation]) -> RetrievalResul
 
 def _evidence_numbers(conversation: LocomoConversation, evidence: Sequence[str]) -> set[int]:
     """Turn numbers (1 = the conversation's first turn) of the evidence ids that exist."""
+    from optical_memory.experiments.run import evidence_ids  # run imports this module
+
     numbers = set()
-    for dia_id in evidence:
+    for dia_id in (normal for raw in evidence for normal in evidence_ids(raw)):
         try:
             numbers.add(conversation.turn_index(dia_id) + 1)
         except KeyError:
             continue  # a few LoCoMo evidence ids name no turn
     return numbers
+
+
+def locomo_retrieval(data: str, samples: Sequence[str] | None) -> dict[str, Any] | None:
+    """The benchmark's ``results.json`` part for the experiment's data: the LoCoMo file's
+    conversations (``samples`` of them, or all), whole; None for data without questions."""
+    if data == "synthetic":
+        return None
+    conversations = read_locomo(data)
+    if samples:
+        conversations = [c for c in conversations if c.sample_id in set(samples)]
+    if not any(q.category in CATEGORIES for c in conversations for q in c.questions):
+        return None
+    return run_retrieval(conversations).as_dict()
+
+
+def retrieval_section(result: dict[str, Any] | None) -> list[str]:
+    """The report's retrieval section (empty without a result)."""
+    if not result:
+        return []
+    return [
+        "",
+        "## Finding it again: search recall of evidence turns",
+        "",
+        "Each question of categories 1–4 asked as written to `memory.search(question)`, over",
+        "the whole conversation (no OCR involved); found at k when an evidence turn is among",
+        "the first k hits. Baseline: plain SQLite FTS5 (porter), OR of the question's content",
+        "words, bm25 order, measured in the same run.",
+        "",
+        *retrieval_table(result),
+    ]
 
 
 class _Baseline:

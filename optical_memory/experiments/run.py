@@ -49,6 +49,7 @@ from optical_memory.experiments.records import (
     PageResult,
 )
 from optical_memory.experiments.report import summarize, write_report
+from optical_memory.experiments.retrieval import locomo_retrieval
 from optical_memory.experiments.similarity import page_accuracy, substring_distance
 from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
@@ -417,6 +418,7 @@ def run_experiment(settings: ExperimentSettings) -> ExperimentResult:
     mode_names = [m.value for m in modes]
     tiers = [(Mode.parse(m).value, w) for m, w in first.schedule.tiers]
     summary = summarize(conversations, mode_names, tiers)
+    summary["retrieval"] = locomo_retrieval(settings.data, settings.samples)
     out = settings.out
     out.mkdir(parents=True, exist_ok=True)
     record = {

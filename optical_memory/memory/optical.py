@@ -16,6 +16,7 @@ from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.memory.search import SearchHit, parse_query, rerank
 from optical_memory.modes import FADING_ORDER, Mode
+from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import PageRecord, SQLiteStore, Store
@@ -205,27 +206,40 @@ class OpticalMemory:
             snippets = self.store.snippets(
                 self.thread_id, parsed.text, [match.turn.id or 0 for match, _ in ranked]
             )
-            self._packer.pack()
-            plan = self._planner.plan(None)
-        lasts = [record.spans[-1].turn_id for record in plan.records]
+            records = self._packer.refresh()
+            modes = self._modes_now(records)
+        lasts = [record.spans[-1].turn_id for record in records]
         hits = []
         for match, score in ranked:
             turn = match.turn
             assert turn.id is not None and turn.number is not None
             # The first page whose last piece is this turn or a later one prints its start.
             index = bisect.bisect_left(lasts, turn.id)
-            on_page = index < len(lasts) and turn.id in plan.records[index].turn_ids
+            on_page = index < len(lasts) and turn.id in records[index].turn_ids
             hits.append(
                 SearchHit(
                     turn=turn,
                     number=turn.number,
-                    page_id=plan.records[index].id if on_page else None,
-                    mode=plan.modes[index] if on_page else None,
+                    page_id=records[index].id if on_page else None,
+                    mode=modes[index] if on_page else None,
                     score=score,
                     snippet=snippets.get(turn.id, turn.content[:200]),
                 )
             )
         return hits
+
+    def _modes_now(self, records: list[PageRecord]) -> list[Mode | None]:
+        """Each page's mode with no budget (by age, rehearsed), without reading any turn."""
+        modes = self.schedule.modes(len(records))
+        if not self.schedule.rehearsal:
+            return modes
+        recalls = self.store.recalls(self.thread_id)
+        ids = [record.id for record in records]
+
+        def cost(index: int, mode: Mode) -> int:
+            return self._planner.vision_tokens(mode)
+
+        return rehearse(modes, ids, recalls, self.schedule, cost, None)
 
     def _rehearse(self, records: Iterable[PageRecord]) -> None:
         """Note the recall of these pages when the schedule rehearses them."""

@@ -26,14 +26,23 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from optical_memory.modes import Mode
+from optical_memory.modes import MODE_WORDS, Mode
 from optical_memory.store import TextQuery, TurnMatch
 from optical_memory.turns import Turn
 
-__all__ = ["ParsedQuery", "SearchHit", "parse_query", "rerank"]
+__all__ = [
+    "ParsedQuery",
+    "SearchHit",
+    "describe_hit",
+    "describe_turns",
+    "parse_query",
+    "rerank",
+    "turn_head",
+]
 
 #: Candidates the store ranks before the rerank (the rerank reorders only these).
 CANDIDATES = 200
@@ -186,3 +195,26 @@ def _role_weight(turn: Turn) -> float:
         only_calls = TOOL_CALL_MARK in turn.content and not head.strip()
         return TOOL_WEIGHT if only_calls else ASSISTANT_WEIGHT
     return 1.0
+
+
+def turn_head(turn: Turn) -> str:
+    """``#308 Caroline (3 Nov 2026)``: a stored turn's number, speaker and day."""
+    when = f" ({turn.timestamp.day} {turn.timestamp:%b %Y})" if turn.timestamp else ""
+    return f"#{turn.number} {turn.role}{when}"
+
+
+def describe_turns(turns: Sequence[Turn]) -> str:
+    """Turns' exact text, one ``#308 Caroline (3 Nov 2026): content`` block each, blank lines
+    between: how the recall tool and the chat's ``/recall`` show them."""
+    return "\n\n".join(f"{turn_head(turn)}: {turn.content}" for turn in turns)
+
+
+def describe_hit(hit: SearchHit) -> str:
+    """One line per search hit: ``#308 Caroline (3 Nov 2026) · page 12, low resolution: …``."""
+    if hit.page_id is None:
+        where = "recent, not on a page"
+    elif hit.mode is None:
+        where = f"page {hit.page_id}, forgotten"
+    else:
+        where = f"page {hit.page_id}, {MODE_WORDS[hit.mode]}"
+    return f"{turn_head(hit.turn)} · {where}: {hit.snippet}"
