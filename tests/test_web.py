@@ -168,7 +168,42 @@ def test_a_page_forms_with_its_tier_and_a_click_shows_its_exact_text(
     shown = page.locator("#page-text").text_content()
     oldest = context.memory[0]
     assert shown == memory.recall(oldest.page_id)
-    assert shown is not None and shown.startswith(f"user: {fact}\n")
+    assert shown is not None and shown.startswith(f"#1 user: {fact}\n")
+
+
+def test_the_search_box_lists_numbered_hits_marks_their_pages_and_shows_the_exact_turn(
+    viewer: Viewer, page: Page
+) -> None:
+    memory = viewer.memory("search")
+    _fill_thread(memory, 120)
+    (fact, *_) = [f for f in generate_dialogue(120, seed=7).facts if f.turn < 60]
+    page.goto(f"{viewer.url}/#thread=search")
+    page.wait_for_selector(".page-thumb")
+    page.fill("#search-query", fact.question)
+    page.click("#search button")
+    page.wait_for_selector("#search-hits .hit")
+    expected = memory.search(fact.question, limit=10)
+    first = page.locator("#search-hits .hit").first
+    where = f"page {expected[0].page_id} ({expected[0].mode.value})" if expected[0].mode else ""
+    assert first.locator(".role").inner_text().startswith(f"#{expected[0].number} user · {where}")
+    assert expected[0].number == fact.turn + 1  # the planted fact, found first
+    assert first.locator("mark").count() >= 1  # matched words marked (as nodes, not markup)
+    marked = {
+        int(x)
+        for x in page.eval_on_selector_all(
+            ".page-thumb.hit", "els => els.map(e => e.dataset.pageId)"
+        )
+    }
+    assert marked == {h.page_id for h in expected if h.page_id is not None}
+    first.click()
+    assert page.locator("#page-text").text_content() == (
+        f"#{expected[0].number} user: {expected[0].turn.content}"
+    )
+    api = httpx.get(f"{viewer.url}/api/search", params={"thread": "search", "q": fact.question})
+    assert [hit["number"] for hit in api.json()["hits"]] == [h.number for h in expected]
+    for bad in ("", " ", "x" * 1001):
+        status = httpx.get(f"{viewer.url}/api/search", params={"thread": "search", "q": bad})
+        assert status.status_code == 422
 
 
 def test_a_message_holding_a_script_shows_as_text_and_runs_nothing(

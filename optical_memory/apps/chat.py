@@ -45,7 +45,8 @@ class PageSummary:
 
     ``mode`` is the tier it is sent at: a mode, or :data:`TEXT_TIER` when the profitability
     gate sends it as text; ``age_mode`` is the mode its age earns; ``vision_tokens`` what its
-    image at ``age_mode`` costs (sent or not).
+    image at ``age_mode`` costs (sent or not); ``first_turn`` and ``last_turn`` are the numbers
+    (in the thread) of the turns it starts and ends with.
     """
 
     page_id: int
@@ -53,6 +54,8 @@ class PageSummary:
     age_mode: str
     age: int
     turn_ids: list[int]
+    first_turn: int | None
+    last_turn: int | None
     vision_tokens: int
     text_tokens: int
 
@@ -78,7 +81,12 @@ class MemorySummary:
     recent: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, context: MemoryContext, thread_id: str) -> MemorySummary:
+    def of(
+        cls, context: MemoryContext, thread_id: str, numbers: dict[int, int] | None = None
+    ) -> MemorySummary:
+        """The summary of ``context``; ``numbers`` maps turn ids to their numbers (for the
+        pages' first and last turns)."""
+        numbers = numbers or {}
         pages = [
             PageSummary(
                 page_id=page.page_id,
@@ -86,6 +94,8 @@ class MemorySummary:
                 age_mode=page.mode.value,
                 age=page.age,
                 turn_ids=list(page.turn_ids),
+                first_turn=numbers.get(page.turn_ids[0]),
+                last_turn=numbers.get(page.turn_ids[-1]),
                 vision_tokens=page.vision_tokens,
                 text_tokens=page.text_tokens,
             )
@@ -105,7 +115,7 @@ class MemorySummary:
             replaced_text_tokens=context.replaced_text_tokens,
             forgotten_turns=len(context.forgotten_turn_ids),
             recent=[
-                {"id": turn.id, "role": turn.role, "content": turn.content}
+                {"id": turn.id, "number": turn.number, "role": turn.role, "content": turn.content}
                 for turn in context.recent
             ],
         )
@@ -141,7 +151,11 @@ class ChatSession:
         return self.model.respond(self.memory, message, budget_tokens=self.budget_tokens)
 
     def summary(self) -> MemorySummary:
-        return MemorySummary.of(self.context(), self.thread_id)
+        context = self.context()
+        ends = {tid for page in context.memory for tid in (page.turn_ids[0], page.turn_ids[-1])}
+        turns = self.memory.store.get_turns(self.memory.thread_id, sorted(ends))
+        numbers = {t.id: t.number for t in turns if t.id is not None and t.number is not None}
+        return MemorySummary.of(context, self.thread_id, numbers)
 
     def recall(self, page_id: int) -> str:
         """The exact text of a page of this thread; :class:`KeyError` if it has no such page."""

@@ -11,6 +11,7 @@ API (all JSON except the PNG):
 - ``GET  /api/page.png?thread=T&page_id=N&mode=M``   page ``N`` drawn at mode ``M`` (from the
   stored page, rendered once per mode and kept in the store; the context is not rebuilt)
 - ``GET  /api/page-text?thread=T&page_id=N``  the exact text of page ``N``
+- ``GET  /api/search?thread=T&q=Q``          the ten best :meth:`OpticalMemory.search` hits
 - ``POST /api/messages`` ``{thread, content}``  one exchange with the model; its answer and
   the memory after it
 
@@ -37,6 +38,7 @@ from optical_memory.modes import Mode
 
 if TYPE_CHECKING:
     from optical_memory.apps.backends import ChatModel
+    from optical_memory.memory.search import SearchHit
     from optical_memory.schedule import DecaySchedule
 
 STATIC = Path(__file__).parent / "static"
@@ -57,6 +59,8 @@ MAX_THREAD_CHARS = 200
 MAX_BODY_BYTES = 1_000_000
 #: Page ids are SQLite row ids: signed 64-bit.
 MAX_PAGE_ID = 2**63 - 1
+#: Characters of a search query.
+MAX_QUERY_CHARS = 1000
 
 
 def text_problem(text: str, what: str) -> str | None:
@@ -171,6 +175,20 @@ def create_app(
                 ) from None
         return {"thread": thread, "page_id": page_id, "text": text}
 
+    @app.get("/api/search")
+    def search(
+        thread: str, q: str = fastapi.Query(min_length=1, max_length=MAX_QUERY_CHARS)
+    ) -> Any:
+        problem = text_problem(q, "the query")
+        if problem is not None:
+            raise fastapi.HTTPException(422, problem)
+        with session(thread) as chat:
+            try:
+                hits = chat.memory.search(q, limit=10)
+            except ValueError as error:  # a query of spaces only
+                raise fastapi.HTTPException(422, str(error)) from None
+        return {"thread": thread, "query": q, "hits": [hit_json(hit) for hit in hits]}
+
     @app.post("/api/messages")
     def send(message: MessageIn) -> dict[str, Any]:
         with session(message.thread) as chat:
@@ -183,6 +201,21 @@ def create_app(
 
     app.mount("/static", staticfiles.StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    """A search hit as the viewer's API returns it: the turn's number, role, time, exact
+    content, its page (id and mode, both null when not on a page or forgotten) and snippet."""
+    turn = hit.turn
+    return {
+        "number": hit.number,
+        "role": turn.role,
+        "timestamp": None if turn.timestamp is None else turn.timestamp.isoformat(),
+        "content": turn.content,
+        "page_id": hit.page_id,
+        "mode": None if hit.mode is None else hit.mode.value,
+        "snippet": hit.snippet,
+    }
 
 
 def is_loopback(host: str) -> bool:

@@ -78,7 +78,7 @@ function renderPages(memory) {
     figure.dataset.pageId = page.page_id;
     figure.dataset.mode = page.mode;
     figure.tabIndex = 0;
-    const first = page.turn_ids[0], last = page.turn_ids[page.turn_ids.length - 1];
+    const first = page.first_turn, last = page.last_turn;  // numbers in the thread
     const caption = el("figcaption");
     if (page.mode === "text") {
       // The profitability gate sends this page as text: its image would cost more tokens.
@@ -130,6 +130,7 @@ function pageImageUrl(page) {
 async function showPage(page) {
   const data = await api("/api/page-text?" + q({ thread, page_id: page.page_id }));
   $("page-detail").hidden = false;
+  $("page-detail-title").textContent = "Page";
   $("page-detail-id").textContent = page.page_id;
   $("page-detail-mode").textContent = page.mode;
   const image = $("page-detail-image");
@@ -138,6 +139,52 @@ async function showPage(page) {
   else image.src = pageImageUrl(page);
   image.alt = `page ${page.page_id} at ${page.mode}`;
   $("page-text").textContent = data.text;
+}
+
+// --- search: hits listed with their turn numbers, their pages highlighted -----------------
+
+function snippetNodes(snippet) {
+  // Matched words come between ** pairs: marked as DOM nodes, never parsed as HTML.
+  return snippet.split("**").map((part, index) => index % 2 ? el("mark", part) : document.createTextNode(part));
+}
+
+function highlightPages(pageIds) {
+  for (const figure of document.querySelectorAll(".page-thumb")) {
+    figure.classList.toggle("hit", pageIds.has(Number(figure.dataset.pageId)));
+  }
+}
+
+function showTurn(hit) {
+  $("page-detail").hidden = false;
+  $("page-detail-title").textContent = "Turn";
+  $("page-detail-id").textContent = `#${hit.number}`;
+  $("page-detail-mode").textContent = hit.page_id === null ? "recent" : `page ${hit.page_id}`;
+  const image = $("page-detail-image");
+  const figure = document.querySelector(`.page-thumb[data-page-id="${hit.page_id}"]`);
+  image.hidden = !figure || figure.dataset.mode === "text";
+  if (image.hidden) image.removeAttribute("src");
+  else image.src = pageImageUrl({ page_id: hit.page_id, mode: figure.dataset.mode });
+  image.alt = `the page that prints turn #${hit.number}`;
+  $("page-text").textContent = `#${hit.number} ${hit.role}: ${hit.content}`;
+}
+
+async function search(event) {
+  event.preventDefault();
+  const query = $("search-query").value;
+  const data = await api("/api/search?" + q({ thread, q: query }));
+  const list = $("search-hits");
+  list.replaceChildren();
+  if (!data.hits.length) list.append(el("li", `nothing matches ${query}`, "muted"));
+  for (const hit of data.hits) {
+    const where = hit.page_id === null ? "recent" : `page ${hit.page_id}` + (hit.mode ? ` (${hit.mode})` : " (forgotten)");
+    const item = el("li", undefined, "hit");
+    item.tabIndex = 0;
+    item.append(el("span", `#${hit.number} ${hit.role} · ${where}`, "role"), ...snippetNodes(hit.snippet));
+    item.addEventListener("click", () => showTurn(hit));
+    item.addEventListener("keydown", (e) => { if (e.key === "Enter") showTurn(hit); });
+    list.append(item);
+  }
+  highlightPages(new Set(data.hits.map((hit) => hit.page_id).filter((id) => id !== null)));
 }
 
 async function refresh() {
@@ -177,6 +224,7 @@ async function send(event) {
 }
 
 $("chat").addEventListener("submit", send);
+$("search").addEventListener("submit", (event) => search(event).catch(report));
 $("message").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); $("chat").requestSubmit(); }
 });
