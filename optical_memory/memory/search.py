@@ -47,8 +47,8 @@ __all__ = [
 #: Candidates the store ranks before the rerank (the rerank reorders only these).
 CANDIDATES = 200
 PHRASE_BOOST = 3.0
-SPEAKER_BOOST = 1.5
-DATE_BOOST = 2.0
+SPEAKER_BOOST = 2.0
+DATE_BOOST = 3.0
 TOOL_WEIGHT = 0.3
 ASSISTANT_WEIGHT = 0.7
 #: Marks a tool call written into an assistant turn (see ``OpticalMemory.add_messages``).
