@@ -21,7 +21,8 @@ def _memory_text(request: list) -> list[str]:
 
 
 def test_captions_name_turn_numbers_dates_and_the_mode_in_words() -> None:
-    memory = OpticalMemory(None, schedule=DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 1)]))
+    schedule = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 1)], batch=1)
+    memory = OpticalMemory(None, schedule=schedule)
     start = datetime(2026, 11, 3, 9)
     for n in range(120):
         stamp = start + timedelta(hours=6 * n)

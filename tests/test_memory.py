@@ -387,7 +387,7 @@ def test_turn_numbers_count_each_thread_from_one(tmp_path: Path) -> None:
 def test_rehearsal_sharpens_a_recalled_page_for_a_while(renderer: PillowRenderer) -> None:
     tiers = [(Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 1)]
     for rehearsal in (None, 2):
-        schedule = DecaySchedule(tiers=tiers, rehearsal=rehearsal)
+        schedule = DecaySchedule(tiers=tiers, rehearsal=rehearsal, batch=1)
         with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=1) as memory:
             memory.add("user", "The ferry leaves from pier 9.")
             while len(memory.store.pages(memory.thread_id)) < 4:
