@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_one_caption_for_the_pages_of_one_long_message() -> None:
 def test_the_memory_message_is_byte_identical_until_a_page_changes() -> None:
     memory = OpticalMemory(None)
     builder = MemoryRequestBuilder(memory)
-    previous: tuple[object, list[str]] | None = None
+    previous: tuple[list[tuple[int, Mode]], list[Any]] | None = None
     unchanged = events = 0
     for n in range(120):
         request, _ = builder.build(
