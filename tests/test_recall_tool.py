@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 pytest.importorskip("langchain")
@@ -13,7 +15,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 from recording_model import RecordingChatModel
 
-from optical_memory import OpticalMemory
+from optical_memory import DecaySchedule, OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, recall_memory_tool
 
 
@@ -114,3 +116,34 @@ def test_the_memory_message_mentions_the_tool_only_when_the_model_has_it(registe
     assert header.startswith("Earlier in this conversation (optical memory")
     assert ("recall_memory" in header) is register
     assert ("recall_memory" in [t["function"]["name"] for t in model.bound_tools]) is register
+
+
+def test_in_an_agent_a_turn_number_read_off_a_tiny_page_recalls_that_turns_exact_text() -> None:
+    memory = OpticalMemory(None, schedule=DecaySchedule(tiers=[("small", 2), ("tiny", 1)], batch=1))
+    for n in range(120):
+        memory.add(
+            "user", f"Note {n}: the ferry to island {n} leaves at {n % 12 + 1} o'clock. " * 4
+        )
+    asked: list[int] = []
+
+    def answers() -> Iterator[AIMessage | str]:
+        # The model reads a turn number off the oldest page it was sent, a TINY one, and asks
+        # for that turn's exact text.
+        request = read_request(model.requests[-1])
+        page = request.pages[0]
+        assert page.mode == "tiny" and page.image is not None
+        assert page.image.size == (512, 512)
+        asked.append(page.first_turn + 1)
+        call = {"name": "recall_memory", "args": {"turn": asked[0]}, "id": "c1"}
+        yield AIMessage("", tool_calls=[call])
+        yield "The ferry leaves at two."
+
+    model = RecordingChatModel(messages=answers())
+    agent = create_agent(model, [], middleware=[OpticalMemoryMiddleware(memory)])
+    state = agent.invoke({"messages": [HumanMessage("When did the ferry to island 1 leave?")]})
+    (result,) = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    (turn,) = memory.turns(asked[0])
+    page_id = read_request(model.requests[0]).pages[0].page_id
+    assert f"#{asked[0]} user:" in memory.recall(page_id)  # the number is printed on that page
+    assert result.text == f"#{asked[0]} user: {turn.content}"
+    assert model.requests[1][-1].text == result.text  # and the model was sent it
