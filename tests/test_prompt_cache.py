@@ -272,6 +272,31 @@ def _memory_json(request: list[BaseMessage]) -> str | None:
     return json.dumps(memory[0].content, sort_keys=True) if memory else None
 
 
+def test_the_memory_message_changes_only_when_a_page_event_happens(long_run: LongRun) -> None:
+    sent = [_memory_json(request) for request in long_run.requests]
+    changes = [k for k in range(1, len(sent)) if sent[k] is not None and sent[k] != sent[k - 1]]
+    events = [k for k in range(1, len(sent)) if long_run.layouts[k] != long_run.layouts[k - 1]]
+    assert len(events) >= 5, "the run freezes pages and fades them"
+    assert changes, "a new page changes the memory message"
+    assert set(changes) <= set(events), (
+        f"changed without a page event at calls {sorted(set(changes) - set(events))[:10]}"
+    )
+
+
+def test_over_300_exchanges_90_percent_of_the_memory_is_read_from_the_cache(
+    long_run: LongRun,
+) -> None:
+    memory_tokens = read = 0
+    for call in long_run.calls:
+        if not _has_memory(call):
+            continue
+        end = call.prefix_tokens(call.breakpoints[0])  # through the memory's breakpoint
+        memory_tokens += end
+        read += min(call.usage["cache_read_input_tokens"], end)
+    assert memory_tokens > 100_000, "the memory is long enough to matter"
+    assert read / memory_tokens >= 0.90, f"read {read / memory_tokens:.1%} of the memory's tokens"
+
+
 # --- the cost model agrees with the stub ------------------------------------------------------
 
 
