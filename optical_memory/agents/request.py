@@ -135,9 +135,12 @@ class MemoryRequestBuilder:
         self.budget_tokens = budget_tokens
         self.target = target or memory.target
         self.recall_tool = recall_tool
-        if cache_control == "auto":
-            cache_control = ANTHROPIC_BREAKPOINT if self.target == "anthropic" else None
-        self.cache_control = None if cache_control is None else dict(cache_control)
+        if cache_control not in (None, "auto") and not isinstance(cache_control, Mapping):
+            raise TypeError(
+                "cache_control must be 'auto', None or a dict such as {'type': 'ephemeral'}, "
+                f"not {cache_control!r}"
+            )
+        self.cache_control = cache_control
         self._threads: dict[str, _Thread] = {}
         # One call at a time per builder: async runs reach it from worker threads.
         self._lock = threading.RLock()
@@ -209,6 +212,12 @@ class MemoryRequestBuilder:
 
     # --- building ------------------------------------------------------------------------------
 
+    def breakpoint(self) -> dict[str, str] | None:
+        """The ``cache_control`` the memory message ends with for the current target, if any."""
+        if self.cache_control == "auto":
+            return dict(ANTHROPIC_BREAKPOINT) if self.target == "anthropic" else None
+        return None if self.cache_control is None else dict(self.cache_control)
+
     def build(
         self,
         thread_id: str | None,
@@ -245,8 +254,9 @@ class MemoryRequestBuilder:
             context = thread.memory.context(budget_tokens=room)
             request, usage = self._compose(thread, context, live, fixed)
             if self.budget_tokens is None or usage.total_tokens <= self.budget_tokens:
-                if self.cache_control and request and _is_memory_message(request[0]):
-                    request[0] = with_cache_breakpoint(request[0], self.cache_control)
+                breakpoint = self.breakpoint()
+                if breakpoint and request and _is_memory_message(request[0]):
+                    request[0] = with_cache_breakpoint(request[0], breakpoint)
                 return request, usage
             assert room is not None
             # The memory fits its own part; captions and whole tool exchanges come on top.
