@@ -18,8 +18,8 @@ only in the request the model is sent. The agent's state and its checkpoints kee
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from optical_memory.agents.recall import recall_memory_tool
 from optical_memory.agents.request import CallUsage, MemoryRequestBuilder
@@ -65,6 +65,7 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         budget_tokens: int | None = None,
         target: str | None = None,
         register_recall_tool: bool = True,
+        cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
     ) -> None:
         """Wrap an agent's model calls in optical memory.
 
@@ -83,6 +84,12 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 Defaults to the memory's target.
             register_recall_tool: Give the agent the ``recall_memory`` tool, which returns a
                 page's exact text or searches the stored turns.
+            cache_control: Anthropic cache breakpoint put on the memory message's last block;
+                ``"auto"``: ``{"type": "ephemeral"}`` for the ``anthropic`` target, none for
+                the others. With ``AnthropicPromptCachingMiddleware`` list this middleware
+                first: ``middleware=[OpticalMemoryMiddleware(...),
+                AnthropicPromptCachingMiddleware()]`` (four breakpoints: tools, system prompt,
+                memory, conversation tail; the API allows no more).
         """
         super().__init__()
         self.memory = memory
@@ -92,6 +99,7 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             budget_tokens=budget_tokens,
             target=target,
             recall_tool="recall_memory" if register_recall_tool else None,
+            cache_control=cache_control,
         )
         self.keep_recent_turns = keep_recent_turns
         self.budget_tokens = budget_tokens

@@ -17,7 +17,9 @@ Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agen
    sent with it (it may also be printed on the newest page);
 4. the request is counted with :mod:`optical_memory.tokens` for the target, system prompt and
    tool schemas included; with ``budget_tokens`` the context is asked again with less room
-   until the whole request fits, or :class:`BudgetTooSmallError` says it cannot.
+   until the whole request fits, or :class:`BudgetTooSmallError` says it cannot;
+5. with ``cache_control`` (the default for the ``anthropic`` target) the memory message's last
+   block carries it: an Anthropic cache breakpoint, so the memory is one cached prefix.
 
 Nothing here edits the caller's list: only the request changes.
 """
@@ -28,10 +30,10 @@ import base64
 import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from optical_memory.extras import import_extra
 from optical_memory.modes import MODE_WORDS
@@ -58,6 +60,10 @@ MESSAGE_KEY_NAMESPACE = "langchain-message-id"
 TURN_MESSAGE_ID_PREFIX = "optical-memory-turn-"
 #: Re-fits of the context before the budget is declared impossible.
 _MAX_FITS = 32
+#: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
+#: ``cache_control`` with its default 5-minute TTL (``{"type": "ephemeral", "ttl": "1h"}``
+#: keeps it an hour at a higher write price).
+ANTHROPIC_BREAKPOINT: dict[str, str] = {"type": "ephemeral"}
 
 
 class BudgetTooSmallError(ValueError):
@@ -105,7 +111,11 @@ class MemoryRequestBuilder:
     Each thread gets an :class:`~optical_memory.OpticalMemory` on the same store, with
     ``memory``'s schedule and renderer and this builder's ``keep_recent_turns`` and ``target``
     (``memory`` itself serves its own thread when those agree). ``recall_tool`` names the
-    recall tool in the memory message's header, when the model has one.
+    recall tool in the memory message's header, when the model has one. ``cache_control`` is
+    put on the memory message's last block (see :func:`with_cache_breakpoint`); ``"auto"``
+    means :data:`ANTHROPIC_BREAKPOINT` for the ``anthropic`` target and none for the others,
+    whose caches need no marker (the memory message already precedes everything that changes
+    per call).
     """
 
     def __init__(
@@ -116,6 +126,7 @@ class MemoryRequestBuilder:
         budget_tokens: int | None = None,
         target: str | None = None,
         recall_tool: str | None = None,
+        cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
     ) -> None:
         if isinstance(keep_recent_turns, bool) or keep_recent_turns < 1:
             raise ValueError(f"keep_recent_turns must be at least 1, got {keep_recent_turns!r}")
@@ -126,6 +137,12 @@ class MemoryRequestBuilder:
         self.budget_tokens = budget_tokens
         self.target = target or memory.target
         self.recall_tool = recall_tool
+        if cache_control not in (None, "auto") and not isinstance(cache_control, Mapping):
+            raise TypeError(
+                "cache_control must be 'auto', None or a dict such as {'type': 'ephemeral'}, "
+                f"not {cache_control!r}"
+            )
+        self.cache_control = cache_control
         self._threads: dict[str, _Thread] = {}
         # One call at a time per builder: async runs reach it from worker threads.
         self._lock = threading.RLock()
@@ -197,6 +214,12 @@ class MemoryRequestBuilder:
 
     # --- building ------------------------------------------------------------------------------
 
+    def breakpoint(self) -> dict[str, str] | None:
+        """The ``cache_control`` the memory message ends with for the current target, if any."""
+        if self.cache_control == "auto":
+            return dict(ANTHROPIC_BREAKPOINT) if self.target == "anthropic" else None
+        return None if self.cache_control is None else dict(self.cache_control)
+
     def build(
         self,
         thread_id: str | None,
@@ -233,6 +256,9 @@ class MemoryRequestBuilder:
             context = thread.memory.context(budget_tokens=room)
             request, usage = self._compose(thread, context, live, fixed)
             if self.budget_tokens is None or usage.total_tokens <= self.budget_tokens:
+                breakpoint = self.breakpoint()
+                if breakpoint and request and _is_memory_message(request[0]):
+                    request[0] = with_cache_breakpoint(request[0], breakpoint)
                 return request, usage
             assert room is not None
             # The memory fits its own part; captions and whole tool exchanges come on top.
@@ -383,6 +409,21 @@ def _image_block(page: MemoryPage) -> dict[str, Any]:
         # DeepSeek-OCR how to encode the page, so the block names its mode.
         "extras": {"mode": page.mode.value},
     }
+
+
+def with_cache_breakpoint(message: BaseMessage, cache_control: Mapping[str, str]) -> BaseMessage:
+    """A copy of ``message`` whose last content block carries ``cache_control``.
+
+    For Anthropic's prompt cache that block ends a breakpoint: the request up to it (tools,
+    system prompt, this message) is cached and read back at a tenth of the input price while
+    it stays byte-identical. ``langchain-anthropic`` sends the key as it is, on text and image
+    blocks alike; other providers' converters do not know it, so only Anthropic targets get it.
+    """
+    blocks = [dict(block) for block in message.content_blocks]
+    if not blocks:
+        raise ValueError("the message has no content block to carry a cache breakpoint")
+    blocks[-1]["cache_control"] = dict(cache_control)
+    return message.model_copy(update={"content": blocks})
 
 
 def _is_memory_message(message: BaseMessage) -> bool:

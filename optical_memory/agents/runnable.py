@@ -20,7 +20,8 @@ or the same objects.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from optical_memory.agents.request import CallUsage, MemoryRequestBuilder
 from optical_memory.extras import import_extra
@@ -53,6 +54,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
         keep_recent_turns: int = 6,
         budget_tokens: int | None = None,
         target: str | None = None,
+        cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
     ) -> None:
         self.memory = memory
         self.runnable = runnable
@@ -61,6 +63,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
             keep_recent_turns=keep_recent_turns,
             budget_tokens=budget_tokens,
             target=target,
+            cache_control=cache_control,
         )
         self.usage: list[CallUsage] = []
 
@@ -114,6 +117,7 @@ def wrap(
     keep_recent_turns: int = 6,
     budget_tokens: int | None = None,
     target: str | None = None,
+    cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
 ) -> OpticalMemoryRunnable:
     """``runnable`` (a chat model, ``model.bind_tools(...)``, any Runnable taking messages)
     with ``memory`` in front of it: old turns go to it as page images, recent ones as text.
@@ -127,6 +131,7 @@ def wrap(
         keep_recent_turns=keep_recent_turns,
         budget_tokens=budget_tokens,
         target=target,
+        cache_control=cache_control,
     )
 
 

@@ -301,7 +301,7 @@ class OpticalMemory:
         """``runnable`` (a LangChain chat model or Runnable of messages) with this memory in
         front of it: old turns go to it as page images, the newest as text. The same as
         :func:`optical_memory.agents.wrap` (``keep_recent_turns``, ``budget_tokens``,
-        ``target``)."""
+        ``target``, ``cache_control``)."""
         from optical_memory.extras import import_extra
 
         runnable_module = import_extra("optical_memory.agents.runnable", "langchain")
