@@ -1,8 +1,10 @@
 """Where memory lives: turns, frozen pages, rendered page images and other derived blobs.
 
-:class:`Store` is the one small interface the memory talks to; :class:`SQLiteStore` implements
-it with the standard library's ``sqlite3`` (one file, or RAM with ``path=None``). Going beyond
-one machine means writing another ``Store`` (a server database), nothing else.
+:class:`Store` is the one small interface the memory talks to. :class:`SQLiteStore`
+(``store/sqlite.py``) implements it with the standard library's ``sqlite3`` (one file, or RAM
+with ``path=None``); :class:`~optical_memory.store.postgres.PostgresStore` (``postgres`` extra)
+with one PostgreSQL database shared by many workers on many hosts. :func:`open_store` picks one
+from a path or a ``postgresql://`` address.
 
 Everything is scoped by ``thread_id`` except the two caches, which are keyed by a page's
 *content hash*: a hash of exactly what is printed on the page, so identical content renders to
@@ -20,19 +22,32 @@ Schema (version 1)::
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from optical_memory.turns import Turn
 
 SCHEMA_VERSION = 1
+#: The library's logger (no output unless the application configures logging).
+logger = logging.getLogger("optical_memory")
 
 
 class StoreError(RuntimeError):
     """The store cannot be opened or used as asked; the message says what to do."""
+
+
+class StoreDamagedError(StoreError):
+    """The store's file is damaged; the memory refuses further writes to it."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached (down, wrong address, refused login)."""
 
 
 @dataclass(frozen=True)
@@ -153,13 +168,112 @@ class Store(Protocol):
 
     def count_images(self) -> int: ...
 
+    def add_turns(
+        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+    ) -> list[Turn]:
+        """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction."""
+        ...
+
+    def prune_renders(
+        self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
+    ) -> int:
+        """Drop cached renders and blobs at ``modes`` of the thread's pages with
+        ``first_seq <= seq <= last_seq``, except content another thread's pages share; return
+        how many rows went."""
+        ...
+
+    def delete_thread(self, thread_id: str) -> int:
+        """Delete the thread's turns, pages and every cached render or blob of its pages that no
+        other thread shares, leaving none of its text in the store; return the turns deleted."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes the store occupies (file(s) on disk, or the database's size on the server)."""
+        ...
+
     def thread_ids(self) -> list[str]: ...
 
     def close(self) -> None: ...
 
 
+# --- helpers both backends use ----------------------------------------------------------------
+
+
+def turn_from_row(row: Sequence[object]) -> Turn:
+    """A :class:`Turn` from ``(id, role, content, timestamp ISO text or None)``."""
+    turn_id, role, content, stamp = row
+    timestamp = datetime.fromisoformat(str(stamp)) if stamp is not None else None
+    return Turn(id=turn_id, role=role, content=content, timestamp=timestamp)  # type: ignore[arg-type]
+
+
+def page_from_row(row: Sequence[object]) -> PageRecord:
+    """A :class:`PageRecord` from ``(id, thread_id, seq, content_hash, spans JSON, tokens)``."""
+    page_id, thread_id, seq, content_hash, spans, text_tokens = row
+    return PageRecord(
+        id=int(page_id),  # type: ignore[call-overload]
+        thread_id=str(thread_id),
+        seq=int(seq),  # type: ignore[call-overload]
+        content_hash=str(content_hash),
+        spans=tuple(PageSpan(*span) for span in json.loads(str(spans))),
+        text_tokens=int(text_tokens),  # type: ignore[call-overload]
+    )
+
+
+def spans_json(spans: Sequence[PageSpan]) -> str:
+    """How a page's spans are stored: ``[[turn_id, start, end], ...]``."""
+    return json.dumps([[s.turn_id, s.start, s.end] for s in spans])
+
+
+def checked_version(rows: Sequence[Sequence[object]], where: str) -> int:
+    """The schema version from the ``schema_version`` table's rows, or a :class:`StoreError`
+    when it is missing, unreadable or newer than this code (the store is then left untouched)."""
+    values = [row[0] for row in rows]
+    if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int):
+        shown = ", ".join(repr(v) for v in values) or "no row"
+        raise StoreError(
+            f"{where} has an unreadable schema version ({shown}; expected one whole number): "
+            "it was changed by hand or by another program; restore it from a backup or pass "
+            "another store"
+        )
+    version = values[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {version}, newer than this optical-memory "
+            f"understands ({SCHEMA_VERSION}): upgrade optical-memory (nothing was changed)"
+        )
+    if version < 1:
+        raise StoreError(f"{where} has an impossible schema version {version}: restore a backup")
+    return version
+
+
+def is_postgres_address(location: object) -> bool:
+    """True for ``postgresql://...`` and ``postgres://...`` addresses."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path | None = None) -> Store:
+    """The store at ``location``: a ``postgresql://`` address opens a
+    :class:`~optical_memory.store.postgres.PostgresStore` (``postgres`` extra), a path an
+    SQLite file (created if missing), None an SQLite store in RAM."""
+    if is_postgres_address(location):
+        from optical_memory.extras import import_extra
+
+        import_extra("psycopg_pool", "postgres")
+        from optical_memory.store.postgres import PostgresStore
+
+        return PostgresStore(str(location))
+    if location is not None and not isinstance(location, (str, Path)):
+        raise TypeError(
+            f"a store location is a file path, a postgresql:// address or None, not "
+            f"{type(location).__name__}"
+        )
+    return SQLiteStore(location)
+
+
 # Imported last: the backends use the records above.
 from optical_memory.store.sqlite import BUSY_TIMEOUT_S, SQLiteStore  # noqa: E402
+
+logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
@@ -169,5 +283,10 @@ __all__ = [
     "PageSpan",
     "SQLiteStore",
     "Store",
+    "StoreDamagedError",
     "StoreError",
+    "StoreUnavailableError",
+    "is_postgres_address",
+    "logger",
+    "open_store",
 ]

@@ -1,15 +1,34 @@
-"""The :class:`~optical_memory.store.Store` on one SQLite file (or RAM)."""
+"""The :class:`~optical_memory.store.Store` on one SQLite file (or RAM).
+
+Opening never changes a file it should not own: the tables and the schema version are read
+before anything is created, so another program's database or a newer store is refused
+untouched, and ``PRAGMA quick_check`` refuses a damaged one. Later SQLite errors become a
+:class:`~optical_memory.store.StoreError` naming the cause (damage, a read-only file, a full
+disk); once damage is seen the store refuses every further write.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from optical_memory.store import SCHEMA_VERSION, NewPage, PageRecord, PageSpan, StoreError
+from optical_memory.store import (
+    SCHEMA_VERSION,
+    NewPage,
+    PageRecord,
+    StoreDamagedError,
+    StoreError,
+    checked_version,
+    logger,
+    page_from_row,
+    spans_json,
+    turn_from_row,
+)
 from optical_memory.turns import Turn
 
 #: Seconds a writer waits for another process's lock before SQLite gives up.
@@ -35,6 +54,7 @@ CREATE TABLE IF NOT EXISTS pages (
     text_tokens  INTEGER NOT NULL,
     UNIQUE (thread_id, seq)
 );
+CREATE INDEX IF NOT EXISTS pages_by_hash ON pages (content_hash);
 CREATE TABLE IF NOT EXISTS page_images (
     content_hash TEXT    NOT NULL,
     mode         TEXT    NOT NULL,
@@ -54,6 +74,15 @@ CREATE TABLE IF NOT EXISTS blobs (
 );
 """
 
+# Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
+_PRIVATE_HASHES = """
+SELECT p.content_hash FROM pages p
+WHERE p.thread_id = ? AND p.seq BETWEEN ? AND ?
+  AND NOT EXISTS (
+    SELECT 1 FROM pages o WHERE o.content_hash = p.content_hash AND o.thread_id <> p.thread_id
+  )
+"""
+
 
 class SQLiteStore:
     """:class:`Store` on one SQLite file (``path``) or in RAM (``path=None``).
@@ -61,57 +90,139 @@ class SQLiteStore:
     The file uses WAL journaling (readers never block the writer), a busy timeout of
     :data:`BUSY_TIMEOUT_S` so concurrent processes wait instead of failing, and one
     ``BEGIN IMMEDIATE`` transaction per write, so a turn is on disk once ``add_turn`` returns and
-    a killed process loses nothing that was acknowledged. One instance may be shared by threads.
+    a killed process loses nothing that was acknowledged. Deleted rows are overwritten with zeros
+    (``secure_delete``). One instance may be shared by threads.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
-        if self.path is not None and self.path.is_dir():
-            raise StoreError(
-                f"{self.path} is a directory: pass a file path such as {path}/memory.db"
-            )
-        if self.path is not None and not self.path.parent.exists():
-            raise StoreError(
-                f"folder {self.path.parent} does not exist: create it or pass another path"
-            )
+        self._closed = False
+        self._damaged: StoreDamagedError | None = None
         self._lock = threading.RLock()
+        if self.path is not None:
+            _check_path(self.path)
         target = ":memory:" if self.path is None else str(self.path)
         try:
             self._db = sqlite3.connect(
                 target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as error:
+            raise self._failure(error, "open") from error
+        try:
             self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            if self.path is not None:
-                self._db.execute("PRAGMA journal_mode = WAL")
-                # In WAL mode NORMAL keeps every commit through a process crash (SIGKILL); only
-                # a power loss may drop the last commits, which FULL would also guard against.
-                self._db.execute("PRAGMA synchronous = NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as error:
+            self._db.execute("PRAGMA secure_delete = ON")
+            self._open()
+        except sqlite3.Error as error:
+            self._db.close()
+            raise self._failure(error, "open") from error
+        except StoreError:
+            self._db.close()
+            raise
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        """Check what the file holds, create or migrate the schema, then switch to WAL."""
+        tables = self._tables()
+        where = str(self.path) if self.path is not None else "the in-memory store"
+        if tables and "schema_version" not in tables:
             raise StoreError(
-                f"cannot open {target} as an optical-memory store ({error}): "
-                "pass a new file path or a store written by optical-memory"
-            ) from error
-        self._closed = False
+                f"{where} is not an optical-memory store (it holds the tables "
+                f"{', '.join(sorted(tables)[:6])}): pass a new file path; nothing was changed"
+            )
+        if tables:
+            checked_version(
+                self._db.execute("SELECT version FROM schema_version").fetchall(), where
+            )
+            self._quick_check(where)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            # Checked again under the write lock: another process may have created it meanwhile.
+            if "schema_version" in self._tables():
+                checked_version(
+                    self._db.execute("SELECT version FROM schema_version").fetchall(), where
+                )
+                self._create()  # tables or indexes a version-1 store may still lack
+            else:
+                self._create()
+                self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        if self.path is not None:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL keeps every commit through a process crash (SIGKILL); only
+            # a power loss may drop the last commits, which FULL would also guard against.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+
+    def _tables(self) -> set[str]:
+        rows = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {row[0] for row in rows if not row[0].startswith("sqlite_")}
+
+    def _create(self) -> None:
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+
+    def _quick_check(self, where: str) -> None:
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)").fetchall()]
+        if problems != ["ok"]:
+            raise self._damage(where, "; ".join(problems))
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        with self._write() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-        row = self._db.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        version = row[0]
-        if version is None:
-            with self._write():
-                if self._db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
-                    self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-        elif version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this optical-memory "
-                f"understands ({SCHEMA_VERSION}): upgrade optical-memory"
+    def _damage(self, where: str, detail: str) -> StoreDamagedError:
+        hint = (
+            f"sqlite3 {where} .recover | sqlite3 recovered.db"
+            if self.path is not None
+            else "start a new store"
+        )
+        error = StoreDamagedError(
+            f"{where} is damaged ({detail}): optical-memory stopped writing to it. Recover "
+            f"what is readable into a new file with `{hint}`, then open recovered.db"
+        )
+        self._damaged = error
+        logger.error("store %s is damaged: %s", where, detail)
+        return error
+
+    def _failure(self, error: sqlite3.Error, doing: str) -> StoreError:
+        """The :class:`StoreError` for an SQLite error, naming its real cause."""
+        where = str(self.path) if self.path is not None else "the in-memory store"
+        name = getattr(error, "sqlite_errorname", "") or ""
+        text = str(error)
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in text:
+            if doing == "open" and name.startswith("SQLITE_NOTADB"):
+                return StoreError(
+                    f"cannot open {where} as an optical-memory store ({text}): it is not an "
+                    "SQLite database; pass a new file path or a store written by optical-memory"
+                )
+            return self._damage(where, text)
+        if name.startswith("SQLITE_READONLY"):
+            return StoreError(
+                f"cannot write to {where}: it is read-only ({text}); make the file and its folder "
+                "writable by this user (chmod u+w) or open a writable copy"
             )
+        if name.startswith("SQLITE_FULL") or "disk is full" in text:
+            folder = self.path.parent if self.path is not None else "memory"
+            return StoreError(
+                f"cannot {doing} {where}: the disk holding {folder} is full ({text}); free space "
+                "and retry (turns already acknowledged are kept)"
+            )
+        if name.startswith("SQLITE_BUSY") or "locked" in text:
+            return StoreError(
+                f"{where} stayed locked by another process for over {BUSY_TIMEOUT_S:.0f} s "
+                f"({text}): look for a stuck process holding it"
+            )
+        if name.startswith(("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+            return StoreError(
+                f"cannot {doing} {where}: the operating system refused ({text}); check the "
+                "disk, the permissions of the file and its folder, and free space"
+            )
+        return StoreError(
+            f"cannot {doing} {where} as an optical-memory store ({text}): pass a new file path "
+            "or a store written by optical-memory"
+        )
 
     class _Transaction:
         def __init__(self, store: SQLiteStore) -> None:
@@ -121,6 +232,9 @@ class SQLiteStore:
             self.store._lock.acquire()
             try:
                 self.store._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as error:
+                self.store._lock.release()
+                raise self.store._failure(error, "write to") from error
             except BaseException:
                 self.store._lock.release()
                 raise
@@ -128,40 +242,35 @@ class SQLiteStore:
 
         def __exit__(self, kind: object, error: object, tb: object) -> None:
             try:
-                self.store._db.execute("COMMIT" if kind is None else "ROLLBACK")
+                if kind is None:
+                    self.store._db.execute("COMMIT")
+                else:
+                    self.store._db.execute("ROLLBACK")
+            except sqlite3.Error as failure:
+                if kind is None:
+                    raise self.store._failure(failure, "write to") from failure
             finally:
                 self.store._lock.release()
+            if isinstance(error, sqlite3.Error):
+                raise self.store._failure(error, "write to") from error
 
     def _write(self) -> SQLiteStore._Transaction:
         self._check_open()
+        if self._damaged is not None:
+            raise self._damaged
         return SQLiteStore._Transaction(self)
 
     def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         self._check_open()
         with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+            try:
+                return self._db.execute(sql, tuple(params)).fetchall()
+            except sqlite3.Error as error:
+                raise self._failure(error, "read") from error
 
     def _check_open(self) -> None:
-        if getattr(self, "_closed", False):
+        if self._closed:
             raise StoreError("this store is closed: open a new OpticalMemory / SQLiteStore")
-
-    @staticmethod
-    def _turn(row: tuple) -> Turn:
-        turn_id, role, content, stamp = row
-        timestamp = datetime.fromisoformat(stamp) if stamp is not None else None
-        return Turn(id=turn_id, role=role, content=content, timestamp=timestamp)
-
-    @staticmethod
-    def _page(row: tuple) -> PageRecord:
-        page_id, thread_id, seq, content_hash, spans, text_tokens = row
-        return PageRecord(
-            id=page_id,
-            thread_id=thread_id,
-            seq=seq,
-            content_hash=content_hash,
-            spans=tuple(PageSpan(*span) for span in json.loads(spans)),
-            text_tokens=text_tokens,
-        )
 
     # --- turns ---------------------------------------------------------------------------------
 
@@ -173,16 +282,25 @@ class SQLiteStore:
         timestamp: datetime | None,
         text_tokens: int,
     ) -> Turn:
-        stamp = timestamp.isoformat() if timestamp is not None else None
+        return self.add_turns(thread_id, [(role, content, timestamp, text_tokens)])[0]
+
+    def add_turns(
+        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+    ) -> list[Turn]:
+        added: list[Turn] = []
         with self._write() as db:
-            cursor = db.execute(
-                "INSERT INTO turns (thread_id, role, content, timestamp, text_tokens) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (thread_id, role, content, stamp, text_tokens),
-            )
-            turn_id = cursor.lastrowid
-        assert turn_id is not None
-        return Turn(id=turn_id, role=role, content=content, timestamp=timestamp)
+            for role, content, timestamp, text_tokens in turns:
+                stamp = timestamp.isoformat() if timestamp is not None else None
+                cursor = db.execute(
+                    "INSERT INTO turns (thread_id, role, content, timestamp, text_tokens) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (thread_id, role, content, stamp, text_tokens),
+                )
+                assert cursor.lastrowid is not None
+                added.append(
+                    Turn(id=cursor.lastrowid, role=role, content=content, timestamp=timestamp)
+                )
+        return added
 
     _TURN_COLUMNS = "id, role, content, timestamp"
 
@@ -197,7 +315,7 @@ class SQLiteStore:
                 f"WHERE thread_id = ? AND id IN ({marks}) ORDER BY id",
                 [thread_id, *chunk],
             )
-            turns.extend(self._turn(row) for row in rows)
+            turns.extend(turn_from_row(row) for row in rows)
         return turns
 
     def turn_text_tokens(self, thread_id: str, turn_ids: Sequence[int]) -> dict[int, int]:
@@ -218,7 +336,7 @@ class SQLiteStore:
             f"SELECT {self._TURN_COLUMNS} FROM turns WHERE thread_id = ? ORDER BY id DESC LIMIT ?",
             (thread_id, count),
         )
-        return [self._turn(row) for row in reversed(rows)]
+        return [turn_from_row(row) for row in reversed(rows)]
 
     def turns_between(self, thread_id: str, after_id: int, before_id: int | None) -> list[Turn]:
         upper = before_id if before_id is not None else 2**63 - 1
@@ -227,7 +345,7 @@ class SQLiteStore:
             "WHERE thread_id = ? AND id > ? AND id < ? ORDER BY id",
             (thread_id, after_id, upper),
         )
-        return [self._turn(row) for row in rows]
+        return [turn_from_row(row) for row in rows]
 
     def iter_turns(self, thread_id: str, *, newest_first: bool = False) -> Iterator[Turn]:
         # Pages through the thread 500 turns at a time, so huge histories stream.
@@ -244,7 +362,7 @@ class SQLiteStore:
             if not rows:
                 return
             for row in rows:
-                yield self._turn(row)
+                yield turn_from_row(row)
             last = rows[-1][0]
 
     def count_turns(self, thread_id: str) -> int:
@@ -263,14 +381,14 @@ class SQLiteStore:
             f"SELECT {self._PAGE_COLUMNS} FROM pages WHERE thread_id = ? AND seq > ? ORDER BY seq",
             (thread_id, after_seq),
         )
-        return [self._page(row) for row in rows]
+        return [page_from_row(row) for row in rows]
 
     def page(self, thread_id: str, page_id: int) -> PageRecord | None:
         rows = self._read(
             f"SELECT {self._PAGE_COLUMNS} FROM pages WHERE thread_id = ? AND id = ?",
             (thread_id, page_id),
         )
-        return self._page(rows[0]) if rows else None
+        return page_from_row(rows[0]) if rows else None
 
     def append_pages(self, thread_id: str, after_seq: int, pages: Sequence[NewPage]) -> bool:
         with self._write() as db:
@@ -287,7 +405,7 @@ class SQLiteStore:
                         thread_id,
                         after_seq + 1 + offset,
                         page.content_hash,
-                        json.dumps([[s.turn_id, s.start, s.end] for s in page.spans]),
+                        spans_json(page.spans),
                         page.text_tokens,
                     )
                     for offset, page in enumerate(pages)
@@ -343,10 +461,56 @@ class SQLiteStore:
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM page_images")[0][0])
 
+    def prune_renders(
+        self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
+    ) -> int:
+        if not modes or last_seq < first_seq:
+            return 0
+        marks = ",".join("?" * len(modes))
+        params = [*modes, thread_id, first_seq, last_seq]
+        gone = 0
+        with self._write() as db:
+            for table in ("page_images", "blobs"):
+                gone += db.execute(
+                    f"DELETE FROM {table} WHERE mode IN ({marks}) "
+                    f"AND content_hash IN ({_PRIVATE_HASHES})",
+                    params,
+                ).rowcount
+        return gone
+
     # --- threads, lifetime ---------------------------------------------------------------------
 
     def thread_ids(self) -> list[str]:
         return [row[0] for row in self._read("SELECT DISTINCT thread_id FROM turns ORDER BY 1")]
+
+    def delete_thread(self, thread_id: str) -> int:
+        everything = (thread_id, -1, 2**62)
+        with self._write() as db:
+            db.execute(
+                f"DELETE FROM page_images WHERE content_hash IN ({_PRIVATE_HASHES})", everything
+            )
+            db.execute(f"DELETE FROM blobs WHERE content_hash IN ({_PRIVATE_HASHES})", everything)
+            db.execute("DELETE FROM pages WHERE thread_id = ?", (thread_id,))
+            deleted = db.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
+        if self.path is not None:
+            # secure_delete zeroed the freed pages in the database; the WAL may still hold the
+            # old page versions until a checkpoint: copy back and truncate it now.
+            with self._lock:
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                except sqlite3.Error as error:
+                    raise self._failure(error, "write to") from error
+        return int(deleted)
+
+    def size_bytes(self) -> int:
+        if self.path is None:
+            pages = self._read("PRAGMA page_count")[0][0]
+            return int(pages) * int(self._read("PRAGMA page_size")[0][0])
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                total += os.stat(f"{self.path}{suffix}").st_size
+        return total
 
     def close(self) -> None:
         with self._lock:
@@ -359,3 +523,21 @@ class SQLiteStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_path(path: Path) -> None:
+    """Refuse, before SQLite touches anything, paths that cannot hold a writable store."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a directory: pass a file path such as {path}/memory.db")
+    if not path.parent.exists():
+        raise StoreError(f"folder {path.parent} does not exist: create it or pass another path")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"{path} is read-only for this user: optical-memory writes every turn; make it "
+            f"writable (chmod u+rw {path}) or open a writable copy"
+        )
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise StoreError(
+            f"folder {path.parent} is not writable for this user: SQLite keeps its write-ahead "
+            f"log ({path.name}-wal) beside the store; make the folder writable or move the file"
+        )
