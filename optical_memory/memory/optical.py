@@ -15,7 +15,7 @@ from optical_memory.memory.planning import ContextPlanner
 from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
-from optical_memory.store import PageRecord, SQLiteStore, Store
+from optical_memory.store import PageRecord, Store, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
@@ -36,7 +36,8 @@ class OpticalMemory:
     See :mod:`optical_memory.memory.packing` and :mod:`optical_memory.memory.planning`.
 
     Args:
-        path: SQLite file (created if missing), or None to keep everything in RAM. A
+        path: SQLite file (created if missing), a ``postgresql://`` address (``postgres``
+            extra), or None to keep everything in RAM. A
             :class:`~optical_memory.store.Store` instance is accepted too (another backend).
         thread_id: conversation to read and write; threads in one file never see each other.
         schedule: the :class:`DecaySchedule` (default: ``DecaySchedule()``).
@@ -77,7 +78,7 @@ class OpticalMemory:
         self._owns_renderer = not isinstance(renderer, Renderer)
         self.target = target
         self.keep_recent_turns = keep_recent_turns
-        self.store: Store = path if isinstance(path, Store) else SQLiteStore(path)
+        self.store: Store = path if isinstance(path, Store) else open_store(path)
         self._lock = threading.RLock()
         self._packer = Packer(self.store, thread_id, self.renderer, keep_recent_turns)
         self._planner = ContextPlanner(self._packer, self.schedule, target)

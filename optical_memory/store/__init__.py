@@ -195,6 +195,12 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> Store: ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Closes the store."""
+        ...
+
 
 # --- helpers both backends use ----------------------------------------------------------------
 

@@ -493,13 +493,22 @@ class SQLiteStore:
             db.execute("DELETE FROM pages WHERE thread_id = ?", (thread_id,))
             deleted = db.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
         if self.path is not None:
-            # secure_delete zeroed the freed pages in the database; the WAL may still hold the
-            # old page versions until a checkpoint: copy back and truncate it now.
+            # secure_delete zeroes freed cells, but b-tree rebalancing can leave copies in the
+            # free space of pages still in use: VACUUM rewrites the file without them, and the
+            # checkpoint then empties the write-ahead log that held the old page versions.
             with self._lock:
                 try:
-                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                    self._db.execute("VACUUM")
+                    busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
                 except sqlite3.Error as error:
                     raise self._failure(error, "write to") from error
+            if busy:
+                logger.warning(
+                    "thread %r deleted, but another process kept reading %s: its write-ahead "
+                    "log keeps old pages until the next checkpoint",
+                    thread_id,
+                    self.path,
+                )
         return int(deleted)
 
     def size_bytes(self) -> int:
