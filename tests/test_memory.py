@@ -1,10 +1,11 @@
-"""OpticalMemory: packing turns into frozen pages, the context it builds, recall, search, stats."""
+"""OpticalMemory: packing turns into frozen pages, the context it builds, recall, search, stats.
+
+Tests taking ``store_location`` run on a new SQLite file and on a new PostgreSQL database."""
 
 from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -93,8 +94,8 @@ def test_pages_are_consecutive_oldest_first_and_end_before_the_recent_window(
         assert max(order) < window[0]
 
 
-def test_a_page_is_frozen_once_packed(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer, keep_recent_turns=2) as memory:
+def test_a_page_is_frozen_once_packed(renderer: PillowRenderer, store_location: str) -> None:
+    with OpticalMemory(store_location, renderer=renderer, keep_recent_turns=2) as memory:
         fill(memory, 20)
         before = memory.store.pages(memory.thread_id)
         texts = [memory.recall(record.id) for record in before]
@@ -107,9 +108,10 @@ def test_a_page_is_frozen_once_packed(renderer: PillowRenderer) -> None:
 
 def test_a_long_turn_is_split_over_full_pages_and_recall_gives_its_exact_pieces(
     renderer: PillowRenderer,
+    store_location: str,
 ) -> None:
     long_text = " ".join(f"token{k}" for k in range(900))  # about eight pages at this size
-    with OpticalMemory(renderer=renderer, keep_recent_turns=1) as memory:
+    with OpticalMemory(store_location, renderer=renderer, keep_recent_turns=1) as memory:
         turn = memory.add("user", long_text)
         memory.add("assistant", "ok")
         records = memory.store.pages(memory.thread_id)
@@ -224,9 +226,12 @@ def test_context_rejects_a_bad_budget(renderer: PillowRenderer) -> None:
 
 def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
     renderer: PillowRenderer,
+    store_location: str,
 ) -> None:
     schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], forget_after=2)
-    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
+    with OpticalMemory(
+        store_location, renderer=renderer, schedule=schedule, keep_recent_turns=2
+    ) as memory:
         memory.add("user", "My locker code is 48213, please remember it.")
         fill(memory, 40)
         context = memory.context()
@@ -242,9 +247,9 @@ def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
 
 
 def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
-    renderer: PillowRenderer, tmp_path: Path
+    renderer: PillowRenderer, store_location: str
 ) -> None:
-    path = tmp_path / "memory.db"
+    path = store_location
     schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)])
     seen: set[tuple[int, Mode]] = set()
     with OpticalMemory(path, renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
@@ -263,8 +268,10 @@ def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
         assert context.pages[0].image.size == page_size(context.pages[0].mode)
 
 
-def test_page_image_draws_any_page_at_any_mode_once(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer, keep_recent_turns=1) as memory:
+def test_page_image_draws_any_page_at_any_mode_once(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer, keep_recent_turns=1) as memory:
         fill(memory, 20)
         page_id = memory.store.pages(memory.thread_id)[0].id
         page = memory.page_image(page_id, "gundam")
@@ -277,8 +284,10 @@ def test_page_image_draws_any_page_at_any_mode_once(renderer: PillowRenderer) ->
 # --- recall, search, stats, threads -------------------------------------------------------------
 
 
-def test_recall_unknown_or_foreign_page_names_the_fix(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+def test_recall_unknown_or_foreign_page_names_the_fix(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         with pytest.raises(KeyError, match=r"context\(\)\.pages"):
             memory.recall(12345)
         with pytest.raises(TypeError, match="page_id"):
@@ -322,8 +331,8 @@ def test_stats_count_turns_pages_and_savings(renderer: PillowRenderer) -> None:
         assert stats.as_dict()["turns"] == 50
 
 
-def test_threads_in_one_file_are_isolated(renderer: PillowRenderer, tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
+def test_threads_in_one_store_are_isolated(renderer: PillowRenderer, store_location: str) -> None:
+    path = store_location
     with (
         OpticalMemory(path, thread_id="alice", renderer=renderer, keep_recent_turns=1) as alice,
         OpticalMemory(path, thread_id="bob", renderer=renderer, keep_recent_turns=1) as bob,
@@ -343,9 +352,11 @@ def test_threads_in_one_file_are_isolated(renderer: PillowRenderer, tmp_path: Pa
         assert alice.threads() == ["alice", "bob"]
 
 
-def test_add_returns_the_stored_turn_with_its_timestamp(renderer: PillowRenderer) -> None:
+def test_add_returns_the_stored_turn_with_its_timestamp(
+    renderer: PillowRenderer, store_location: str
+) -> None:
     stamp = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
-    with OpticalMemory(renderer=renderer) as memory:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         turn = memory.add("user", "hello", timestamp=stamp)
         assert turn.id is not None and turn.timestamp == stamp
         assert memory.context().recent == [turn]
@@ -365,9 +376,14 @@ def test_add_returns_the_stored_turn_with_its_timestamp(renderer: PillowRenderer
     ],
 )
 def test_bad_turns_are_refused_and_store_nothing(
-    renderer: PillowRenderer, role: object, content: object, error: type, message: str
+    renderer: PillowRenderer,
+    store_location: str,
+    role: object,
+    content: object,
+    error: type,
+    message: str,
 ) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         memory.add("user", "kept")
         with pytest.raises(error, match=message):
             memory.add(role, content)  # type: ignore[arg-type]
@@ -387,8 +403,10 @@ def test_bad_constructor_arguments_say_what_is_valid(renderer: PillowRenderer) -
         OpticalMemory(thread_id="")
 
 
-def test_a_closed_memory_says_to_open_a_new_one(renderer: PillowRenderer) -> None:
-    memory = OpticalMemory(renderer=renderer)
+def test_a_closed_memory_says_to_open_a_new_one(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    memory = OpticalMemory(store_location, renderer=renderer)
     memory.close()
     with pytest.raises(StoreError, match="closed"):
         memory.add("user", "late")

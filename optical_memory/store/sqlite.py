@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -173,14 +174,18 @@ class SQLiteStore:
     # --- plumbing ------------------------------------------------------------------------------
 
     def _damage(self, where: str, detail: str) -> StoreDamagedError:
-        hint = (
-            f"sqlite3 {where} .recover | sqlite3 recovered.db"
-            if self.path is not None
-            else "start a new store"
-        )
+        if self.path is not None:
+            file = shlex.quote(str(self.path))
+            advice = (
+                f"recover what is readable into a new file with `sqlite3 {file} .recover | "
+                f"sqlite3 recovered.db` (where that sqlite3 shell cannot .recover: `sqlite3 "
+                f"{file} .dump | sed '$s/^ROLLBACK.*/COMMIT;/' | sqlite3 recovered.db`), "
+                "then open recovered.db"
+            )
+        else:
+            advice = "start a new store"
         error = StoreDamagedError(
-            f"{where} is damaged ({detail}): optical-memory stopped writing to it. Recover "
-            f"what is readable into a new file with `{hint}`, then open recovered.db"
+            f"{where} is damaged ({detail}): optical-memory stopped writing to it; {advice}"
         )
         self._damaged = error
         logger.error("store %s is damaged: %s", where, detail)
@@ -536,11 +541,18 @@ class SQLiteStore:
 
 def _check_path(path: Path) -> None:
     """Refuse, before SQLite touches anything, paths that cannot hold a writable store."""
-    if path.is_dir():
+    try:
+        is_dir, folder_exists, exists = path.is_dir(), path.parent.exists(), path.exists()
+    except OSError as error:
+        raise StoreError(
+            f"cannot look at {path} ({error.strerror}): this user may not enter one of its "
+            "folders; fix the permissions or pass another path"
+        ) from error
+    if is_dir:
         raise StoreError(f"{path} is a directory: pass a file path such as {path}/memory.db")
-    if not path.parent.exists():
+    if not folder_exists:
         raise StoreError(f"folder {path.parent} does not exist: create it or pass another path")
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+    if exists and not os.access(path, os.R_OK | os.W_OK):
         raise StoreError(
             f"{path} is read-only for this user: optical-memory writes every turn; make it "
             f"writable (chmod u+rw {path}) or open a writable copy"
