@@ -73,7 +73,9 @@ def test_export_and_import_rebuild_the_same_pages_and_context(
             assert [(p.seq, p.mode) for p in restored.memory] == [
                 (p.seq, p.mode) for p in original.memory
             ]
-            assert restored.recent_text() == original.recent_text()
+            assert [(t.role, t.content) for t in restored.recent] == [
+                (t.role, t.content) for t in original.recent
+            ]
             assert copy.export()["pages"] == exported["pages"] or target == store_location
 
 
