@@ -309,3 +309,27 @@ def test_a_deleted_thread_leaves_no_byte_of_its_text(
     assert kept in data
     for form in secret_forms:
         assert form not in data
+
+
+def test_postgres_refusals_are_store_errors_and_an_uncached_render_only_a_miss(
+    postgres_server,
+) -> None:
+    from optical_memory import OpticalMemory
+
+    dsn = postgres_server.new_database()
+    with OpticalMemory(dsn) as memory:
+        for i in range(30):
+            memory.add("user", f"turn {i} " + " ".join(f"word{i}x{k}" for k in range(120)))
+    # A role that may read and add turns and pages but not write the render cache.
+    raw_execute(dsn, "CREATE ROLE limited LOGIN")
+    raw_execute(dsn, "GRANT USAGE ON SCHEMA optical_memory TO limited")
+    raw_execute(dsn, "GRANT SELECT ON ALL TABLES IN SCHEMA optical_memory TO limited")
+    raw_execute(dsn, "GRANT INSERT ON optical_memory.turns, optical_memory.pages TO limited")
+    raw_execute(dsn, "GRANT DELETE ON optical_memory.page_images, optical_memory.blobs TO limited")
+    limited = dsn.replace("postgres@", "limited@")
+    with OpticalMemory(limited) as memory:
+        memory.add("user", "one more")
+        context = memory.context()  # renders, cannot cache them, still answers
+        assert context.pages and memory.store.count_images() == 0
+        with pytest.raises(StoreError, match=r"refused the call.*permission denied"):
+            memory.store.put_blob("visual-tokens", "h", "tiny", "enc", b"x")

@@ -85,6 +85,8 @@ CREATE TABLE IF NOT EXISTS {s}.blobs (
 )
 """
 
+_TABLES = frozenset({"schema_version", "turns", "pages", "page_images", "blobs"})
+
 # Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
 _PRIVATE_HASHES = """
 SELECT p.content_hash FROM {s}.pages p
@@ -170,6 +172,8 @@ class PostgresStore:
             if tables:
                 rows = db.execute(self._sql("SELECT version FROM {s}.schema_version")).fetchall()
                 checked_version(rows, where)
+            if tables >= _TABLES:
+                return  # current: no DDL, so a role without CREATE rights may use it
             db.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             for statement in self._sql(_SCHEMA).split(";"):
                 if statement.strip():
@@ -201,10 +205,21 @@ class PostgresStore:
                 yield db
         except PoolTimeout as error:
             raise self._unreachable(error) from error
-        except psycopg.OperationalError as error:
-            raise StoreUnavailableError(
-                f"lost the connection to PostgreSQL at {self.where} during a call ({error}): "
-                "the call may not have completed; the next call reconnects"
+        except pg_errors.IntegrityError:
+            raise  # append_pages' optimistic check handles its own
+        except psycopg.Error as error:
+            state = error.sqlstate or ""
+            if isinstance(error, psycopg.OperationalError) and (
+                not state or state.startswith(("08", "57P"))
+            ):
+                raise StoreUnavailableError(
+                    f"lost the connection to PostgreSQL at {self.where} during a call "
+                    f"({error}): the call may not have completed; the next call reconnects"
+                ) from error
+            cause = "the server is out of disk or memory: " if state.startswith("53") else ""
+            raise StoreError(
+                f"PostgreSQL at {self.where} refused the call ({cause}{error}); acknowledged "
+                "turns are kept"
             ) from error
 
     def _read(self, sql: str, params: Sequence[object] | dict[str, object] = ()) -> list[Any]:
@@ -426,7 +441,8 @@ class PostgresStore:
     # --- threads, lifetime ---------------------------------------------------------------------
 
     def thread_ids(self) -> list[str]:
-        return [row[0] for row in self._read("SELECT DISTINCT thread_id FROM {s}.turns ORDER BY 1")]
+        rows = self._read('SELECT DISTINCT thread_id FROM {s}.turns ORDER BY 1 COLLATE "C"')
+        return [row[0] for row in rows]
 
     def delete_thread(self, thread_id: str) -> int:
         params = {"thread": thread_id, "first": -1, "last": 2**31 - 1}
