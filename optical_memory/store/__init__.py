@@ -183,8 +183,9 @@ class Store(Protocol):
         ...
 
     def delete_thread(self, thread_id: str) -> int:
-        """Delete the thread's turns, pages and every cached render or blob of its pages that no
-        other thread shares, leaving none of its text in the store; return the turns deleted."""
+        """Delete the thread's turns, pages, every cached render or blob of its pages that no
+        other thread shares, and the blobs keyed by the thread id itself (thread-scoped data,
+        e.g. message ids), leaving none of its text in the store; return the turns deleted."""
         ...
 
     def size_bytes(self) -> int:

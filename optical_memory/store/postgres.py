@@ -441,8 +441,8 @@ class PostgresStore:
     # --- threads, lifetime ---------------------------------------------------------------------
 
     def thread_ids(self) -> list[str]:
-        rows = self._read('SELECT DISTINCT thread_id FROM {s}.turns ORDER BY 1 COLLATE "C"')
-        return [row[0] for row in rows]
+        rows = self._read("SELECT DISTINCT thread_id FROM {s}.turns")
+        return sorted(row[0] for row in rows)  # code point order, as SQLite's
 
     def delete_thread(self, thread_id: str) -> int:
         params = {"thread": thread_id, "first": -1, "last": 2**31 - 1}
@@ -454,6 +454,7 @@ class PostgresStore:
                     ),
                     params,
                 )
+            db.execute(self._sql("DELETE FROM {s}.blobs WHERE content_hash = %s"), (thread_id,))
             db.execute(self._sql("DELETE FROM {s}.pages WHERE thread_id = %s"), (thread_id,))
             cursor = db.execute(
                 self._sql("DELETE FROM {s}.turns WHERE thread_id = %s"), (thread_id,)

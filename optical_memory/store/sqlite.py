@@ -494,6 +494,7 @@ class SQLiteStore:
                 f"DELETE FROM page_images WHERE content_hash IN ({_PRIVATE_HASHES})", everything
             )
             db.execute(f"DELETE FROM blobs WHERE content_hash IN ({_PRIVATE_HASHES})", everything)
+            db.execute("DELETE FROM blobs WHERE content_hash = ?", (thread_id,))
             db.execute("DELETE FROM pages WHERE thread_id = ?", (thread_id,))
             deleted = db.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
         if self.path is not None:
