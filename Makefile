@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
-APT_PACKAGES := fonts-noto-cjk fonts-dejavu-core fonts-noto-color-emoji chromium tesseract-ocr tesseract-ocr-eng
+APT_PACKAGES := fonts-noto-cjk fonts-dejavu-core fonts-noto-color-emoji chromium tesseract-ocr tesseract-ocr-eng postgresql sqlite3
 OUT    ?= out/demo
 
 .PHONY: setup demo test lint typecheck unit unit-core bench clean

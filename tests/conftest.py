@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_server import PostgresServer, postgres_bin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Real data lives beside the checkout, never inside it; a user's fresh clone has none.
@@ -66,3 +68,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(marker)
         if "chromium_path" in getattr(item, "fixturenames", ()):
             item.add_marker("chromium")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for this test session (Debian's `postgresql` package, which
+    `make setup` installs); stopped and removed afterwards."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL not found in /usr/lib/postgresql: run `make setup` as root")
+    server = PostgresServer(bin_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's store lives: a new SQLite file, or a new database on the test server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "memory.db")
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()

@@ -1,10 +1,11 @@
-"""OpticalMemory: packing turns into frozen pages, the context it builds, recall, search, stats."""
+"""OpticalMemory: packing turns into frozen pages, the context it builds, recall, search, stats.
+
+Tests taking ``store_location`` run on a new SQLite file and on a new PostgreSQL database."""
 
 from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -93,8 +94,8 @@ def test_pages_are_consecutive_oldest_first_and_end_before_the_recent_window(
         assert max(order) < window[0]
 
 
-def test_a_page_is_frozen_once_packed(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer, keep_recent_turns=2) as memory:
+def test_a_page_is_frozen_once_packed(renderer: PillowRenderer, store_location: str) -> None:
+    with OpticalMemory(store_location, renderer=renderer, keep_recent_turns=2) as memory:
         fill(memory, 20)
         before = memory.store.pages(memory.thread_id)
         texts = [memory.recall(record.id) for record in before]
@@ -107,9 +108,10 @@ def test_a_page_is_frozen_once_packed(renderer: PillowRenderer) -> None:
 
 def test_a_long_turn_is_split_over_full_pages_and_recall_gives_its_exact_pieces(
     renderer: PillowRenderer,
+    store_location: str,
 ) -> None:
     long_text = " ".join(f"token{k}" for k in range(900))  # about eight pages at this size
-    with OpticalMemory(renderer=renderer, keep_recent_turns=1) as memory:
+    with OpticalMemory(store_location, renderer=renderer, keep_recent_turns=1) as memory:
         turn = memory.add("user", long_text)
         memory.add("assistant", "ok")
         records = memory.store.pages(memory.thread_id)
@@ -258,9 +260,12 @@ def test_context_rejects_a_bad_budget(renderer: PillowRenderer) -> None:
 
 def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
     renderer: PillowRenderer,
+    store_location: str,
 ) -> None:
     schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], forget_after=2, batch=1)
-    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
+    with OpticalMemory(
+        store_location, renderer=renderer, schedule=schedule, keep_recent_turns=2
+    ) as memory:
         memory.add("user", "My locker code is 48213, please remember it.")
         fill(memory, 40)
         context = memory.context()
@@ -278,9 +283,9 @@ def test_forget_after_hides_old_pages_but_search_still_finds_their_turns(
 
 
 def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
-    renderer: PillowRenderer, tmp_path: Path
+    renderer: PillowRenderer, store_location: str
 ) -> None:
-    path = tmp_path / "memory.db"
+    path = store_location
     schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 2), (Mode.TINY, 1)], batch=1)
     seen: set[tuple[int, Mode]] = set()
     with OpticalMemory(path, renderer=renderer, schedule=schedule, keep_recent_turns=2) as memory:
@@ -299,8 +304,10 @@ def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
         assert context.pages[0].image.size == page_size(context.pages[0].mode)
 
 
-def test_page_image_draws_any_page_at_any_mode_once(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer, keep_recent_turns=1) as memory:
+def test_page_image_draws_any_page_at_any_mode_once(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer, keep_recent_turns=1) as memory:
         fill(memory, 20)
         page_id = memory.store.pages(memory.thread_id)[0].id
         page = memory.page_image(page_id, "gundam")
@@ -313,16 +320,18 @@ def test_page_image_draws_any_page_at_any_mode_once(renderer: PillowRenderer) ->
 # --- recall, search, stats, threads -------------------------------------------------------------
 
 
-def test_recall_unknown_or_foreign_page_names_the_fix(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+def test_recall_unknown_or_foreign_page_names_the_fix(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         with pytest.raises(KeyError, match=r"context\(\)\.pages"):
             memory.recall(12345)
         with pytest.raises(TypeError, match="page_id"):
             memory.recall("1")  # type: ignore[arg-type]
 
 
-def test_search_ranks_phrase_matches_first(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+def test_search_ranks_phrase_matches_first(renderer: PillowRenderer, store_location: str) -> None:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         memory.add("user", "The blue house is near the river.")
         memory.add("user", "A house, painted blue, sold last year.")
         memory.add("user", "Nothing relevant here.")
@@ -336,8 +345,10 @@ def test_search_ranks_phrase_matches_first(renderer: PillowRenderer) -> None:
             memory.search("  ")
 
 
-def test_search_answers_questions_not_just_word_lists(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+def test_search_answers_questions_not_just_word_lists(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         memory.add("Caroline", "I went to a LGBTQ support group yesterday and it was powerful.")
         memory.add("Melanie", "That's great! What did you take away from it?")
         memory.add("Caroline", "Mostly courage. Also, I'm researching adoption agencies.")
@@ -349,9 +360,9 @@ def test_search_answers_questions_not_just_word_lists(renderer: PillowRenderer) 
 
 
 def test_search_codes_and_the_users_words_before_the_models_echo(
-    renderer: PillowRenderer,
+    renderer: PillowRenderer, store_location: str
 ) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         memory.add("user", "My locker code is pine-653, keep it safe.")
         memory.add("assistant", "Noted.")
         memory.add("user", "Pine trees grow on 653 hills.")  # both words, not the code
@@ -362,16 +373,18 @@ def test_search_codes_and_the_users_words_before_the_models_echo(
         assert [hit.number for hit in hits].index(3) > 0
 
 
-def test_search_prefers_turns_of_the_date_a_question_names(renderer: PillowRenderer) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+def test_search_prefers_turns_of_the_date_a_question_names(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         memory.add("user", "We went camping by the lake.", timestamp=datetime(2023, 6, 2, 10))
         memory.add("user", "Camping again, in the hills.", timestamp=datetime(2023, 8, 20, 10))
         assert memory.search("Where did we go camping in August 2023?")[0].number == 2
         assert memory.search("camping on 2 June, 2023")[0].number == 1
 
 
-def test_turn_numbers_count_each_thread_from_one(tmp_path: Path) -> None:
-    path = tmp_path / "memory.db"
+def test_turn_numbers_count_each_thread_from_one(store_location: str) -> None:
+    path = store_location
     with OpticalMemory(path, thread_id="a") as a, OpticalMemory(path, thread_id="b") as b:
         assert [a.add("user", f"a{i}").number for i in range(3)] == [1, 2, 3]
         assert b.add("user", "b0").number == 1
@@ -384,11 +397,19 @@ def test_turn_numbers_count_each_thread_from_one(tmp_path: Path) -> None:
             a.turns(3, 2)
 
 
-def test_rehearsal_sharpens_a_recalled_page_for_a_while(renderer: PillowRenderer) -> None:
+def test_rehearsal_sharpens_a_recalled_page_for_a_while(
+    renderer: PillowRenderer, store_location: str
+) -> None:
     tiers = [(Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 1)]
     for rehearsal in (None, 2):
         schedule = DecaySchedule(tiers=tiers, rehearsal=rehearsal, batch=1)
-        with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=1) as memory:
+        with OpticalMemory(
+            store_location,
+            thread_id=f"rehearsal-{rehearsal}",
+            renderer=renderer,
+            schedule=schedule,
+            keep_recent_turns=1,
+        ) as memory:
             memory.add("user", "The ferry leaves from pier 9.")
             while len(memory.store.pages(memory.thread_id)) < 4:
                 fill(memory, 5)
@@ -404,9 +425,11 @@ def test_rehearsal_sharpens_a_recalled_page_for_a_while(renderer: PillowRenderer
             assert mode_of[first] is Mode.TINY  # two pages later the rehearsal has worn off
 
 
-def test_rehearsal_never_breaks_the_budget(renderer: PillowRenderer) -> None:
+def test_rehearsal_never_breaks_the_budget(renderer: PillowRenderer, store_location: str) -> None:
     schedule = DecaySchedule(tiers=[(Mode.BASE, 1), (Mode.TINY, 1)], rehearsal=10)
-    with OpticalMemory(renderer=renderer, schedule=schedule, keep_recent_turns=1) as memory:
+    with OpticalMemory(
+        store_location, renderer=renderer, schedule=schedule, keep_recent_turns=1
+    ) as memory:
         while len(memory.store.pages(memory.thread_id)) < 4:
             fill(memory, 5)
         first = memory.store.pages(memory.thread_id)[0].id
@@ -434,8 +457,8 @@ def test_stats_count_turns_pages_and_savings(renderer: PillowRenderer) -> None:
         assert stats.as_dict()["turns"] == 50
 
 
-def test_threads_in_one_file_are_isolated(renderer: PillowRenderer, tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
+def test_threads_in_one_store_are_isolated(renderer: PillowRenderer, store_location: str) -> None:
+    path = store_location
     with (
         OpticalMemory(path, thread_id="alice", renderer=renderer, keep_recent_turns=1) as alice,
         OpticalMemory(path, thread_id="bob", renderer=renderer, keep_recent_turns=1) as bob,
@@ -456,9 +479,11 @@ def test_threads_in_one_file_are_isolated(renderer: PillowRenderer, tmp_path: Pa
         assert alice.threads() == ["alice", "bob"]
 
 
-def test_add_returns_the_stored_turn_with_its_timestamp(renderer: PillowRenderer) -> None:
+def test_add_returns_the_stored_turn_with_its_timestamp(
+    renderer: PillowRenderer, store_location: str
+) -> None:
     stamp = datetime(2026, 3, 1, 12, 30, tzinfo=timezone.utc)
-    with OpticalMemory(renderer=renderer) as memory:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         turn = memory.add("user", "hello", timestamp=stamp)
         assert turn.id is not None and turn.timestamp == stamp
         assert memory.context().recent == [turn]
@@ -478,9 +503,14 @@ def test_add_returns_the_stored_turn_with_its_timestamp(renderer: PillowRenderer
     ],
 )
 def test_bad_turns_are_refused_and_store_nothing(
-    renderer: PillowRenderer, role: object, content: object, error: type, message: str
+    renderer: PillowRenderer,
+    store_location: str,
+    role: object,
+    content: object,
+    error: type,
+    message: str,
 ) -> None:
-    with OpticalMemory(renderer=renderer) as memory:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
         memory.add("user", "kept")
         with pytest.raises(error, match=message):
             memory.add(role, content)  # type: ignore[arg-type]
@@ -500,8 +530,10 @@ def test_bad_constructor_arguments_say_what_is_valid(renderer: PillowRenderer) -
         OpticalMemory(thread_id="")
 
 
-def test_a_closed_memory_says_to_open_a_new_one(renderer: PillowRenderer) -> None:
-    memory = OpticalMemory(renderer=renderer)
+def test_a_closed_memory_says_to_open_a_new_one(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    memory = OpticalMemory(store_location, renderer=renderer)
     memory.close()
     with pytest.raises(StoreError, match="closed"):
         memory.add("user", "late")

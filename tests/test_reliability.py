@@ -1,4 +1,6 @@
-"""Reliability with real processes and real files: kills, concurrent writers, hostile text."""
+"""Reliability with real processes and real files: kills, concurrent writers, hostile text.
+
+The kill and concurrency tests run on an SQLite file and on a real PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ def writer(tmp_path: Path) -> Path:
     return script
 
 
-def start_writer(script: Path, db: Path, thread: str, tag: str, start: int, count: int):
+def start_writer(script: Path, db: str, thread: str, tag: str, start: int, count: int):
     return subprocess.Popen(
         [sys.executable, str(script), str(db), thread, tag, str(start), str(count)],
         stdout=subprocess.PIPE,
@@ -88,8 +90,8 @@ def check_pages_tile_the_thread(memory: OpticalMemory) -> None:
 
 
 @pytest.mark.slow
-def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, tmp_path: Path) -> None:
-    db = tmp_path / "killed.db"
+def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, store_location: str) -> None:
+    db = store_location
     rng = random.Random(20)
     acknowledged: dict[int, int] = {}  # turn id -> n
     next_n = 0
@@ -117,8 +119,9 @@ def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, tmp_path: Pat
         next_n += 1000  # a turn added but not yet printed keeps its number unique
 
     assert len(acknowledged) >= 20
-    with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if not db.startswith("postgresql://"):
+        with sqlite3.connect(db) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     with OpticalMemory(db, thread_id="main", renderer=PillowRenderer(font_size=40)) as memory:
         stored = {t.id: t.content for t in memory.store.iter_turns("main")}
         for turn_id, n in acknowledged.items():
@@ -130,8 +133,10 @@ def test_sigkilled_writers_lose_no_acknowledged_turn(writer: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
-def test_four_concurrent_writers_lose_and_duplicate_nothing(writer: Path, tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_four_concurrent_writers_lose_and_duplicate_nothing(
+    writer: Path, store_location: str
+) -> None:
+    db = store_location
     OpticalMemory(db).close()  # create the file first, as an application would
     per_writer = 40
     jobs = [("alpha", "a0"), ("alpha", "a1"), ("beta", "b0"), ("beta", "b1")]
@@ -186,8 +191,10 @@ ROLES = st.sampled_from(["user", "assistant", "tool", "שרה", "Zoë 🐍", "x\
 def expected_recall(added: dict[int, tuple[str, str]], memory: OpticalMemory, page_id: int) -> str:
     record = memory.store.page(memory.thread_id, page_id)
     assert record is not None
+    number = {t.id: t.number for t in memory.store.get_turns(memory.thread_id, record.turn_ids)}
     return "\n".join(
-        f"{added[s.turn_id][0]}: {added[s.turn_id][1][s.start : s.end]}" for s in record.spans
+        f"#{number[s.turn_id]} {added[s.turn_id][0]}: {added[s.turn_id][1][s.start : s.end]}"
+        for s in record.spans
     )
 
 
@@ -247,7 +254,7 @@ def test_megabyte_messages_round_trip_and_only_visible_pages_render() -> None:
     alphabet = ["lorem ", "ipsum\n", "\x00", "שלום ", "مرحبا ", "🙂", "漢字", "\t", "\u202e"]
     big = "".join(rng.choice(alphabet) for _ in range(200_000))[:1_000_000]
     big = (big * (1_000_000 // len(big) + 1))[:1_000_000]
-    schedule = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 1)], forget_after=3)
+    schedule = DecaySchedule(tiers=[(Mode.SMALL, 1), (Mode.TINY, 1)], forget_after=3, batch=1)
     with OpticalMemory(renderer=PillowRenderer(), schedule=schedule, keep_recent_turns=1) as memory:
         added: dict[int, tuple[str, str]] = {}
         for role, content in (("user", big), ("assistant", "short reply"), ("user", "the end")):

@@ -1,4 +1,7 @@
-"""SQLiteStore: schema, durability settings, threads, frozen pages and the two caches."""
+"""Stores: schema, durability settings, threads, frozen pages and the two caches.
+
+Every test taking ``store_location`` runs on a new SQLite file and on a new database of the real
+PostgreSQL server the test session starts."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from optical_memory.store import (
     Store,
     StoreError,
     TextQuery,
+    open_store,
 )
 
 
@@ -23,8 +27,8 @@ def page(turn_id: int, end: int, content_hash: str = "h") -> NewPage:
     return NewPage(content_hash=content_hash, spans=(PageSpan(turn_id, 0, end),), text_tokens=3)
 
 
-def test_sqlite_store_implements_the_store_interface() -> None:
-    with SQLiteStore() as store:
+def test_both_stores_implement_the_store_interface(store_location: str) -> None:
+    with open_store(store_location) as store:
         assert isinstance(store, Store)
 
 
@@ -66,19 +70,19 @@ def test_paths_that_cannot_hold_a_store_say_what_to_pass(tmp_path: Path) -> None
         SQLiteStore(tmp_path / "missing" / "m.db")
 
 
-def test_turns_round_trip_with_every_character_and_timestamp(tmp_path: Path) -> None:
+def test_turns_round_trip_with_every_character_and_timestamp(store_location: str) -> None:
     stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=2)))
     text = "nul\x00 bell\x07 rtl \u202eשלום emoji 👩‍👩‍👧 crlf\r\n"
-    with SQLiteStore(tmp_path / "m.db") as store:
-        added = store.add_turn("t", "Zoë", text, stamp, 9)
-    with SQLiteStore(tmp_path / "m.db") as store:
+    with open_store(store_location) as store:
+        added = store.add_turn("t", "Zoë\x00", text, stamp, 9)
+    with open_store(store_location) as store:
         (turn,) = store.get_turns("t", [added.id or 0])
-        assert (turn.role, turn.content, turn.timestamp) == ("Zoë", text, stamp)
+        assert (turn.role, turn.content, turn.timestamp) == ("Zoë\x00", text, stamp)
         assert store.turn_text_tokens("t", [added.id or 0]) == {added.id: 9}
 
 
-def test_turn_queries_stay_inside_their_thread() -> None:
-    with SQLiteStore() as store:
+def test_turn_queries_stay_inside_their_thread(store_location: str) -> None:
+    with open_store(store_location) as store:
         a = [store.add_turn("a", "user", f"a{i}", None, 1).id or 0 for i in range(5)]
         b = [store.add_turn("b", "user", f"b{i}", None, 1).id or 0 for i in range(5)]
         assert [t.content for t in store.newest_turns("a", 2)] == ["a3", "a4"]
@@ -92,8 +96,8 @@ def test_turn_queries_stay_inside_their_thread() -> None:
         assert store.thread_ids() == ["a", "b"]
 
 
-def test_iter_turns_streams_past_one_batch() -> None:
-    with SQLiteStore() as store:
+def test_iter_turns_streams_past_one_batch(store_location: str) -> None:
+    with open_store(store_location) as store:
         for i in range(1203):
             store.add_turn("t", "user", str(i), None, 1)
         assert [t.content for t in store.iter_turns("t")] == [str(i) for i in range(1203)]
@@ -101,8 +105,8 @@ def test_iter_turns_streams_past_one_batch() -> None:
         assert len(store.get_turns("t", ids)) == 1203  # more ids than one IN (...) holds
 
 
-def test_pages_append_in_order_and_a_stale_writer_is_turned_away() -> None:
-    with SQLiteStore() as store:
+def test_pages_append_in_order_and_a_stale_writer_is_turned_away(store_location: str) -> None:
+    with open_store(store_location) as store:
         turn = store.add_turn("t", "user", "x" * 10, None, 1).id or 0
         assert store.append_pages("t", -1, [page(turn, 5), page(turn, 10)])
         assert not store.append_pages("t", -1, [page(turn, 5)])  # someone froze pages first
@@ -117,8 +121,8 @@ def test_pages_append_in_order_and_a_stale_writer_is_turned_away() -> None:
         assert store.pages("other") == []
 
 
-def test_the_image_cache_keeps_the_first_render_per_key() -> None:
-    with SQLiteStore() as store:
+def test_the_image_cache_keeps_the_first_render_per_key(store_location: str) -> None:
+    with open_store(store_location) as store:
         assert store.image_size("h", "tiny", "pil/v1") is None
         store.put_image("h", "tiny", "pil/v1", 512, 512, b"first")
         store.put_image("h", "tiny", "pil/v1", 512, 512, b"second")
@@ -129,8 +133,8 @@ def test_the_image_cache_keeps_the_first_render_per_key() -> None:
         assert store.count_images() == 1
 
 
-def test_blobs_are_keyed_by_namespace_hash_mode_and_identity() -> None:
-    with SQLiteStore() as store:
+def test_blobs_are_keyed_by_namespace_hash_mode_and_identity(store_location: str) -> None:
+    with open_store(store_location) as store:
         store.put_blob("visual-tokens", "h", "base", "enc-1", b"\x00\x01")
         assert store.get_blob("visual-tokens", "h", "base", "enc-1") == b"\x00\x01"
         assert store.get_blob("visual-tokens", "h", "base", "enc-2") is None
@@ -142,8 +146,8 @@ def test_blobs_are_keyed_by_namespace_hash_mode_and_identity() -> None:
             store.put_blob("visual-tokens", "h", "base", "enc-1", "text")  # type: ignore[arg-type]
 
 
-def test_a_closed_store_says_so() -> None:
-    store = SQLiteStore()
+def test_a_closed_store_says_so(store_location: str) -> None:
+    store = open_store(store_location)
     store.close()
     store.close()  # twice is fine
     with pytest.raises(StoreError, match="closed"):
@@ -210,3 +214,252 @@ def test_hostile_query_text_is_matched_as_words_never_as_syntax() -> None:
         for words in (('"',), ("NEAR(x",), ("AND",), ("*",), ("col:umn",)):
             store.search_turns("a", TextQuery(words=words), 5)  # no FTS5 syntax error
         assert store.search_turns("a", TextQuery(words=("NEAR",)), 5)[0].turn.number == 1
+
+
+# --- versions, other programs' databases, sharing and deleting (both stores) -------------------
+
+
+def raw_execute(location: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
+    """Run SQL on a store's database behind its back (``{s}``: where its tables live)."""
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as db:
+            cursor = db.execute(sql.replace("{s}", "optical_memory.").replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+    with sqlite3.connect(location) as db:
+        return db.execute(sql.replace("{s}", ""), params).fetchall()
+
+
+def test_a_newer_or_unreadable_schema_version_is_refused_untouched(store_location: str) -> None:
+    with open_store(store_location) as store:
+        store.add_turn("t", "user", "keep me", None, 3)
+    postgres = store_location.startswith("postgresql://")
+    damages: list[tuple[str, tuple[object, ...], str]] = [
+        ("UPDATE {s}schema_version SET version = ?", (SCHEMA_VERSION + 1,), "upgrade"),
+        ("DELETE FROM {s}schema_version", (), "unreadable schema version \\(no row"),
+    ]
+    if not postgres:  # SQLite columns take any value
+        damages.append(("UPDATE {s}schema_version SET version = ?", ("two",), "'two'"))
+    for sql, params, message in damages:
+        raw_execute(store_location, sql, params)
+        # A newer schema may rename anything: the version is read before any other table.
+        raw_execute(store_location, "ALTER TABLE {s}turns RENAME COLUMN thread_id TO thread")
+        with pytest.raises(StoreError, match=message):
+            open_store(store_location)
+        raw_execute(store_location, "ALTER TABLE {s}turns RENAME COLUMN thread TO thread_id")
+        raw_execute(store_location, "DELETE FROM {s}schema_version")
+        raw_execute(store_location, "INSERT INTO {s}schema_version VALUES (?)", (SCHEMA_VERSION,))
+    with open_store(store_location) as store:
+        assert [t.content for t in store.iter_turns("t")] == ["keep me"]
+
+
+def test_sqlite_refuses_a_newer_store_without_creating_tables_or_wal(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        raw.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION + 1,))
+        raw.execute("CREATE TABLE turns (id INTEGER PRIMARY KEY, thread TEXT)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match="newer"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+    assert not (tmp_path / "future.db-wal").exists()
+
+
+def test_another_programs_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        raw.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    before = path.read_bytes()
+    with pytest.raises(StoreError, match=r"not an optical-memory store.*invoices"):
+        SQLiteStore(path)
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_postgres_shares_a_database_with_other_tables_and_refuses_a_foreign_schema(
+    postgres_server,
+) -> None:
+    dsn = postgres_server.new_database()
+    # Another application (say LangGraph's checkpointer) already keeps tables here.
+    raw_execute(dsn, "CREATE TABLE checkpoints (thread_id TEXT, data BYTEA)")
+    raw_execute(dsn, "CREATE SCHEMA elsewhere")
+    raw_execute(dsn, "CREATE TABLE elsewhere.turns (id INTEGER)")
+    with open_store(dsn) as store:
+        store.add_turn("t", "user", "hello", None, 1)
+    assert raw_execute(dsn, "SELECT COUNT(*) FROM checkpoints") == [(0,)]
+    from optical_memory.store.postgres import PostgresStore
+
+    with pytest.raises(StoreError, match=r"not an optical-memory store.*turns"):
+        PostgresStore(dsn, schema="elsewhere")
+    assert raw_execute(dsn, "SELECT COUNT(*) FROM elsewhere.turns") == [(0,)]
+    tables = raw_execute(
+        dsn, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'elsewhere'"
+    )
+    assert tables == [("turns",)]
+
+
+def test_postgres_workers_starting_together_create_the_schema_once(postgres_server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    dsn = postgres_server.new_database()
+    with ThreadPoolExecutor(8) as pool:
+        stores = list(pool.map(lambda _: open_store(dsn), range(8)))
+    for store in stores:
+        store.close()
+    assert raw_execute(dsn, "SELECT version FROM {s}schema_version") == [(SCHEMA_VERSION,)]
+
+
+def test_an_unreachable_postgres_server_says_what_to_do(postgres_server) -> None:
+    from optical_memory.store import StoreUnavailableError
+
+    closed = f"postgresql://someone:secret@127.0.0.1:{postgres_server.port + 1}/db"
+    with pytest.raises(StoreUnavailableError, match="start the server") as raised:
+        open_store(closed)
+    assert "secret" not in str(raised.value)  # the password is never printed
+
+
+def test_pruning_and_deleting_keep_what_another_thread_shares(store_location: str) -> None:
+    with open_store(store_location) as store:
+        a = store.add_turn("a", "user", "alpha", None, 1).id or 0
+        b = store.add_turn("b", "user", "beta", None, 1).id or 0
+        store.append_pages("a", -1, [page(a, 5, "only-a"), page(a, 5, "shared")])
+        store.append_pages("b", -1, [page(b, 4, "shared")])
+        for content_hash in ("only-a", "shared"):
+            for mode in ("gundam", "tiny"):
+                store.put_image(content_hash, mode, "pil", 1, 1, b"png")
+                store.put_blob("visual-tokens", content_hash, mode, "enc", b"v")
+        store.put_blob("message-ids", "a", "", "m1", b"1")  # keyed by the thread id itself
+        store.put_blob("message-ids", "b", "", "m1", b"2")
+        assert store.prune_renders("a", 0, 1, ["gundam"]) == 2  # only-a's image and blob
+        assert store.get_image("only-a", "gundam", "pil") is None
+        assert store.get_blob("visual-tokens", "only-a", "gundam", "enc") is None
+        assert store.get_image("only-a", "tiny", "pil") == b"png"
+        assert store.get_image("shared", "gundam", "pil") == b"png"
+        assert store.delete_thread("a") == 1
+        assert store.thread_ids() == ["b"]
+        assert store.pages("a") == [] and store.count_turns("a") == 0
+        assert store.get_image("only-a", "tiny", "pil") is None
+        assert store.get_image("shared", "tiny", "pil") == b"png"
+        assert store.get_blob("visual-tokens", "shared", "tiny", "enc") == b"v"
+        assert store.get_blob("message-ids", "a", "", "m1") is None
+        assert store.get_blob("message-ids", "b", "", "m1") == b"2"
+        assert [t.content for t in store.iter_turns("b")] == ["beta"]
+        assert store.delete_thread("a") == 0  # deleting twice is harmless
+
+
+def test_a_deleted_thread_leaves_no_byte_of_its_text(
+    store_location: str, request: pytest.FixtureRequest
+) -> None:
+    secret = "PLANTED-SECRET-7f3a"
+    with open_store(store_location) as store:
+        for i in range(300):
+            store.add_turn("gone", "user", f"{secret} number {i} " + "pad " * 50, None, 60)
+            store.add_turn("kept", "user", f"kept number {i}", None, 3)
+        store.delete_thread("gone")
+        assert store.count_turns("kept") == 300
+    if store_location.startswith("postgresql://"):
+        data = request.getfixturevalue("postgres_server").dump(store_location)
+        secret_forms = [secret.encode(), secret.encode().hex().encode()]  # text, bytea as hex
+        kept = b"kept number 299".hex().encode()
+    else:
+        data = b"".join(
+            Path(store_location + suffix).read_bytes()
+            for suffix in ("", "-wal")
+            if Path(store_location + suffix).exists()
+        )
+        secret_forms = [secret.encode()]
+        kept = b"kept number 299"
+    assert kept in data
+    for form in secret_forms:
+        assert form not in data
+
+
+def test_postgres_refusals_are_store_errors_and_an_uncached_render_only_a_miss(
+    postgres_server,
+) -> None:
+    from optical_memory import OpticalMemory
+
+    dsn = postgres_server.new_database()
+    with OpticalMemory(dsn) as memory:
+        for i in range(30):
+            memory.add("user", f"turn {i} " + " ".join(f"word{i}x{k}" for k in range(120)))
+    # A role that may read and add turns and pages but not write the render cache.
+    raw_execute(dsn, "CREATE ROLE limited LOGIN")
+    raw_execute(dsn, "GRANT USAGE ON SCHEMA optical_memory TO limited")
+    raw_execute(dsn, "GRANT SELECT ON ALL TABLES IN SCHEMA optical_memory TO limited")
+    raw_execute(dsn, "GRANT INSERT ON optical_memory.turns, optical_memory.pages TO limited")
+    raw_execute(dsn, "GRANT DELETE ON optical_memory.page_images, optical_memory.blobs TO limited")
+    limited = dsn.replace("postgres@", "limited@")
+    with OpticalMemory(limited) as memory:
+        memory.add("user", "one more")
+        context = memory.context()  # renders, cannot cache them, still answers
+        assert context.pages and memory.store.count_images() == 0
+        with pytest.raises(StoreError, match=r"refused the call.*permission denied"):
+            memory.store.put_blob("visual-tokens", "h", "tiny", "enc", b"x")
+
+
+# --- numbers, search and recalls (both stores) --------------------------------------------------
+
+
+def test_numbers_search_snippets_and_recalls_on_both_stores(store_location: str) -> None:
+    with open_store(store_location) as store:
+        for n in range(30):
+            store.add_turn("a", "user", f"note {n} about the weather", None, 3)
+        ferry = store.add_turn("a", "user", "the ferry leaves at noon, code pine-653", None, 3)
+        store.add_turn("b", "user", "the ferry is late", None, 3)
+        assert (ferry.number, store.add_turn("b", "user", "x", None, 1).number) == (31, 2)
+        assert [t.number for t in store.turns_by_number("a", 30, 40)] == [30, 31]
+        (hit, *rest) = store.search_turns("a", TextQuery(words=("ferries",)), 5)
+        assert (hit.turn, hit.phrase_match) == (ferry, False)  # stemmed, thread "a" only
+        assert [m.turn.number for m in rest] == [30, 29, 28]  # its neighbours, nearest first
+        assert hit.score > rest[0].score
+        coded = store.search_turns("a", TextQuery(words=(), phrases=(("pine", "653"),)), 5)
+        assert [(m.turn.number, m.phrase_match) for m in coded[:1]] == [(31, True)]
+        snippet = store.snippets("a", TextQuery(words=("ferry",)), [ferry.id or 0])
+        assert snippet == {ferry.id: "the **ferry** leaves at noon, code pine-653"}
+        for words in (('"',), ("NEAR(x",), ("AND",), ("*",), ("col:umn",), ("\x00",), ("",)):
+            store.search_turns("a", TextQuery(words=words), 5)  # never a syntax error
+        pages = [page(ferry.id or 0, 5, "h1"), page(ferry.id or 0, 9, "h2")]
+        assert store.append_pages("a", -1, pages)
+        first, second = (p.id for p in store.pages("a"))
+        store.record_recall("a", [first, second], 4)
+        store.record_recall("a", [second], 6)
+        assert store.recalls("a") == {first: 4, second: 6} and store.recalls("b") == {}
+        assert store.delete_thread("a") == 31
+        assert store.search_turns("a", TextQuery(words=("ferry", "weather")), 50) == []
+        assert store.recalls("a") == {}
+        kept = store.search_turns("b", TextQuery(("ferry",)), 5)
+        assert [m.turn.content for m in kept] == ["the ferry is late", "x"]  # "x" as neighbour
+        assert store.add_turn("a", "user", "again", None, 1).number == 1  # numbers start over
+
+
+def test_a_version_1_postgres_schema_is_numbered_and_indexed_when_opened(postgres_server) -> None:
+    dsn = postgres_server.new_database()
+    raw_execute(dsn, "CREATE SCHEMA optical_memory")
+    raw_execute(dsn, "CREATE TABLE {s}schema_version (version INTEGER NOT NULL)")
+    raw_execute(dsn, "INSERT INTO {s}schema_version VALUES (1)")
+    raw_execute(
+        dsn,
+        "CREATE TABLE {s}turns (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+        "thread_id TEXT NOT NULL, role BYTEA NOT NULL, content BYTEA NOT NULL, timestamp TEXT, "
+        "text_tokens INTEGER NOT NULL)",
+    )
+    for thread, content in (("a", "my locker code is pine-653"), ("b", "x"), ("a", "noted")):
+        raw_execute(
+            dsn,
+            "INSERT INTO {s}turns (thread_id, role, content, text_tokens) VALUES (?, ?, ?, 1)",
+            (thread, b"user", content.encode()),
+        )
+    with open_store(dsn) as store:
+        assert [(t.content, t.number) for t in store.iter_turns("a")] == [
+            ("my locker code is pine-653", 1),
+            ("noted", 2),
+        ]
+        assert store.add_turn("b", "user", "hello", None, 1).number == 2
+        coded = store.search_turns("a", TextQuery(words=(), phrases=(("pine", "653"),)), 10)
+        assert [(m.turn.number, m.phrase_match) for m in coded] == [(1, True), (2, False)]
+    assert raw_execute(dsn, "SELECT version FROM {s}schema_version") == [(SCHEMA_VERSION,)]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from optical_memory.apps import CommandError
+from optical_memory.apps.threads import DEFAULT_DB, store_location
 from optical_memory.experiments.locomo import ConversationFormatError, read_conversation
 from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontNotFoundError
@@ -111,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     from optical_memory.apps.experiment_commands import add_parsers as add_experiment_parsers
 
     add_experiment_parsers(commands)  # experiment, density
+
+    from optical_memory.apps.threads import add_parser as add_threads_parser
+
+    add_threads_parser(commands)  # threads list|export|import|delete
 
     demo = commands.add_parser(
         "demo",
@@ -249,16 +254,14 @@ def page_starts(turns: Sequence[Turn], pages: Sequence[RenderedPage]) -> list[in
 
 # --- chat and serve ----------------------------------------------------------------------------
 
-#: The memory file ``chat`` and ``serve`` share unless ``--db`` or ``$OPTICAL_MEMORY_DB`` says.
-DEFAULT_DB = "optical-memory.db"
-
 
 def _conversation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
-        type=Path,
-        default=Path(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
-        help=f"SQLite memory file (default: $OPTICAL_MEMORY_DB or ./{DEFAULT_DB})",
+        type=store_location,
+        default=store_location(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
+        help=f"SQLite memory file or postgresql:// address (default: $OPTICAL_MEMORY_DB or "
+        f"./{DEFAULT_DB})",
     )
     parser.add_argument(
         "--model",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import logging
 import threading
 from collections.abc import Iterable
 from datetime import datetime
@@ -15,16 +16,19 @@ from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.memory.search import SearchHit, parse_query, rerank
+from optical_memory.memory.threads import export_thread, import_thread
 from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
-from optical_memory.store import PageRecord, SQLiteStore, Store
+from optical_memory.store import PageRecord, Store, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
 if TYPE_CHECKING:
     from optical_memory.agents.runnable import OpticalMemoryRunnable
+
+logger = logging.getLogger("optical_memory")
 
 
 class OpticalMemory:
@@ -40,7 +44,8 @@ class OpticalMemory:
     See :mod:`optical_memory.memory.packing` and :mod:`optical_memory.memory.planning`.
 
     Args:
-        path: SQLite file (created if missing), or None to keep everything in RAM. A
+        path: SQLite file (created if missing), a ``postgresql://`` address (``postgres``
+            extra), or None to keep everything in RAM. A
             :class:`~optical_memory.store.Store` instance is accepted too (another backend).
         thread_id: conversation to read and write; threads in one file never see each other.
         schedule: the :class:`DecaySchedule` (default: ``DecaySchedule()``).
@@ -81,7 +86,7 @@ class OpticalMemory:
         self._owns_renderer = not isinstance(renderer, Renderer)
         self.target = target
         self.keep_recent_turns = keep_recent_turns
-        self.store: Store = path if isinstance(path, Store) else SQLiteStore(path)
+        self.store: Store = path if isinstance(path, Store) else open_store(path)
         self._lock = threading.RLock()
         self._packer = Packer(self.store, thread_id, self.renderer, keep_recent_turns)
         self._planner = ContextPlanner(self._packer, self.schedule, target)
@@ -294,6 +299,35 @@ class OpticalMemory:
     def threads(self) -> list[str]:
         """Every thread id with turns in this store."""
         return self.store.thread_ids()
+
+    # --- deleting, exporting, importing a thread ----------------------------------------------
+
+    def delete_thread(self) -> int:
+        """Delete this thread: its turns, pages, and every cached render or blob of its pages
+        that no other thread shares; none of its text stays in the store. Returns the number
+        of turns deleted. The memory stays usable (the thread starts empty)."""
+        with self._lock:
+            deleted = self.store.delete_thread(self.thread_id)
+            self._packer.reset()
+            self._planner.reset()
+        logger.info("thread %r deleted (%d turns)", self.thread_id, deleted)
+        return deleted
+
+    def export(self) -> dict[str, Any]:
+        """This thread as JSON-serializable data: turns with ids and timestamps, and pages as
+        spans of those turns (format: :mod:`optical_memory.memory.threads`)."""
+        with self._lock:
+            return export_thread(self.store, self.thread_id)
+
+    def import_thread(self, data: object) -> list[Turn]:
+        """Restore an :meth:`export` into this (empty) thread, pages and all; returns the turns
+        with their new ids. Bad data raises ValueError and stores nothing."""
+        with self._lock:
+            turns = import_thread(self.store, self.thread_id, data)
+            self._packer.reset()
+            self._planner.reset()
+        logger.info("thread %r imported (%d turns)", self.thread_id, len(turns))
+        return turns
 
     # --- LangChain (the ``langchain`` extra) -------------------------------------------------
 

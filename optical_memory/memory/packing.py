@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from optical_memory.renderers.page import Renderer, Span
 from optical_memory.store import NewPage, PageRecord, PageSpan, Store
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, numbered_text
+
+logger = logging.getLogger("optical_memory")
 
 
 def page_content_hash(pieces: Sequence[Turn]) -> str:
@@ -97,6 +100,11 @@ class Packer:
         self.records.extend(self.store.pages(self.thread_id, after_seq=len(self.records) - 1))
         return self.records
 
+    def reset(self) -> None:
+        """Forget the cached records (the thread was deleted or replaced)."""
+        self.records.clear()
+        self._packed_at = None
+
     def pack(self) -> None:
         """Freeze every full page behind the recent window (see the module docstring)."""
         while True:
@@ -132,7 +140,13 @@ class Packer:
                 if overflows:
                     break
             # On False another process froze pages first: start again from its pages.
-            self.store.append_pages(self.thread_id, after_seq, new_pages)
+            if self.store.append_pages(self.thread_id, after_seq, new_pages):
+                logger.info(
+                    "thread %r: froze pages %d-%d",
+                    self.thread_id,
+                    after_seq + 1,
+                    after_seq + len(new_pages),
+                )
 
     def unpacked(self, before_id: int | None) -> list[Piece]:
         """Turn pieces after the newest page (and before ``before_id``), oldest first."""

@@ -13,18 +13,27 @@ processes too.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from optical_memory.legibility import page_legibility
 from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
 from optical_memory.memory.packing import Packer
+from optical_memory.memory.retention import prunable
 from optical_memory.modes import Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import page_size
 from optical_memory.schedule import DecaySchedule
-from optical_memory.store import PageRecord
+from optical_memory.store import PageRecord, StoreDamagedError, StoreError
 from optical_memory.tokens import count_text_tokens, vision_tokens
 from optical_memory.turns import Turn, turn_text
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+logger = logging.getLogger("optical_memory")
 
 
 @dataclass
@@ -54,9 +63,17 @@ class ContextPlanner:
         self._known_images: dict[tuple[str, Mode], tuple[int, int]] = {}
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
         self._mode_tokens: dict[Mode, int] = {}  # at the renderer's page size
+        self._pruned_at = 0  # page count when renders were last pruned
+
+    def reset(self) -> None:
+        """Forget what is known about the thread's renders (it was deleted or replaced)."""
+        self._known_images.clear()
+        self._pruned_at = 0
 
     def plan(self, budget_tokens: int | None) -> Plan:
         records = list(self.packer.refresh())
+        if len(records) > self._pruned_at:
+            self.prune(self._pruned_at, len(records))
         pieces = self.packer.unpacked(None)
         store, thread_id = self.packer.store, self.packer.thread_id
         stored = store.turn_text_tokens(
@@ -80,6 +97,20 @@ class ContextPlanner:
             return tokens * page_legibility(tokens, mode, self.vision_tokens(mode))
 
         fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens, page_value)
+        if budget_tokens is not None and logger.isEnabledFor(logging.DEBUG):
+            by_age = self.schedule.modes(len(records))
+            logger.debug(
+                "thread %r: fitted %d pages into %d tokens: %d demoted, %d forgotten, "
+                "%d of %d text items dropped (total %d)",
+                thread_id,
+                len(records),
+                budget_tokens,
+                sum(m is not None and m != a for m, a in zip(fit.modes, by_age, strict=True)),
+                sum(m is None and a is not None for m, a in zip(fit.modes, by_age, strict=True)),
+                len(recent_tokens) - fit.text_kept,
+                len(recent_tokens),
+                fit.total,
+            )
         modes = fit.modes
         if self.schedule.rehearsal:
             room = None if budget_tokens is None else budget_tokens - fit.total
@@ -153,27 +184,19 @@ class ContextPlanner:
         if size is None:
             size = store.image_size(record.content_hash, mode.value, key)
             if size is None:
-                rendered = renderer.render(self.packer.page_pieces(record), mode)
-                if len(rendered) != 1:
-                    raise RuntimeError(
-                        f"page {record.id} rendered as {len(rendered)} pages at {mode.value}: "
-                        "the renderer's layout changed since the page was packed; use the "
-                        "renderer settings the store was written with"
-                    )
-                image = rendered[0].image
-                png = rendered[0].png()
+                image, png = self.render(record, mode)
                 size = image.size
-                store.put_image(record.content_hash, mode.value, key, *size, png)
-                self.renders += 1
+                if self._cache_image(record.content_hash, mode.value, key, *size, png):
+                    self._known_images[(record.content_hash, mode)] = size
             else:
                 self.cache_hits += 1
-            self._known_images[(record.content_hash, mode)] = size
+                self._known_images[(record.content_hash, mode)] = size
         content_hash = record.content_hash
 
         def load() -> bytes:
             data = store.get_image(content_hash, mode.value, key)
-            if data is None:
-                raise RuntimeError(f"page image {content_hash[:12]} at {mode.value} is missing")
+            if data is None:  # pruned, or never cached (the cache write failed): draw it again
+                data = self.render(record, mode)[1]
             return data
 
         return MemoryPage(
@@ -193,6 +216,61 @@ class ContextPlanner:
             _png=png,
             _image=image,
         )
+
+    def render(self, record: PageRecord, mode: Mode) -> tuple[Image.Image, bytes]:
+        """Draw ``record`` at ``mode``: the image and its PNG bytes."""
+        started = time.perf_counter()
+        rendered = self.packer.renderer.render(self.packer.page_pieces(record), mode)
+        if len(rendered) != 1:
+            raise RuntimeError(
+                f"page {record.id} rendered as {len(rendered)} pages at {mode.value}: "
+                "the renderer's layout changed since the page was packed; use the "
+                "renderer settings the store was written with"
+            )
+        self.renders += 1
+        png = rendered[0].png()
+        logger.debug(
+            "thread %r: rendered page %d at %s in %.0f ms",
+            self.packer.thread_id,
+            record.seq,
+            mode.value,
+            (time.perf_counter() - started) * 1000,
+        )
+        return rendered[0].image, png
+
+    def _cache_image(
+        self, content_hash: str, mode: str, key: str, width: int, height: int, png: bytes
+    ) -> bool:
+        """Keep a render in the store's cache; a failed write (disk full, read-only) is only a
+        cache miss: logged, and the page is drawn again when next needed."""
+        try:
+            self.packer.store.put_image(content_hash, mode, key, width, height, png)
+        except StoreDamagedError:
+            raise
+        except StoreError as error:
+            logger.warning("render not cached (%s); it will be drawn again when needed", error)
+            return False
+        return True
+
+    def prune(self, before: int, after: int) -> None:
+        """Drop cached renders that pages can never be shown at again, now that the thread
+        grew from ``before`` to ``after`` pages (see :mod:`optical_memory.memory.retention`)."""
+        store, thread_id, records = self.packer.store, self.packer.thread_id, self.packer.records
+        for found in prunable(self.schedule, before, after):
+            modes = [mode.value for mode in found.modes]
+            gone = store.prune_renders(thread_id, found.first_seq, found.last_seq, modes)
+            for record in records[found.first_seq : found.last_seq + 1]:
+                for mode in found.modes:
+                    self._known_images.pop((record.content_hash, mode), None)
+            logger.debug(
+                "thread %r: pages %d-%d now %s; %d cached renders pruned",
+                thread_id,
+                found.first_seq,
+                found.last_seq,
+                "forgotten" if found.now is None else found.now.value,
+                gone,
+            )
+        self._pruned_at = after
 
     def page_size(self, mode: Mode) -> tuple[int, int]:
         """A page's size at ``mode`` before it is drawn: the renderer's own ``page_size`` if it

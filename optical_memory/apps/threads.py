@@ -1,0 +1,121 @@
+"""``optical-memory threads list|export|import|delete``: a store's threads from the shell.
+
+    optical-memory threads list [--db PATH|postgresql://...]
+    optical-memory threads export THREAD [--out FILE]      # JSON on stdout without --out
+    optical-memory threads import FILE --thread THREAD
+    optical-memory threads delete THREAD --yes
+
+Export writes :meth:`~optical_memory.memory.OpticalMemory.export`'s JSON; import restores it
+into an empty thread; delete removes the thread's turns, pages and private renders for good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from optical_memory.apps import CommandError
+
+#: The memory file ``chat``, ``serve`` and ``threads`` share unless ``--db`` or
+#: ``$OPTICAL_MEMORY_DB`` says.
+DEFAULT_DB = "optical-memory.db"
+
+
+def store_location(value: str) -> str | Path:
+    """A ``--db`` value: a ``postgresql://`` address as given, anything else a file path."""
+    from optical_memory.store import is_postgres_address
+
+    return value if is_postgres_address(value) else Path(value)
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``threads`` and its four subcommands to the CLI's subparsers."""
+    threads = commands.add_parser(
+        "threads",
+        help="list, export, import or delete the threads of a memory store",
+        description="The threads of a memory store (an SQLite file or a PostgreSQL database).",
+    )
+    actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
+    parsers = {
+        "list": actions.add_parser("list", help="every thread with its turn count"),
+        "export": actions.add_parser("export", help="a thread as JSON (turns, timestamps, pages)"),
+        "import": actions.add_parser("import", help="restore an export into a new thread"),
+        "delete": actions.add_parser("delete", help="delete a thread and its page images"),
+    }
+    for sub in parsers.values():
+        sub.add_argument(
+            "--db",
+            type=store_location,
+            default=store_location(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
+            help=f"SQLite file or postgresql:// address (default: $OPTICAL_MEMORY_DB or "
+            f"./{DEFAULT_DB})",
+        )
+    parsers["export"].add_argument("thread")
+    parsers["export"].add_argument("--out", type=Path, help="write here instead of stdout")
+    parsers["import"].add_argument("file", type=Path, help="a file written by threads export")
+    parsers["import"].add_argument("--thread", required=True, help="the new thread's id")
+    parsers["delete"].add_argument("thread")
+    parsers["delete"].add_argument(
+        "--yes", action="store_true", help="confirm: deleting cannot be undone"
+    )
+    threads.set_defaults(run=threads_command)
+
+
+def threads_command(args: argparse.Namespace) -> int:
+    """Run one ``threads`` action; store problems become one-line errors."""
+    from optical_memory.memory import OpticalMemory
+    from optical_memory.store import StoreError
+
+    if isinstance(args.db, Path) and not args.db.exists():
+        raise CommandError(f"no memory store at {args.db}: pass --db PATH or postgresql://...")
+    thread = getattr(args, "thread", None) or "default"
+    try:
+        with OpticalMemory(args.db, thread_id=thread) as memory:
+            return _ACTIONS[args.action](memory, args)
+    except (StoreError, ValueError) as error:
+        raise CommandError(str(error)) from error
+
+
+def _list(memory: Any, args: argparse.Namespace) -> int:
+    for thread in memory.threads():
+        print(f"{thread}\t{memory.store.count_turns(thread)} turns")
+    return 0
+
+
+def _export(memory: Any, args: argparse.Namespace) -> int:
+    if args.thread not in memory.threads():
+        raise CommandError(f"no thread {args.thread!r} in {args.db}: see `threads list`")
+    text = json.dumps(memory.export(), ensure_ascii=False, indent=1)
+    if args.out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        args.out.write_text(text + "\n", encoding="utf-8")
+        print(f"wrote {args.thread!r} to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _import(memory: Any, args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CommandError(f"{args.file} is not an exported thread (not JSON: {error})") from None
+    turns = memory.import_thread(data)
+    print(f"imported {len(turns)} turns into thread {args.thread!r}")
+    return 0
+
+
+def _delete(memory: Any, args: argparse.Namespace) -> int:
+    if not args.yes:
+        raise CommandError(f"deleting thread {args.thread!r} cannot be undone: add --yes")
+    if args.thread not in memory.threads():
+        raise CommandError(f"no thread {args.thread!r} in {args.db}: see `threads list`")
+    deleted = memory.delete_thread()
+    print(f"deleted thread {args.thread!r} ({deleted} turns)")
+    return 0
+
+
+_ACTIONS = {"list": _list, "export": _export, "import": _import, "delete": _delete}

@@ -1,0 +1,384 @@
+"""Where memory lives: turns, frozen pages, rendered page images and other derived blobs.
+
+:class:`Store` is the one small interface the memory talks to. :class:`SQLiteStore`
+(``store/sqlite.py``) implements it with the standard library's ``sqlite3`` (one file, or RAM
+with ``path=None``); :class:`~optical_memory.store.postgres.PostgresStore` (``postgres`` extra)
+with one PostgreSQL database shared by many workers on many hosts. :func:`open_store` picks one
+from a path or a ``postgresql://`` address.
+
+Everything is scoped by ``thread_id`` except the two caches, which are keyed by a page's
+*content hash*: a hash of exactly what is printed on the page, so identical content renders to
+identical pixels and may share a cache entry without revealing anything another thread did not
+already hold.
+
+Schema (version 2)::
+
+    schema_version(version)
+    turns(id, thread_id, number, role, content, timestamp, text_tokens)  -- append only
+    (full-text index)                -- each turn read with its neighbours
+    pages(id, thread_id, seq, content_hash, spans, text_tokens)      -- frozen once written
+    page_images(content_hash, mode, renderer, width, height, png)    -- render cache
+    blobs(namespace, content_hash, mode, identity, data)             -- e.g. encoded visual tokens
+    recalls(thread_id, page_id, page_count)                          -- pages read back exactly
+
+``number`` counts a thread's turns from 1: the number captions, search hits and page labels
+show. The full-text index is SQLite's FTS5 or PostgreSQL's ``tsvector``, kept in the same
+transaction as :meth:`Store.add_turn`. A version-1 store is upgraded in place when opened
+(numbers assigned, index built).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from optical_memory.turns import Turn
+
+SCHEMA_VERSION = 2
+#: Characters of each neighbouring turn that the search index reads with a turn.
+NEIGHBOUR_CHARS = 2000
+#: Words in a search hit's snippet.
+SNIPPET_WORDS = 24
+#: The neighbours a turn is indexed with (offsets in turn numbers) and their weights in the
+#: ranking, after the turn's own text (weight 1). A question's words are often split between a
+#: turn and the one it answers; measured on LoCoMo (``optical-memory experiment``).
+NEIGHBOURS: tuple[tuple[int, float], ...] = (
+    (-1, 0.8),
+    (-2, 0.4),
+    (-3, 0.2),
+    (1, 0.4),
+    (2, 0.2),
+    (3, 0.1),
+)
+#: How many turns before a new one gain it as a neighbour.
+REACH = max(offset for offset, _ in NEIGHBOURS)
+#: The library's logger (no output unless the application configures logging).
+logger = logging.getLogger("optical_memory")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened or used as asked; the message says what to do."""
+
+
+class StoreDamagedError(StoreError):
+    """The store's file is damaged; the memory refuses further writes to it."""
+
+
+class StoreUnavailableError(StoreError):
+    """The database server cannot be reached (down, wrong address, refused login)."""
+
+
+@dataclass(frozen=True)
+class PageSpan:
+    """Characters ``content[start:end]`` of the stored turn ``turn_id`` are printed on a page."""
+
+    turn_id: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """A frozen page: which pieces of which turns it holds, in order.
+
+    ``seq`` counts the thread's pages from 0 (oldest); ``content_hash`` identifies what is printed
+    on it (see :func:`optical_memory.memory.page_content_hash`); ``text_tokens`` is what the
+    page's text would cost as text.
+    """
+
+    id: int
+    thread_id: str
+    seq: int
+    content_hash: str
+    spans: tuple[PageSpan, ...]
+    text_tokens: int
+
+    @cached_property
+    def turn_ids(self) -> list[int]:
+        """Ids of the turns printed (wholly or in part) on this page, oldest first."""
+        ids: list[int] = []
+        for span in self.spans:
+            if not ids or ids[-1] != span.turn_id:
+                ids.append(span.turn_id)
+        return ids
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """What a full-text search asks the store for, independent of the backend's syntax.
+
+    ``words``: any of them may match (stemmed, case-folded); ``phrases``: word sequences
+    that match where they appear in this order (quoted phrases, codes such as ``pine-653``
+    split at punctuation); a turn matching any word or phrase is found.
+    """
+
+    words: tuple[str, ...]
+    phrases: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class TurnMatch:
+    """One turn a full-text search found: ``score`` (higher is better) is its text relevance,
+    read with its neighbours; ``phrase_match``: the turn's own text holds one of the query's
+    phrases."""
+
+    turn: Turn
+    score: float
+    phrase_match: bool
+
+
+@dataclass(frozen=True)
+class NewPage:
+    """A page about to be frozen (no id or seq yet)."""
+
+    content_hash: str
+    spans: tuple[PageSpan, ...]
+    text_tokens: int
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What :class:`~optical_memory.memory.OpticalMemory` needs from a store.
+
+    Turns are append-only and ordered by ``id`` within a thread; pages are appended in ``seq``
+    order and never change. Every method is atomic on its own.
+    """
+
+    def add_turn(
+        self,
+        thread_id: str,
+        role: str,
+        content: str,
+        timestamp: datetime | None,
+        text_tokens: int,
+    ) -> Turn:
+        """Append one turn durably (committed before it returns) and return it with its id and
+        its number in the thread; its search index entry is written in the same transaction."""
+        ...
+
+    def turn_text_tokens(self, thread_id: str, turn_ids: Sequence[int]) -> dict[int, int]: ...
+
+    def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]:
+        """The thread's turns with these ids, in id order; ids of other threads are skipped."""
+        ...
+
+    def turns_by_number(self, thread_id: str, first: int, last: int) -> list[Turn]:
+        """The thread's turns numbered ``first`` to ``last`` (inclusive), in order."""
+        ...
+
+    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+        """Up to ``limit`` of the thread's turns (forgotten ones too) matching ``query``, best
+        first by text relevance (each turn read with its neighbours, :data:`NEIGHBOURS`). The
+        index is kept in the same transaction as :meth:`add_turn`."""
+        ...
+
+    def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
+        """Turn id → an excerpt of that turn's text around what matches ``query``, matched
+        words in ``**`` (about :data:`SNIPPET_WORDS` words)."""
+        ...
+
+    def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
+        """Note that these pages were read back exactly while the thread had ``page_count``
+        pages (for rehearsal)."""
+        ...
+
+    def recalls(self, thread_id: str) -> dict[int, int]:
+        """Each recalled page id → the thread's page count at its latest recall."""
+        ...
+
+    def newest_turns(self, thread_id: str, count: int) -> list[Turn]:
+        """The ``count`` newest turns, oldest first."""
+        ...
+
+    def turns_between(self, thread_id: str, after_id: int, before_id: int | None) -> list[Turn]:
+        """Turns with ``after_id < id < before_id`` (no upper bound when None), oldest first."""
+        ...
+
+    def iter_turns(self, thread_id: str, *, newest_first: bool = False) -> Iterator[Turn]: ...
+
+    def count_turns(self, thread_id: str) -> int: ...
+
+    def sum_text_tokens(self, thread_id: str) -> int:
+        """Text tokens of all the thread's turns, as stored with each turn."""
+        ...
+
+    def pages(self, thread_id: str, *, after_seq: int = -1) -> list[PageRecord]:
+        """The thread's pages with ``seq > after_seq``, oldest first."""
+        ...
+
+    def page(self, thread_id: str, page_id: int) -> PageRecord | None: ...
+
+    def append_pages(self, thread_id: str, after_seq: int, pages: Sequence[NewPage]) -> bool:
+        """Append ``pages`` if the thread's newest page still has ``seq == after_seq``
+        (``-1``: none); return False, writing nothing, if another writer got there first."""
+        ...
+
+    def image_size(self, content_hash: str, mode: str, renderer: str) -> tuple[int, int] | None:
+        """``(width, height)`` of a cached render, or None when it has not been rendered."""
+        ...
+
+    def get_image(self, content_hash: str, mode: str, renderer: str) -> bytes | None: ...
+
+    def put_image(
+        self, content_hash: str, mode: str, renderer: str, width: int, height: int, png: bytes
+    ) -> None:
+        """Cache a render; a second put of the same key keeps the first."""
+        ...
+
+    def get_blob(self, namespace: str, content_hash: str, mode: str, identity: str) -> bytes | None:
+        """A derived blob (e.g. namespace ``"visual-tokens"``, identity = encoder + weights)."""
+        ...
+
+    def put_blob(
+        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
+    ) -> None: ...
+
+    def count_images(self) -> int: ...
+
+    def add_turns(
+        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+    ) -> list[Turn]:
+        """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction."""
+        ...
+
+    def prune_renders(
+        self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
+    ) -> int:
+        """Drop cached renders and blobs at ``modes`` of the thread's pages with
+        ``first_seq <= seq <= last_seq``, except content another thread's pages share; return
+        how many rows went."""
+        ...
+
+    def delete_thread(self, thread_id: str) -> int:
+        """Delete the thread's turns, their search index entries, pages, recalls, every cached
+        render or blob of its pages that no other thread shares, and the blobs keyed by the
+        thread id itself (thread-scoped data, e.g. message ids), leaving none of its text in
+        the store; return the turns deleted."""
+        ...
+
+    def size_bytes(self) -> int:
+        """Bytes the store occupies (file(s) on disk, or the database's size on the server)."""
+        ...
+
+    def thread_ids(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Closes the store."""
+        ...
+
+
+# --- helpers both backends use ----------------------------------------------------------------
+
+
+def turn_from_row(row: Sequence[object]) -> Turn:
+    """A :class:`Turn` from ``(id, role, content, timestamp ISO text or None, number)``."""
+    turn_id, role, content, stamp, number = row
+    timestamp = datetime.fromisoformat(str(stamp)) if stamp is not None else None
+    return Turn(
+        id=turn_id,  # type: ignore[arg-type]
+        role=role,  # type: ignore[arg-type]
+        content=content,  # type: ignore[arg-type]
+        timestamp=timestamp,
+        number=number,  # type: ignore[arg-type]
+    )
+
+
+def page_from_row(row: Sequence[object]) -> PageRecord:
+    """A :class:`PageRecord` from ``(id, thread_id, seq, content_hash, spans JSON, tokens)``."""
+    page_id, thread_id, seq, content_hash, spans, text_tokens = row
+    return PageRecord(
+        id=int(page_id),  # type: ignore[call-overload]
+        thread_id=str(thread_id),
+        seq=int(seq),  # type: ignore[call-overload]
+        content_hash=str(content_hash),
+        spans=tuple(PageSpan(*span) for span in json.loads(str(spans))),
+        text_tokens=int(text_tokens),  # type: ignore[call-overload]
+    )
+
+
+def spans_json(spans: Sequence[PageSpan]) -> str:
+    """How a page's spans are stored: ``[[turn_id, start, end], ...]``."""
+    return json.dumps([[s.turn_id, s.start, s.end] for s in spans])
+
+
+def checked_version(rows: Sequence[Sequence[object]], where: str) -> int:
+    """The schema version from the ``schema_version`` table's rows, or a :class:`StoreError`
+    when it is missing, unreadable or newer than this code (the store is then left untouched)."""
+    values = [row[0] for row in rows]
+    if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int):
+        shown = ", ".join(repr(v) for v in values) or "no row"
+        raise StoreError(
+            f"{where} has an unreadable schema version ({shown}; expected one whole number): "
+            "it was changed by hand or by another program; restore it from a backup or pass "
+            "another store"
+        )
+    version = values[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {version}, newer than this optical-memory "
+            f"understands ({SCHEMA_VERSION}): upgrade optical-memory (nothing was changed)"
+        )
+    if version < 1:
+        raise StoreError(f"{where} has an impossible schema version {version}: restore a backup")
+    return version
+
+
+def is_postgres_address(location: object) -> bool:
+    """True for ``postgresql://...`` and ``postgres://...`` addresses."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def open_store(location: str | Path | None = None) -> Store:
+    """The store at ``location``: a ``postgresql://`` address opens a
+    :class:`~optical_memory.store.postgres.PostgresStore` (``postgres`` extra), a path an
+    SQLite file (created if missing), None an SQLite store in RAM."""
+    if is_postgres_address(location):
+        from optical_memory.extras import import_extra
+
+        import_extra("psycopg_pool", "postgres")
+        from optical_memory.store.postgres import PostgresStore
+
+        return PostgresStore(str(location))
+    if location is not None and not isinstance(location, (str, Path)):
+        raise TypeError(
+            f"a store location is a file path, a postgresql:// address or None, not "
+            f"{type(location).__name__}"
+        )
+    return SQLiteStore(location)
+
+
+# Imported last: the backends use the records above.
+from optical_memory.store.sqlite import BUSY_TIMEOUT_S, SQLiteStore  # noqa: E402
+
+logger.addHandler(logging.NullHandler())
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "NEIGHBOURS",
+    "NEIGHBOUR_CHARS",
+    "SCHEMA_VERSION",
+    "SNIPPET_WORDS",
+    "NewPage",
+    "PageRecord",
+    "PageSpan",
+    "SQLiteStore",
+    "Store",
+    "StoreDamagedError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TextQuery",
+    "TurnMatch",
+    "is_postgres_address",
+    "logger",
+    "open_store",
+]

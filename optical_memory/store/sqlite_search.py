@@ -1,0 +1,207 @@
+"""Turn numbers, ranked full-text search and recalls of the SQLite store.
+
+The index is an FTS5 table (porter stemmer) whose text is read from a view of each turn with its
+neighbours (:data:`~optical_memory.store.NEIGHBOURS`), so no text is stored twice; it is kept in
+the transaction that adds a turn. :class:`SQLiteSearch` is a part of
+:class:`~optical_memory.store.SQLiteStore`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from optical_memory.store import (
+    NEIGHBOUR_CHARS,
+    NEIGHBOURS,
+    REACH,
+    SNIPPET_WORDS,
+    TextQuery,
+    TurnMatch,
+    turn_from_row,
+)
+from optical_memory.turns import Turn
+
+#: Columns a turn is read with: the turn's own text, then one per neighbour.
+_COLUMNS = ["content", *(f"n{k}" for k in range(len(NEIGHBOURS)))]
+_DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
+_RANK_WEIGHTS = ", ".join(f"{weight:g}" for weight in (1.0, *(w for _, w in NEIGHBOURS)))
+TURN_COLUMNS = "id, role, content, timestamp, number"
+
+
+def search_schema() -> list[str]:
+    """The turn numbers' index, the view of each turn with its neighbours and the FTS5 table
+    reading it (all ``IF NOT EXISTS``)."""
+    neighbours = _COLUMNS[1:]
+    joins = "\n".join(
+        f"LEFT JOIN turns {c} ON {c}.thread_id = t.thread_id AND {c}.number = t.number + {offset}"
+        for c, (offset, _) in zip(neighbours, NEIGHBOURS, strict=True)
+    )
+    selected = ", ".join(f"substr({c}.content, 1, {NEIGHBOUR_CHARS}) AS {c}" for c in neighbours)
+    return [
+        "CREATE UNIQUE INDEX IF NOT EXISTS turns_by_number ON turns (thread_id, number)",
+        f"CREATE VIEW IF NOT EXISTS turn_documents AS SELECT t.id AS id, t.content AS content, "
+        f"{selected} FROM turns t {joins}",
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS turn_index USING fts5({_DOCUMENT_COLUMNS}, "
+        "content='turn_documents', content_rowid='id', tokenize='porter unicode61')",
+    ]
+
+
+def upgrade_from_version_1(db: sqlite3.Connection) -> None:
+    """Number every thread's turns in id order and build the index (inside the caller's
+    transaction, after the version-2 tables exist)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(turns)")}
+    if "number" not in columns:
+        db.execute("ALTER TABLE turns ADD COLUMN number INTEGER")
+    db.execute(
+        "UPDATE turns SET number = ranked.n FROM (SELECT id, ROW_NUMBER() OVER "
+        "(PARTITION BY thread_id ORDER BY id) AS n FROM turns) AS ranked "
+        "WHERE turns.id = ranked.id"
+    )
+    for statement in search_schema():
+        db.execute(statement)
+    db.execute("INSERT INTO turn_index(turn_index) VALUES ('rebuild')")
+
+
+def insert_turn(
+    db: sqlite3.Connection,
+    thread_id: str,
+    role: str,
+    content: str,
+    stamp: str | None,
+    text_tokens: int,
+) -> tuple[int, int]:
+    """Insert one turn with the thread's next number and index it (the turns before it gain it
+    as a neighbour: their entries are taken out with the text they were indexed with and put
+    back with the new one); return its id and number. Runs inside the caller's transaction."""
+    newest = db.execute(
+        "SELECT MAX(number) FROM turns WHERE thread_id = ?", (thread_id,)
+    ).fetchone()[0]
+    number = (newest or 0) + 1
+    behind = [
+        row[0]
+        for row in db.execute(
+            "SELECT id FROM turns WHERE thread_id = ? AND number >= ? AND number < ?",
+            (thread_id, number - REACH, number),
+        )
+    ]
+    unindex(db, behind)
+    cursor = db.execute(
+        "INSERT INTO turns (thread_id, number, role, content, timestamp, text_tokens) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (thread_id, number, role, content, stamp, text_tokens),
+    )
+    turn_id = cursor.lastrowid
+    assert turn_id is not None
+    _index(db, [*behind, turn_id])
+    return turn_id, number
+
+
+def unindex(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
+    """Take these turns out of the index (while the turns and their neighbours still exist)."""
+    for turn_id in turn_ids:
+        db.execute(
+            f"INSERT INTO turn_index(turn_index, rowid, {_DOCUMENT_COLUMNS}) "
+            f"SELECT 'delete', id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
+            (turn_id,),
+        )
+
+
+def _index(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
+    for turn_id in turn_ids:
+        db.execute(
+            f"INSERT INTO turn_index(rowid, {_DOCUMENT_COLUMNS}) "
+            f"SELECT id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
+            (turn_id,),
+        )
+
+
+def fts_match(query: TextQuery) -> tuple[str, list[str]]:
+    """The FTS5 query matching any of ``query``'s words or phrases, and its phrases."""
+    words = [_fts_phrase([word]) for word in query.words]
+    phrases = [phrase for phrase in (_fts_phrase(p) for p in query.phrases) if phrase]
+    return " OR ".join(term for term in (*words, *phrases) if term), phrases
+
+
+def _fts_phrase(words: Sequence[str]) -> str:
+    """An FTS5 phrase of ``words`` (each quoted, so no word is read as an operator)."""
+    # Quotes doubled; NUL would end the query string early: it separates words anyway.
+    quoted = [w.replace('"', '""').replace("\x00", " ").strip() for w in words]
+    quoted = [word for word in quoted if word]
+    return f'"{" ".join(quoted)}"' if quoted else ""
+
+
+class SQLiteSearch:
+    """Numbers, search and recalls of :class:`~optical_memory.store.SQLiteStore`."""
+
+    if TYPE_CHECKING:
+
+        def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]: ...
+
+        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+        def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]: ...
+
+    def turns_by_number(self, thread_id: str, first: int, last: int) -> list[Turn]:
+        rows = self._read(
+            f"SELECT {TURN_COLUMNS} FROM turns "
+            "WHERE thread_id = ? AND number >= ? AND number <= ? ORDER BY number",
+            (thread_id, first, last),
+        )
+        return [turn_from_row(row) for row in rows]
+
+    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+        match, phrases = fts_match(query)
+        if not match or limit < 1:
+            return []
+        t = "turn_index"
+        ranked = self._read(
+            f"SELECT turns.id, bm25({t}, {_RANK_WEIGHTS}) AS rank "
+            f"FROM {t} JOIN turns ON turns.id = {t}.rowid "
+            f"WHERE {t} MATCH ? AND turns.thread_id = ? ORDER BY rank LIMIT ?",
+            (match, thread_id, limit),
+        )
+        if not ranked:
+            return []
+        ids = ",".join(str(int(turn_id)) for turn_id, _ in ranked)
+        with_phrase: set[int] = set()
+        if phrases:
+            own = " OR ".join(f"content : {phrase}" for phrase in phrases)
+            rows = self._read(
+                f"SELECT rowid FROM {t} WHERE {t} MATCH ? AND rowid IN ({ids})", (own,)
+            )
+            with_phrase = {row[0] for row in rows}
+        turns = {turn.id: turn for turn in self.get_turns(thread_id, [r[0] for r in ranked])}
+        return [
+            TurnMatch(turn=turns[turn_id], score=-float(rank), phrase_match=turn_id in with_phrase)
+            for turn_id, rank in ranked
+        ]
+
+    def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
+        match, _ = fts_match(query)
+        if not match or not turn_ids:
+            return {}
+        t = "turn_index"
+        ids = ",".join(str(int(turn_id)) for turn_id in turn_ids)
+        rows = self._read(
+            f"SELECT turns.id, snippet({t}, 0, '**', '**', '…', {SNIPPET_WORDS}) "
+            f"FROM {t} JOIN turns ON turns.id = {t}.rowid "
+            f"WHERE {t} MATCH ? AND {t}.rowid IN ({ids}) AND turns.thread_id = ?",
+            (match, thread_id),
+        )
+        return {int(turn_id): text for turn_id, text in rows}
+
+    def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO recalls VALUES (?, ?, ?)",
+                [(thread_id, page_id, page_count) for page_id in sorted(set(page_ids))],
+            )
+
+    def recalls(self, thread_id: str) -> dict[int, int]:
+        rows = self._read(
+            "SELECT page_id, page_count FROM recalls WHERE thread_id = ?", (thread_id,)
+        )
+        return {int(page_id): int(count) for page_id, count in rows}

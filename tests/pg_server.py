@@ -1,0 +1,100 @@
+"""A real PostgreSQL server for the tests, started from Debian's binaries on a free local port.
+
+Not a test module: ``conftest.py`` starts one per test session (per xdist worker) and stops it
+afterwards. PostgreSQL refuses to run as root, so as root the server runs as the ``postgres``
+system user the Debian package creates, in a folder that user owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed PostgreSQL's ``bin`` folder (Debian layout), or None."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=_version)
+    return Path(found[-1]).parent if found else None
+
+
+def _version(path: str) -> int:
+    part = Path(path).parent.parent.name
+    return int(part) if part.isdigit() else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PostgresServer:
+    """One ``initdb``-ed cluster in a temporary folder, listening on 127.0.0.1:``port``."""
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self.folder = Path(tempfile.mkdtemp(prefix="optical-memory-pg-"))
+        self.data = self.folder / "data"
+        self.port = _free_port()
+        self._names = itertools.count()
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self._as, str(self.bin_dir / tool), *args],
+            check=True,
+            capture_output=True,
+            cwd=self.folder,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        log = str(self.folder / "server.log")
+        self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def restart(self) -> None:
+        """Stop (ending every connection) and start again on the same port."""
+        self.stop()
+        self.start()
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; returns its address."""
+        import psycopg
+
+        name = f"test_{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.dsn(), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def dump(self, dsn: str) -> bytes:
+        """``pg_dump`` of a database: every byte a backup of it would hold."""
+        return subprocess.run(
+            [str(self.bin_dir / "pg_dump"), dsn], check=True, capture_output=True
+        ).stdout
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
