@@ -13,7 +13,10 @@ processes too.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from optical_memory.legibility import page_legibility
 from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
@@ -54,6 +57,15 @@ class ContextPlanner:
         self._known_images: dict[tuple[str, Mode], tuple[int, int]] = {}
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
         self._mode_tokens: dict[Mode, int] = {}  # at the renderer's page size
+        self._costs: Callable[[int, int, Mode], int] | None = None
+        self._render_lock = threading.Lock()
+
+    def set_costs(self, costs: Callable[[int, int, Mode], int] | None) -> None:
+        """Price images with ``costs(width, height, mode)`` (e.g. costs learnt from a model's
+        bills) instead of the target's formula; ``None``: the formula."""
+        self._costs = costs
+        self._token_memo.clear()
+        self._mode_tokens.clear()
 
     def plan(self, budget_tokens: int | None) -> Plan:
         records = list(self.packer.refresh())
@@ -153,18 +165,8 @@ class ContextPlanner:
         if size is None:
             size = store.image_size(record.content_hash, mode.value, key)
             if size is None:
-                rendered = renderer.render(self.packer.page_pieces(record), mode)
-                if len(rendered) != 1:
-                    raise RuntimeError(
-                        f"page {record.id} rendered as {len(rendered)} pages at {mode.value}: "
-                        "the renderer's layout changed since the page was packed; use the "
-                        "renderer settings the store was written with"
-                    )
-                image = rendered[0].image
-                png = rendered[0].png()
+                image, png = self.draw(record.content_hash, self.packer.page_pieces(record), mode)
                 size = image.size
-                store.put_image(record.content_hash, mode.value, key, *size, png)
-                self.renders += 1
             else:
                 self.cache_hits += 1
             self._known_images[(record.content_hash, mode)] = size
@@ -194,6 +196,25 @@ class ContextPlanner:
             _image=image,
         )
 
+    def draw(self, content_hash: str, pieces: list[Turn], mode: Mode) -> tuple[Any, bytes]:
+        """Draw a page printing ``pieces`` at ``mode`` and store it under ``content_hash``;
+        returns the image (PIL) and its PNG bytes. Safe to call from a second thread (the
+        render-ahead one) while the memory serves a request."""
+        renderer, store = self.packer.renderer, self.packer.store
+        with self._render_lock:  # one drawing at a time; encoding and storing run outside
+            rendered = renderer.render(pieces, mode)
+        if len(rendered) != 1:
+            raise RuntimeError(
+                f"page {content_hash[:12]} rendered as {len(rendered)} pages at {mode.value}: "
+                "the renderer's layout changed since the page was packed; use the "
+                "renderer settings the store was written with"
+            )
+        image, png = rendered[0].image, rendered[0].png()
+        store.put_image(content_hash, mode.value, renderer.settings_key, *image.size, png)
+        self._known_images[(content_hash, mode)] = image.size
+        self.renders += 1
+        return image, png
+
     def page_size(self, mode: Mode) -> tuple[int, int]:
         """A page's size at ``mode`` before it is drawn: the renderer's own ``page_size`` if it
         has one, else the size every renderer of this package uses."""
@@ -208,11 +229,13 @@ class ContextPlanner:
         costs the target."""
         if width is None or height is None:
             cached = self._mode_tokens.get(mode)
-            if cached is not None:
+            if cached is not None and self._costs is None:
                 return cached
             width, height = self.page_size(mode)
             self._mode_tokens[mode] = self.vision_tokens(mode, width, height)
             return self._mode_tokens[mode]
+        if self._costs is not None:
+            return self._costs(width, height, mode)
         key = (mode, width, height)
         if key not in self._token_memo:
             self._token_memo[key] = vision_tokens(width, height, self.target, mode)
