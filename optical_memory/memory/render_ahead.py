@@ -3,14 +3,14 @@
 When a page freezes, every page's age moves and most pages need a drawing at a new mode;
 drawing them when a request asks for them stalls that request (tens of milliseconds a page).
 Pages freeze when a turn is added, and the next turn's arrival freezes what is already known:
-the turns waiting behind the recent window plus the oldest turn of the window, which the next
-turn pushes out. So after each :meth:`~optical_memory.OpticalMemory.add` a daemon thread works
-out the pages that the next turn would freeze and the mode every page will then have (the modes
-of now when no page is about to freeze), and draws those not in the store yet, one at a time,
-outside the memory's lock (a request waits at most for one page's layout in the renderer). The
-drawings land in the store's render cache by content hash, where the request finds them. What a
-request is sent does not change, only when its pages are drawn; a request that comes before the
-thread is done draws what is missing itself.
+the turns waiting behind the recent window plus the oldest turns of the window, which the next
+turns push out. So after each :meth:`~optical_memory.OpticalMemory.add` a daemon thread works
+out the pages that the next turn and the one after it would freeze (an answer and the next
+question may come back to back) and the mode every page will then have, and draws those not
+in the store yet, one at a time, outside the memory's lock (a request waits at most for one
+page's layout in the renderer). The drawings land in the store's render cache by content hash,
+where the request finds them. What a request is sent does not change, only when its pages
+are drawn; a request that comes before the thread is done draws what is missing itself.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ from optical_memory.turns import Turn
 
 if TYPE_CHECKING:
     from optical_memory.memory.optical import OpticalMemory
+
+
+#: How many turns ahead the pages are foreseen.
+AHEAD = (1, 2)
 
 
 class RenderAhead:
@@ -95,16 +99,16 @@ class RenderAhead:
         return planner.packer.store.image_size(content_hash, mode.value, key) is not None
 
     def _jobs(self) -> list[tuple[str, Callable[[], list[Turn]], Mode]]:
-        """(content hash, pieces, mode) of every drawing the next requests will need, newest
-        pages first."""
+        """(content hash, pieces, mode) of every drawing the next requests will need: after
+        the next turn, then after the one after it (a caller may send two turns back to back,
+        an answer and the next question), newest pages first."""
         with self.memory._lock:
             packer, schedule = self.memory._planner.packer, self.memory.schedule
             records = list(packer.refresh())
-            upcoming = self._upcoming()
             jobs: list[tuple[str, Callable[[], list[Turn]], Mode]] = []
-            # After the next turn's freeze if one is coming (the next request sees that),
-            # else the pages as they are.
-            for count in (len(records) + len(upcoming),):
+            for ahead in AHEAD:
+                upcoming = self._upcoming(ahead)
+                count = len(records) + len(upcoming)
                 modes = schedule.modes(count)
                 for index in range(count - 1, -1, -1):
                     mode = modes[index]
@@ -117,18 +121,25 @@ class RenderAhead:
                     else:
                         turns = upcoming[index - len(records)]
                         jobs.append((page_content_hash(turns), partial(list, turns), mode))
-            return [job for job in jobs if not self._ready(job[0], job[2])]
+            seen: set[tuple[str, Mode]] = set()
+            unique = []
+            for job in jobs:
+                if (job[0], job[2]) not in seen and not self._ready(job[0], job[2]):
+                    seen.add((job[0], job[2]))
+                    unique.append(job)
+            return unique
 
-    def _upcoming(self) -> list[list[Turn]]:
-        """The pages the next turn would freeze: the waiting turns and the window's oldest."""
+    def _upcoming(self, ahead: int) -> list[list[Turn]]:
+        """The pages the next ``ahead`` turns would freeze: the turns waiting behind the window
+        and the window's ``ahead`` oldest, which those turns push out (all known now)."""
         packer = self.memory._planner.packer
         keep = packer.keep_recent_turns
-        if keep < 1:
+        if keep < ahead:
             return []
         window = packer.store.newest_turns(packer.thread_id, keep)
         if len(window) < keep:
             return []
-        pending = packer.unpacked(window[1].id if keep > 1 else None)
+        pending = packer.unpacked(window[ahead].id if ahead < keep else None)
         if not pending:
             return []
         layout = packer.renderer.paginate([p.as_turn() for p in pending])
