@@ -152,3 +152,27 @@ def test_a_follow_up_over_the_same_image_reads_its_prefix_from_the_cache(
     cache_read = (reused.usage_metadata.get("input_token_details") or {}).get("cache_read", 0)
     # At least BOS, the image and the text after it were not prefilled again.
     assert 1 + 73 + 1 <= cache_read < reused.usage_metadata["input_tokens"]
+
+
+def test_in_an_agent_with_optical_memory_it_runs_without_the_recall_tool(
+    model: DeepSeekOCR,
+) -> None:
+    from langchain.agents import create_agent
+
+    from optical_memory import DecaySchedule, OpticalMemory
+    from optical_memory.agents import OpticalMemoryMiddleware
+
+    memory = OpticalMemory(None, schedule=DecaySchedule(tiers=[(Mode.TINY, 1)]), thread_id="t")
+    for n in range(40):
+        memory.add("user", f"Note {n}: the ferry timetable changed on day {n}. " * 3)
+    middleware = OpticalMemoryMiddleware(memory)
+    agent = create_agent(
+        ChatDeepSeekOCR(model=model, max_new_tokens=2), [], middleware=[middleware]
+    )
+    state = agent.invoke(
+        {"messages": [HumanMessage("When did it change?")]}, {"configurable": {"thread_id": "t"}}
+    )
+    assert isinstance(state["messages"][-1], AIMessage)
+    usage = middleware.last_usage
+    assert usage is not None and usage.target == "deepseek-ocr" and usage.pages > 0
+    assert usage.billed_input_tokens is not None  # the local model reports its prompt

@@ -146,9 +146,9 @@ def test_memory_wrap_is_the_same_wrapper() -> None:
     model = RecordingChatModel(messages=iter(["hi"]))
     chat = memory.wrap(model, keep_recent_turns=3, budget_tokens=5000)
     assert isinstance(chat, OpticalMemoryRunnable)
-    assert (chat.memory, chat.runnable) == (memory, model)
-    assert (chat.builder.keep_recent_turns, chat.builder.budget_tokens) == (3, 5000)
-    chat.invoke("hello")
+    assert (chat.builder.memory, chat.runnable) == (memory, model)
+    assert (chat.options.keep_recent_turns, chat.options.budget_tokens) == (3, 5000)
+    chat.invoke("hello", {"configurable": {"thread_id": "default"}})
     assert [t.content for t in memory.store.iter_turns("default")] == ["hello", "hi"]
 
 

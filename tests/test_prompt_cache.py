@@ -155,7 +155,7 @@ def test_the_breakpoint_can_be_changed_or_left_out() -> None:
         if expected:
             assert blocks[-1]["cache_control"] == cache_control  # type: ignore[typeddict-item]
     with pytest.raises(TypeError, match="cache_control must be 'auto', None or a dict"):
-        wrap(OpticalMemory(None), RecordingChatModel(messages=iter([])), cache_control="yes")  # type: ignore[arg-type]
+        wrap(OpticalMemory(None), RecordingChatModel(messages=iter([])), cache_control="yes")
 
 
 def test_with_anthropic_prompt_caching_middleware_in_one_agent() -> None:
@@ -243,7 +243,7 @@ def long_run() -> LongRun:
 
         run = LongRun(stub.calls, requests)
         chat = wrap(OpticalMemory(None), _recording(send), target="anthropic")
-        memory = chat.builder.memory_for(None)
+        memory = chat.memory()
         context = memory.context
 
         def spy(budget_tokens: int | None = None) -> MemoryContext:

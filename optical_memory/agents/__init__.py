@@ -17,14 +17,17 @@ if TYPE_CHECKING:
     from optical_memory.agents.history import OpticalChatMessageHistory
     from optical_memory.agents.middleware import OpticalMemoryMiddleware
     from optical_memory.agents.openai_pages import pages_to_openai_content
+    from optical_memory.agents.options import MemoryOptions
     from optical_memory.agents.recall import recall_memory_tool
-    from optical_memory.agents.request import BudgetTooSmallError, CallUsage
+    from optical_memory.agents.request import BudgetTooSmallError
     from optical_memory.agents.runnable import wrap
+    from optical_memory.agents.usage import CallUsage
 
 __all__ = [
     "BudgetTooSmallError",
     "CallUsage",
     "ChatDeepSeekOCR",
+    "MemoryOptions",
     "OpticalChatMessageHistory",
     "OpticalMemoryMiddleware",
     "pages_to_openai_content",
@@ -41,7 +44,8 @@ __getattr__ = lazy_exports(
         "wrap": "optical_memory.agents.runnable",
         "OpticalChatMessageHistory": "optical_memory.agents.history",
         "recall_memory_tool": "optical_memory.agents.recall",
-        "CallUsage": "optical_memory.agents.request",
+        "CallUsage": "optical_memory.agents.usage",
         "BudgetTooSmallError": "optical_memory.agents.request",
+        "MemoryOptions": "optical_memory.agents.options",
     },
 )

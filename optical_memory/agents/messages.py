@@ -1,84 +1,206 @@
 """Messages to turns: ``{"role", "content"}`` dicts and LangChain messages as stored turns.
 
+The one conversion from a message to what the memory stores. Text blocks are kept; each image
+block (LangChain v1 ``image`` blocks, older ``source_type`` blocks, OpenAI ``image_url`` parts;
+base64 data or a URL) becomes a placeholder line in the turn's text, ``[image 1: 2048x2048
+image/png, 412 KB]`` or ``[image 1: https://...]``, and an :class:`ImageRef` that the memory keeps
+with the turn (the bytes, or the URL only: a URL is never fetched). Other blocks are noted as
+``[type]``; an AI message's tool calls are written out as ``[tool call] name({args})``.
+
 Importing this module needs no extra; LangChain is imported only when a LangChain message
 comes in.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from optical_memory.extras import import_extra
 from optical_memory.turns import check_turn
 
-__all__ = ["content_text", "message_to_turn", "turns_from_messages"]
+__all__ = [
+    "ImageRef",
+    "MessageTurn",
+    "content_text",
+    "image_ref",
+    "message_to_turn",
+    "turns_from_messages",
+]
 
 #: The role a LangChain message ``type`` is stored under.
 ROLE_OF_LANGCHAIN_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+IMAGE_BLOCK_TYPES = ("image", "image_url")
 
 
-def turns_from_messages(messages: Iterable[Any]) -> list[tuple[str, str, datetime | None]]:
-    """``(role, content, timestamp)`` of each message, all checked before any is returned."""
+@dataclass(frozen=True)
+class ImageRef:
+    """An image of a message: its bytes (``data``, with ``mime_type`` and pixel size when the
+    bytes are a readable image) or only its ``url``."""
+
+    mime_type: str
+    data: bytes | None = None
+    url: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def placeholder(self, number: int) -> str:
+        """The line that stands for the image in the turn's text (and on its page)."""
+        if self.data is None:
+            return f"[image {number}: {self.url}]"
+        size = f"{self.width}x{self.height} " if self.width and self.height else ""
+        return f"[image {number}: {size}{self.mime_type}, {max(1, len(self.data) // 1024)} KB]"
+
+    def block(self) -> dict[str, Any]:
+        """The image as a LangChain v1 image block."""
+        if self.data is None:
+            return {"type": "image", "url": self.url}
+        encoded = base64.b64encode(self.data).decode("ascii")
+        return {"type": "image", "base64": encoded, "mime_type": self.mime_type}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mime_type": self.mime_type,
+            "url": self.url,
+            "width": self.width,
+            "height": self.height,
+            "bytes": None if self.data is None else len(self.data),
+        }
+
+
+class MessageTurn(NamedTuple):
+    """What one message is stored as."""
+
+    role: str
+    content: str
+    timestamp: datetime | None
+    images: tuple[ImageRef, ...] = ()
+
+
+def turns_from_messages(messages: Iterable[Any]) -> list[MessageTurn]:
+    """:class:`MessageTurn` of each message, all checked before any is returned."""
     if isinstance(messages, (str, bytes, dict)):
         raise TypeError("add_messages takes a list of messages; use add(role, content) for one")
     return [message_to_turn(message, index) for index, message in enumerate(messages)]
 
 
-def message_to_turn(message: object, index: int = 0) -> tuple[str, str, datetime | None]:
-    """One message as ``(role, content, timestamp)``; ``index`` names it in errors.
-
-    Content given as a list of blocks keeps its text blocks; other blocks are noted as
-    ``[type]``; an AI message's tool calls are written out as ``[tool call] name({args})``.
-    """
+def message_to_turn(message: object, index: int = 0) -> MessageTurn:
+    """One message as a :class:`MessageTurn`; ``index`` names it in errors."""
     if isinstance(message, dict):
         if "role" not in message or "content" not in message:
             raise ValueError(
                 f"message {index} needs 'role' and 'content' keys, got {list(message)}"
             )
-        role, content = message["role"], content_text(message["content"], index)
+        role = message["role"]
+        content, images = _content(message["content"], index)
         stamp = message.get("timestamp")
         check_turn(role, content, stamp)
-        return role, content, stamp
+        return MessageTurn(role, content, stamp, images)
     langchain_type = getattr(message, "type", None)
     if isinstance(langchain_type, str) and hasattr(message, "content"):
         messages = import_extra("langchain_core.messages", "langchain")
         if isinstance(message, messages.BaseMessage):
             role = ROLE_OF_LANGCHAIN_TYPE.get(message.type, message.type)
-            content = content_text(message.content, index)
-            for call in getattr(message, "tool_calls", None) or []:
-                arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
-                content += f"\n[tool call] {call.get('name')}({arguments})"
+            content, images = _content(message.content, index)
+            content += tool_call_lines(message)
             content = content.lstrip("\n")
             check_turn(role, content, None)
-            return role, content, None
+            return MessageTurn(role, content, None, images)
     raise TypeError(
         f"message {index} is a {type(message).__name__}: pass dicts with 'role' and 'content' "
         "or LangChain messages"
     )
 
 
+def tool_call_lines(message: object) -> str:
+    """An AI message's tool calls as stored: ``\\n[tool call] name({args})`` each."""
+    lines = ""
+    for call in getattr(message, "tool_calls", None) or []:
+        arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
+        lines += f"\n[tool call] {call.get('name')}({arguments})"
+    return lines
+
+
 def content_text(content: object, index: int = 0) -> str:
     """A message's content as text: a str as it is; of a block list, text blocks joined by
-    newlines and every other block as ``[type]``."""
+    newlines, images as placeholders and every other block as ``[type]``."""
+    return _content(content, index)[0]
+
+
+def _content(content: object, index: int) -> tuple[str, tuple[ImageRef, ...]]:
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for block in content:
-            if isinstance(block, str):
-                parts.append(block)
-            elif isinstance(block, dict) and block.get("type") == "text":
-                parts.append(str(block.get("text", "")))
-            elif isinstance(block, dict):
-                parts.append(f"[{block.get('type', 'block')}]")
-            else:
-                raise TypeError(
-                    f"message {index} has a content block of type {type(block).__name__}"
-                )
-        return "\n".join(parts)
-    raise TypeError(
-        f"message {index} content must be a str or a list of blocks, not {type(content).__name__}"
+        return content, ()
+    if not isinstance(content, list):
+        raise TypeError(
+            f"message {index} content must be a str or a list of blocks, not "
+            f"{type(content).__name__}"
+        )
+    parts: list[str] = []
+    images: list[ImageRef] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        elif isinstance(block, dict) and block.get("type") in IMAGE_BLOCK_TYPES:
+            image = image_ref(block, index)
+            images.append(image)
+            parts.append(image.placeholder(len(images)))
+        elif isinstance(block, dict):
+            parts.append(f"[{block.get('type', 'block')}]")
+        else:
+            raise TypeError(f"message {index} has a content block of type {type(block).__name__}")
+    return "\n".join(parts), tuple(images)
+
+
+def image_ref(block: dict[str, Any], index: int = 0) -> ImageRef:
+    """The image of an image block: decoded base64 (size read from its header) or its URL."""
+    data: str | None = None
+    url: str | None = None
+    mime = str(block.get("mime_type") or "")
+    if block.get("type") == "image_url":
+        inner = block.get("image_url")
+        url = str(inner.get("url") if isinstance(inner, dict) else inner)
+    else:
+        data = block.get("base64") or (
+            block.get("data") if block.get("source_type") == "base64" else None
+        )
+        if data is None:
+            found = block.get("url") or (
+                block.get("data") if block.get("source_type") == "url" else None
+            )
+            url = None if found is None else str(found)
+    if url is not None and url.startswith("data:") and ";base64," in url:
+        header, data = url[5:].split(";base64,", 1)
+        mime, url = mime or header, None
+    if data is None and url is None:
+        raise ValueError(
+            f"message {index} has an image block with neither base64 data nor a URL "
+            f"(keys {sorted(block)}): give 'base64' and 'mime_type', or 'url'"
+        )
+    if data is None:
+        return ImageRef(mime_type=mime or "image", url=url)
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(
+            f"message {index} has an image block with invalid base64: {error}"
+        ) from None
+    width = height = None
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(raw)) as image:
+            width, height = image.size
+            mime = mime or Image.MIME.get(image.format or "", "")
+    except Exception:  # not an image Pillow reads: kept as bytes, counted by the target's prior
+        pass
+    return ImageRef(
+        mime_type=mime or "application/octet-stream", data=raw, width=width, height=height
     )

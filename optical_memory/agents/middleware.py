@@ -13,16 +13,21 @@ only in the request the model is sent. The agent's state and its checkpoints kee
     memory = OpticalMemory("memory.sqlite")
     agent = create_agent(model, tools, middleware=[OpticalMemoryMiddleware(memory)])
     agent.invoke({"messages": [...]}, {"configurable": {"thread_id": "alice"}})
+    middleware.memory("alice").stats()   # the thread's memory: pages, modes, tokens saved
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, cast
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
 
+from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.recall import recall_memory_tool
-from optical_memory.agents.request import CallUsage, MemoryRequestBuilder
+from optical_memory.agents.request import MemoryRequestBuilder
+from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
 
 import_extra("langchain", "langchain")
@@ -33,7 +38,10 @@ from langchain.agents.middleware.types import (  # noqa: E402
     ModelRequest,
     ModelResponse,
 )
+from langchain_core.language_models import BaseChatModel  # noqa: E402
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage  # noqa: E402
+
+logger = logging.getLogger("optical_memory")
 
 if TYPE_CHECKING:
     from langgraph.runtime import Runtime
@@ -45,67 +53,54 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     """Shows the model its old turns as memory pages (images) and its recent turns as text.
 
     Before every model call, the messages of the run are added to the memory of the run's
-    thread (``config["configurable"]["thread_id"]``; the memory's own thread when there is
-    none), each message once. The request then carries one message with the thread's pages,
-    oldest first, each under a one-line caption naming its turns, their age and the page's
-    mode, followed by the recent window verbatim. Tool calls and their results stay together
-    in the window. A page whose image would cost the target more tokens than its text is sent
-    as text. Memory is keyed by thread, so it persists across invocations and, with a SQLite
-    memory, across processes.
+    thread (``config["configurable"]["thread_id"]``; the memory's own thread, with a warning
+    once, when there is none), each message once, images included. The request then carries
+    one message with the thread's pages, oldest first, each under a caption, followed by the
+    recent window verbatim (see :mod:`optical_memory.agents.request`). Token accounting follows
+    the model each call goes to (its class and model name give the target) and its bills.
+    ``memory(thread_id)`` is the memory of one thread (``stats()``, ``recall``, ``search``).
 
-    After every call, ``usage`` gains a :class:`CallUsage` (text tokens, vision tokens, text
-    tokens the images replaced), also at ``last_usage``.
+    After every call, ``usage`` gains a :class:`CallUsage` (counted text and vision tokens,
+    the text the images replaced, images and bytes, and what the model billed), also at
+    ``last_usage``.
     """
 
     def __init__(
         self,
         memory: OpticalMemory,
-        *,
-        keep_recent_turns: int = 6,
-        budget_tokens: int | None = None,
-        target: str | None = None,
-        register_recall_tool: bool = True,
-        cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
+        options: MemoryOptions | None = None,
+        **overrides: Any,
     ) -> None:
         """Wrap an agent's model calls in optical memory.
 
         Args:
             memory: The memory to read and write. Its store holds every thread; its own
                 ``thread_id`` serves runs whose config names none.
-            keep_recent_turns: Newest turns always sent as the run's own messages, verbatim.
-                Older turns are sent the same way until enough of them fill a page (as many as
-                the renderer's layout holds); the window also grows back to
-                include the call of any tool result in it.
-            budget_tokens: Most tokens one request may cost the target (system prompt, tool
-                schemas, captions, images and recent text together). Old pages fade and are
-                forgotten first, then the recent window shrinks; ``None`` means no limit.
-            target: The model that reads the pages, for token accounting
-                (``deepseek-ocr``, ``openai``, ``anthropic``, ``qwen2.5-vl``, ``gemini``).
-                Defaults to the memory's target.
-            register_recall_tool: Give the agent the ``recall_memory`` tool, which returns a
-                page's exact text or searches the stored turns.
-            cache_control: Anthropic cache breakpoint put on the memory message's last block;
-                ``"auto"``: ``{"type": "ephemeral"}`` for the ``anthropic`` target, none for
-                the others. With ``AnthropicPromptCachingMiddleware`` list this middleware
-                first: ``middleware=[OpticalMemoryMiddleware(...),
-                AnthropicPromptCachingMiddleware()]`` (four breakpoints: tools, system prompt,
-                memory, conversation tail; the API allows no more).
+            options: A :class:`~optical_memory.agents.MemoryOptions`; its fields may also be
+                given as keywords (``keep_recent_turns``, ``budget_tokens``, ``target``,
+                ``register_recall_tool``, ``calibrate``, ``cache_control``, ...), which win.
+                With ``AnthropicPromptCachingMiddleware`` list this middleware first:
+                ``middleware=[OpticalMemoryMiddleware(...), AnthropicPromptCachingMiddleware()]``
+                (four breakpoints: tools, system prompt, memory, conversation tail; the API
+                allows no more).
         """
         super().__init__()
-        self.memory = memory
-        self.builder = MemoryRequestBuilder(
-            memory,
-            keep_recent_turns=keep_recent_turns,
-            budget_tokens=budget_tokens,
-            target=target,
-            recall_tool="recall_memory" if register_recall_tool else None,
-            cache_control=cache_control,
-        )
-        self.keep_recent_turns = keep_recent_turns
-        self.budget_tokens = budget_tokens
+        self.memory_ = memory
+        self.options = MemoryOptions.of(options, overrides)
+        self.builder = MemoryRequestBuilder(memory, self.options, recall_tool="recall_memory")
+        self.keep_recent_turns = self.options.keep_recent_turns
+        self.budget_tokens = self.options.budget_tokens
         self.target = self.builder.target
-        self.tools = [recall_memory_tool(self.builder.memory_for)] if register_recall_tool else []
+        self._recall = recall_memory_tool(self.builder.memory_for)
+        self.tools = [] if self.options.register_recall_tool is False else [self._recall]
         self.usage: list[CallUsage] = []
+        self._told_no_tools = False
+        self._usage_lock = threading.Lock()
+
+    def memory(self, thread_id: str | None = None) -> OpticalMemory:
+        """The memory of ``thread_id`` (``None``: the memory's own thread), as the agent's
+        runs fill it: ``stats()``, ``context()``, ``recall(page)``, ``search(words)``."""
+        return self.builder.memory_for(thread_id)
 
     @property
     def last_usage(self) -> CallUsage | None:
@@ -119,8 +114,9 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ) -> ModelResponse[Any]:
         """Send the model pages for the old turns; store what it answers."""
         thread_id = _thread_id()
-        response = handler(self._paged(request, thread_id))
-        self.builder.remember(thread_id, _messages_of(response))
+        paged, usage = self._paged(request, thread_id)
+        response = handler(paged)
+        self._answered(thread_id, usage, request.model, response)
         return response
 
     async def awrap_model_call(
@@ -131,9 +127,9 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         """Async twin of :meth:`wrap_model_call`; the store and renderer work runs in a worker
         thread so the event loop keeps serving."""
         thread_id = _thread_id()
-        paged = await asyncio.to_thread(self._paged, request, thread_id)
+        paged, usage = await asyncio.to_thread(self._paged, request, thread_id)
         response = await handler(paged)
-        await asyncio.to_thread(self.builder.remember, thread_id, _messages_of(response))
+        await asyncio.to_thread(self._answered, thread_id, usage, request.model, response)
         return response
 
     def after_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -147,15 +143,51 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         await asyncio.to_thread(self.builder.remember, _thread_id(), state["messages"])
         return None
 
-    def _paged(self, request: ModelRequest[Any], thread_id: str | None) -> ModelRequest[Any]:
+    def _paged(
+        self, request: ModelRequest[Any], thread_id: str | None
+    ) -> tuple[ModelRequest[Any], CallUsage]:
+        tools = list(request.tools)
+        if self._recall in tools and not self._can_bind_tools(request.model):
+            tools.remove(self._recall)
         messages, usage = self.builder.build(
             thread_id,
             request.messages,
             system_messages=[] if request.system_message is None else [request.system_message],
-            tools=request.tools,
+            tools=tools,
+            model=request.model,
+            offers_recall=self._recall in tools,
         )
-        self.usage.append(usage)
-        return request.override(messages=cast("list[AnyMessage]", messages))
+        with self._usage_lock:
+            self.usage.append(usage)
+        return request.override(messages=cast("list[AnyMessage]", messages), tools=tools), usage
+
+    def _answered(self, thread_id: str | None, usage: CallUsage, model: Any, response: Any) -> None:
+        answer = _messages_of(response)
+        self.builder.remember(thread_id, answer)
+        billed = self.builder.record_bill(usage, answer[-1] if answer else None, model)
+        if billed is not usage:
+            with self._usage_lock:
+                for index in range(len(self.usage) - 1, -1, -1):
+                    if self.usage[index] is usage:
+                        self.usage[index] = billed
+                        break
+
+    def _can_bind_tools(self, model: Any) -> bool:
+        """Whether ``model`` implements ``bind_tools``; with ``register_recall_tool=None``, a
+        model that does not gets no recall tool (said once in the log)."""
+        if self.options.register_recall_tool is True:
+            return True
+        implemented = not (
+            isinstance(model, BaseChatModel) and type(model).bind_tools is BaseChatModel.bind_tools
+        )
+        if not implemented and not self._told_no_tools:
+            self._told_no_tools = True
+            logger.warning(
+                "%s cannot call tools: optical memory runs without its recall_memory tool "
+                "(pages are still sent)",
+                type(model).__name__,
+            )
+        return implemented
 
 
 def _thread_id() -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.extras import import_extra
 
@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 RECALL_DESCRIPTION = (
     "Read your optical memory exactly. Every turn on a memory page is labelled with its number "
     "(#308). Pass `turn` (a number; with `last_turn` for a range) to get those turns' exact "
-    "text, `page` (the number in a page's caption) for a whole page's exact text, or `query` "
-    '(a question or words, "quoted phrases", codes, dates, names) to find where something '
-    "was said: ranked hits with turn numbers, pages and dates, including turns whose pages "
-    "have faded away."
+    "text, `page` (the number in a page's caption) for a whole page's exact text and the images "
+    'its turns came with, or `query` (a question or words, "quoted phrases", codes, dates, '
+    "names) to find where something was said: ranked hits with turn numbers, pages and dates, "
+    "including turns whose pages have faded away."
 )
 #: Turns one call returns at most (a longer range is cut, and the answer says so).
 MAX_RECALLED_TURNS = 50
@@ -54,15 +54,20 @@ def recall_memory_tool(
         last_turn: int | None = None,
         page: int | None = None,
         query: str | None = None,
-    ) -> str:
+    ) -> str | list[Any]:
         thread_memory = memory_of_run()
         if turn is not None:
             return recall_turns(thread_memory, turn, last_turn)
         if page is not None:
             try:
-                return thread_memory.recall(page)
+                text = thread_memory.recall(page)
+                images = thread_memory.page_images(page)
             except KeyError:
                 return f"No page {page} in this conversation's memory."
+            if images:
+                # The page prints placeholders for the images its turns came with: give them back.
+                return [{"type": "text", "text": text}, *(image.block() for image in images)]
+            return text
         if query and query.strip():
             hits = thread_memory.search(query, limit=search_limit)
             if not hits:

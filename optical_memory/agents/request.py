@@ -5,19 +5,23 @@ Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agen
 
 1. every message the caller holds is added to its thread's memory once: its LangChain ``id`` is
    the key, remembered in the store, so repeated calls of one run, re-invocations, checkpoint
-   replays and new processes add nothing twice;
+   replays and new processes add nothing twice; images in messages are kept with their turn;
 2. the thread's :meth:`~optical_memory.OpticalMemory.context` gives the pages (oldest first)
    and the turns not on a page (the recent window and the turns waiting to fill a page);
-3. the request becomes ``[one memory message] + [the caller's messages for those turns]``. The
-   memory message holds, per page, a one-line caption (page id, turn numbers, dates, mode: see
-   ``_Captions``) and the page as a v1 image block, or the page's exact text when the memory's
-   profitability gate kept it as text; turns not on a page that the caller no longer holds (an
-   earlier invocation's, without a checkpointer) follow as text. The caller's messages are sent
-   as they are, and the first of them is never a tool result whose call is missing: the call is
-   sent with it (it may also be printed on the newest page);
-4. the request is counted with :mod:`optical_memory.tokens` for the target, system prompt and
-   tool schemas included; with ``budget_tokens`` the context is asked again with less room
-   until the whole request fits, or :class:`BudgetTooSmallError` says it cannot;
+3. the request becomes ``[one memory message] + [the caller's messages for those turns]``, and
+   every character of the thread is sent once: a turn whose head is on the newest page is sent
+   as its tail only. The memory message holds, per page, a caption (page id, turn numbers,
+   dates, how it is shown: see ``_Captions``) and the page as a v1 image
+   block (``extras``: its ``mode`` and ``page_id``), or the page's exact text when the
+   profitability gate kept it as text; turns not on a page that the caller no longer holds
+   follow as text (with their images). Pages beyond the target's per-request limits are tiled
+   into mosaics or forgotten (:mod:`optical_memory.memory.limits`). The caller's messages are
+   sent as they are (images included), and a tool result whose call is on a page is preceded by
+   that call alone (no text, its ``tool_calls``), so providers accept the pair;
+4. the request is counted for the target (system prompt, tool schemas and images included,
+   image costs learnt from earlier bills when there are some); with ``budget_tokens`` the
+   context is asked again with less room until the whole request fits; a newest message that
+   cannot fit is sent as much of its tail as fits, with a note (it is stored whole).
 5. with ``cache_control`` (the default for the ``anthropic`` target) the memory message's last
    block carries it: an Anthropic cache breakpoint, so the memory is one cached prefix.
 
@@ -26,18 +30,37 @@ Nothing here edits the caller's list: only the request changes.
 
 from __future__ import annotations
 
-import base64
-import json
+import dataclasses
+import logging
 import threading
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
+from optical_memory.agents.calibration import ImageCostTable, SentImage
+from optical_memory.agents.messages import ImageRef
+from optical_memory.agents.options import MemoryOptions
+from optical_memory.agents.usage import CallUsage
+from optical_memory.agents.window import (
+    MEMORY_MESSAGE_SOURCE,
+    MessageInfo,
+    image_block,
+    images_in,
+    images_sent,
+    instruction_tokens,
+    is_call_envelope,
+    is_memory_message,
+    message_tokens,
+    model_key,
+    tail_of,
+    with_tool_calls,
+)
 from optical_memory.extras import import_extra
-from optical_memory.modes import MODE_WORDS
-from optical_memory.tokens import count_text_tokens
+from optical_memory.modes import MODE_WORDS, Mode
+from optical_memory.tokens import count_text_tokens, target_for_model, target_spec, vision_tokens
 
 import_extra("langchain_core", "langchain")
 
@@ -46,13 +69,13 @@ from langchain_core.messages import (  # noqa: E402
     BaseMessage,
     HumanMessage,
     SystemMessage,
-    ToolMessage,
 )
 
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory, TextPage  # noqa: E402
+from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
 
-#: Marks the memory message (``additional_kwargs["lc_source"]``), as LangChain marks summaries.
-MEMORY_MESSAGE_SOURCE = "optical_memory"
+logger = logging.getLogger("optical_memory")
+
 #: Store blob namespace mapping (thread, LangChain message id) to the stored turn's id.
 MESSAGE_KEY_NAMESPACE = "langchain-message-id"
 #: Id prefix of messages read back from stored turns (``OpticalChatMessageHistory``): such a
@@ -64,120 +87,111 @@ _MAX_FITS = 32
 #: ``cache_control`` with its default 5-minute TTL (``{"type": "ephemeral", "ttl": "1h"}``
 #: keeps it an hour at a higher write price).
 ANTHROPIC_BREAKPOINT: dict[str, str] = {"type": "ephemeral"}
+#: The size an image given by URL is counted at: it is never fetched, so its size is unknown.
+URL_IMAGE_SIZE = (1024, 1024)
 
 
 class BudgetTooSmallError(ValueError):
-    """The request cannot fit ``budget_tokens``, even with no pages and only the newest turns."""
-
-
-@dataclass(frozen=True)
-class CallUsage:
-    """Token accounting of one outgoing model request, for the target model."""
-
-    thread_id: str
-    text_tokens: int
-    """Text the model is sent: system prompt, tool schemas, captions, text pages, turns."""
-    vision_tokens: int
-    """Tokens of the page images."""
-    replaced_text_tokens: int
-    """Text tokens of what the page images print: what they stand in for."""
-    pages: int
-    """Pages sent as images."""
-    text_pages: int
-    """Pages sent as their text, because their image would have cost more (the gate)."""
-    messages: int
-    """The caller's messages sent verbatim (the recent window and turns not yet on a page)."""
-    budget_tokens: int | None = None
-
-    @property
-    def total_tokens(self) -> int:
-        return self.text_tokens + self.vision_tokens
-
-    @property
-    def saved_tokens(self) -> int:
-        """What the images saved: the text they replaced minus what they cost."""
-        return self.replaced_text_tokens - self.vision_tokens
+    """The request cannot fit ``budget_tokens``: the system prompt and tool schemas alone
+    (plus a note and one character of the newest message) exceed it."""
 
 
 @dataclass
 class _Thread:
     memory: OpticalMemory
-    turn_of_message: dict[str, int] = field(default_factory=dict)
+    info: dict[str, MessageInfo]
 
 
 class MemoryRequestBuilder:
     """Builds the request a model is sent, for any thread of ``memory``'s store.
 
-    Each thread gets an :class:`~optical_memory.OpticalMemory` on the same store, with
-    ``memory``'s schedule and renderer and this builder's ``keep_recent_turns`` and ``target``
-    (``memory`` itself serves its own thread when those agree). ``recall_tool`` names the
-    recall tool in the memory message's header, when the model has one. ``cache_control`` is
-    put on the memory message's last block (see :func:`with_cache_breakpoint`); ``"auto"``
-    means :data:`ANTHROPIC_BREAKPOINT` for the ``anthropic`` target and none for the others,
-    whose caches need no marker (the memory message already precedes everything that changes
-    per call).
+    Each (thread, target) gets an :class:`~optical_memory.OpticalMemory` on the same store,
+    with ``memory``'s schedule and renderer and these options (``memory`` itself serves its own
+    thread when they agree). ``recall_tool`` names the recall tool in the memory message's
+    header, when the model has one. Options: :class:`~optical_memory.agents.MemoryOptions`, or
+    the same names as keywords.
     """
 
     def __init__(
         self,
         memory: OpticalMemory,
+        options: MemoryOptions | None = None,
         *,
-        keep_recent_turns: int = 6,
-        budget_tokens: int | None = None,
-        target: str | None = None,
         recall_tool: str | None = None,
-        cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
+        **overrides: Any,
     ) -> None:
-        if isinstance(keep_recent_turns, bool) or keep_recent_turns < 1:
-            raise ValueError(f"keep_recent_turns must be at least 1, got {keep_recent_turns!r}")
-        if budget_tokens is not None and budget_tokens <= 0:
-            raise ValueError(f"budget_tokens must be positive or None, got {budget_tokens}")
+        self.options = MemoryOptions.of(options, overrides)
         self.memory = memory
-        self.keep_recent_turns = keep_recent_turns
-        self.budget_tokens = budget_tokens
-        self.target = target or memory.target
         self.recall_tool = recall_tool
-        if cache_control not in (None, "auto") and not isinstance(cache_control, Mapping):
-            raise TypeError(
-                "cache_control must be 'auto', None or a dict such as {'type': 'ephemeral'}, "
-                f"not {cache_control!r}"
-            )
-        self.cache_control = cache_control
-        self._threads: dict[str, _Thread] = {}
+        self.target = self.options.target or memory.target
+        self._threads: dict[tuple[str, str, str], _Thread] = {}
+        self._info: dict[str, dict[str, MessageInfo]] = {}
+        self._costs: dict[tuple[str, str], ImageCostTable] = {}
+        self._warned_no_thread = False
         # One call at a time per builder: async runs reach it from worker threads.
         self._lock = threading.RLock()
 
+    # --- target and model ------------------------------------------------------------------
+
+    def target_for(self, model: Any) -> str:
+        """The target for requests to ``model``: the options' target, else the model's family
+        (see :func:`optical_memory.tokens.target_for_model`), else the memory's target when
+        the model is one of LangChain's stand-in fakes or no model is known."""
+        if self.options.target is not None or model is None:
+            return self.target
+        found = target_for_model(model)
+        return self.memory.target if found is None else found
+
+    def cost_table(self, target: str, model: Any) -> ImageCostTable:
+        """The learnt image costs of ``model`` for ``target`` (shared by every thread)."""
+        key = (target, model_key(model))
+        table = self._costs.get(key)
+        if table is None:
+            table = self._costs[key] = ImageCostTable(self.memory.store, *key)
+        return table
+
     # --- memory per thread ---------------------------------------------------------------------
 
-    def memory_for(self, thread_id: str | None) -> OpticalMemory:
-        """The memory of ``thread_id`` (``None``: the memory's own thread)."""
-        return self._thread(thread_id).memory
-
-    def _thread(self, thread_id: str | None) -> _Thread:
+    def memory_for(self, thread_id: str | None, model: Any = None) -> OpticalMemory:
+        """The memory of ``thread_id`` (``None``: the memory's own thread), priced for
+        ``model`` (default: the options' or memory's target)."""
         with self._lock:
-            return self._thread_unlocked(thread_id)
+            return self._thread(thread_id, model).memory
 
-    def _thread_unlocked(self, thread_id: str | None) -> _Thread:
-        key = thread_id or self.memory.thread_id
+    def _thread(self, thread_id: str | None, model: Any = None) -> _Thread:
+        if thread_id is None and not self._warned_no_thread:
+            self._warned_no_thread = True
+            warnings.warn(
+                f"no thread_id in the run's config: every such run shares the memory's thread "
+                f"{self.memory.thread_id!r}; pass config={{'configurable': {{'thread_id': ...}}}}",
+                UserWarning,
+                stacklevel=5,
+            )
+        name = thread_id or self.memory.thread_id
+        target = self.target_for(model)
+        key = (name, target, model_key(model))
         thread = self._threads.get(key)
         if thread is None:
             base = self.memory
-            if (key, self.keep_recent_turns, self.target) == (
+            if (name, self.options.keep_recent_turns, target) == (
                 base.thread_id,
                 base.keep_recent_turns,
                 base.target,
-            ):
+            ) and not self.options.calibrate:
                 memory = base
             else:
                 memory = OpticalMemory(
                     base.store,
-                    thread_id=key,
+                    thread_id=name,
                     schedule=base.schedule,
                     renderer=base.renderer,
-                    target=self.target,
-                    keep_recent_turns=self.keep_recent_turns,
+                    target=target,
+                    keep_recent_turns=self.options.keep_recent_turns,
+                    render_ahead=True,  # pages drawn between calls, not on them
                 )
-            thread = self._threads[key] = _Thread(memory)
+            if self.options.calibrate:
+                memory.set_image_costs(self.cost_table(target, model).cost)
+            thread = self._threads[key] = _Thread(memory, self._info.setdefault(name, {}))
         return thread
 
     # --- adding --------------------------------------------------------------------------------
@@ -187,38 +201,50 @@ class MemoryRequestBuilder:
         turns, and are never stored. A message without an id is given one (as LangChain's
         ``SummarizationMiddleware`` does), so sending the same object again stores nothing."""
         with self._lock:
-            self._remember(thread_id, messages)
+            self._remember(self._thread(thread_id), messages)
 
-    def _remember(self, thread_id: str | None, messages: Sequence[BaseMessage]) -> None:
-        thread = self._thread(thread_id)
+    def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> None:
+        from optical_memory.agents.messages import message_to_turn
+
         store, name = thread.memory.store, thread.memory.thread_id
         for message in messages:
-            if isinstance(message, SystemMessage) or _is_memory_message(message):
+            if isinstance(message, SystemMessage) or is_memory_message(message):
                 continue
             if message.id is None:
                 message.id = str(uuid.uuid4())
-            if message.id in thread.turn_of_message:
+            if message.id in thread.info:
                 continue
+            turn = message_to_turn(message)
             stored = store.get_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id)
             if stored is None and message.id.startswith(TURN_MESSAGE_ID_PREFIX):
                 turn_id = message.id.removeprefix(TURN_MESSAGE_ID_PREFIX)
                 if turn_id.isdigit() and store.get_turns(name, [int(turn_id)]):
                     stored = turn_id.encode()
             if stored is None:
-                (turn,) = thread.memory.add_messages([message])
-                assert turn.id is not None
-                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn.id).encode())
-                thread.turn_of_message[message.id] = turn.id
+                added = thread.memory.add(
+                    turn.role, turn.content, timestamp=turn.timestamp, images=turn.images
+                )
+                assert added.id is not None
+                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(added.id).encode())
+                turn_id_ = added.id
             else:
-                thread.turn_of_message[message.id] = int(stored.decode())
+                turn_id_ = int(stored.decode())
+            thread.info[message.id] = MessageInfo(turn_id_, len(turn.content), turn.images)
 
     # --- building ------------------------------------------------------------------------------
 
-    def breakpoint(self) -> dict[str, str] | None:
-        """The ``cache_control`` the memory message ends with for the current target, if any."""
-        if self.cache_control == "auto":
-            return dict(ANTHROPIC_BREAKPOINT) if self.target == "anthropic" else None
-        return None if self.cache_control is None else dict(self.cache_control)
+    def breakpoint(self, target: str) -> dict[str, str] | None:
+        """The ``cache_control`` the memory message ends with for ``target``, if any."""
+        cache_control = self.options.cache_control
+        if cache_control == "auto":
+            return dict(ANTHROPIC_BREAKPOINT) if target == "anthropic" else None
+        return None if cache_control is None else dict(cache_control)
+
+    def _with_breakpoint(self, request: list[BaseMessage], target: str) -> list[BaseMessage]:
+        breakpoint = self.breakpoint(target)
+        if breakpoint and request and is_memory_message(request[0]):
+            request[0] = with_cache_breakpoint(request[0], breakpoint)
+        return request
 
     def build(
         self,
@@ -227,15 +253,19 @@ class MemoryRequestBuilder:
         *,
         system_messages: Sequence[SystemMessage] = (),
         tools: Sequence[Any] = (),
+        model: Any = None,
+        offers_recall: bool = True,
     ) -> tuple[list[BaseMessage], CallUsage]:
         """Store ``messages`` and return the request to send instead, with its accounting.
 
         ``system_messages`` are not part of the returned list (send them first, unchanged);
-        they and ``tools`` (as their JSON schemas) are counted. Raises
-        :class:`BudgetTooSmallError` when the newest turns alone exceed ``budget_tokens``.
+        they and ``tools`` (as their JSON schemas) are counted. ``model`` (the chat model the
+        request goes to) picks the target and the learnt image costs; ``offers_recall``: the
+        model has the recall tool this call (the header names it). Raises
+        :class:`BudgetTooSmallError` when the system prompt and tools alone exceed the budget.
         """
         with self._lock:
-            return self._build(thread_id, messages, system_messages, tools)
+            return self._build(thread_id, messages, system_messages, tools, model, offers_recall)
 
     def _build(
         self,
@@ -243,69 +273,160 @@ class MemoryRequestBuilder:
         messages: Sequence[BaseMessage],
         system_messages: Sequence[SystemMessage],
         tools: Sequence[Any],
+        model: Any,
+        offers_recall: bool,
     ) -> tuple[list[BaseMessage], CallUsage]:
         live = [m for m in messages if not isinstance(m, SystemMessage)]
-        live = [m for m in live if not _is_memory_message(m)]
-        self.remember(thread_id, live)
-        thread = self._thread(thread_id)
-        fixed = _instruction_tokens(system_messages, tools)
-        room = None if self.budget_tokens is None else self.budget_tokens - fixed
+        live = [m for m in live if not is_memory_message(m)]
+        thread = self._thread(thread_id, model)
+        self._remember(thread, live)
+        fixed = instruction_tokens(system_messages, tools)
+        budget = self.options.budget_tokens
+        room = None if budget is None else budget - fixed
+        recall = self.recall_tool if offers_recall else None
+        composer = _Composer(self, thread, live, fixed, model, recall)
         for attempt in range(_MAX_FITS):
             if room is not None and room < 0:
                 break
             context = thread.memory.context(budget_tokens=room)
-            request, usage = self._compose(thread, context, live, fixed)
-            if self.budget_tokens is None or usage.total_tokens <= self.budget_tokens:
-                breakpoint = self.breakpoint()
-                if breakpoint and request and _is_memory_message(request[0]):
-                    request[0] = with_cache_breakpoint(request[0], breakpoint)
-                return request, usage
+            request, usage = composer.compose(context)
+            if budget is None or usage.total_tokens <= budget:
+                return self._with_breakpoint(request, thread.memory.target), usage
             assert room is not None
-            # The memory fits its own part; captions and whole tool exchanges come on top.
-            # Give it that much less room, doubling the cut every few tries so fitting ends.
-            room -= (usage.total_tokens - self.budget_tokens) << (attempt // 4)
-        raise BudgetTooSmallError(
-            f"thread {thread.memory.thread_id!r}: the newest turns, system prompt and tool "
-            f"schemas alone exceed budget_tokens={self.budget_tokens}: raise the budget, or "
-            "shorten the system prompt or the latest messages"
+            # The memory fits its own part; captions, images in messages and whole tool
+            # exchanges come on top. Give it that much less room, doubling the cut every few
+            # tries so fitting ends.
+            room -= (usage.total_tokens - budget) << (attempt // 4)
+        request, usage = composer.tail_only()
+        return self._with_breakpoint(request, thread.memory.target), usage
+
+    def record_bill(self, usage: CallUsage, response: BaseMessage | None, model: Any) -> CallUsage:
+        """``usage`` with what the model reported it billed (``usage_metadata``); with
+        ``calibrate``, the images' share of the bill is learnt for later requests."""
+        metadata = getattr(response, "usage_metadata", None) or {}
+        billed = metadata.get("input_tokens")
+        if not isinstance(billed, int):
+            return usage
+        if self.options.calibrate and usage.sent_images:
+            with self._lock:
+                table = self.cost_table(usage.target, model)
+                if table.observe(usage.sent_images, billed - usage.text_tokens):
+                    for (_, target, key), thread in self._threads.items():
+                        if (target, key) == (table.target, table.model_key):
+                            thread.memory.set_image_costs(table.cost)
+        return dataclasses.replace(usage, billed_input_tokens=billed)
+
+
+class _Composer:
+    """Turns one context into the request (see the module docstring, step 3)."""
+
+    def __init__(
+        self,
+        builder: MemoryRequestBuilder,
+        thread: _Thread,
+        live: list[BaseMessage],
+        fixed: int,
+        model: Any,
+        recall_tool: str | None,
+    ) -> None:
+        self.builder = builder
+        self.recall_tool = recall_tool
+        self.thread = thread
+        self.memory = thread.memory
+        self.live = live
+        self.fixed = fixed
+        self.target = thread.memory.target
+        self.model_name = model_key(model)
+        self.spec = target_spec(self.target)
+        self.costs = (
+            builder.cost_table(self.target, model).cost if builder.options.calibrate else None
         )
 
-    def _compose(
-        self, thread: _Thread, context: MemoryContext, live: list[BaseMessage], fixed: int
-    ) -> tuple[list[BaseMessage], CallUsage]:
-        live_turn = {id(m): thread.turn_of_message[m.id] for m in live if m.id}
-        live_ids = set(live_turn.values())
-        unpaged = {turn.id for turn in context.recent}
-        verbatim = _with_tool_calls([m for m in live if live_turn.get(id(m)) in unpaged], live)
-        earlier = [turn for turn in context.recent if turn.id not in live_ids]
+    def image_cost(self, width: int, height: int, mode: Mode | None) -> int:
+        if self.costs is not None:
+            return self.costs(width, height, mode)
+        return vision_tokens(width, height, self.target, mode)
+
+    def compose(self, context: MemoryContext) -> tuple[list[BaseMessage], CallUsage]:
+        info = self.thread.info
+        recent = {turn.id: turn for turn in context.recent}
+        verbatim: list[BaseMessage] = []
+        held: set[int] = set()
+        for message in self.live:
+            known = info.get(message.id or "")
+            if known is None or known.turn_id not in recent:
+                continue
+            held.add(known.turn_id)
+            piece = recent[known.turn_id]
+            offset = known.length - len(piece.content)
+            verbatim.extend(tail_of(message, offset, known) if offset > 0 else [message])
+        verbatim = with_tool_calls(verbatim, self.live)
+        earlier = [turn for turn in context.recent if turn.id not in held]
+
+        message_images: list[ImageRef] = []
+        for message in verbatim:
+            known = info.get(message.id or "")
+            if known is not None and not is_call_envelope(message):
+                message_images.extend(images_sent(message, known))
+        earlier_images = {
+            turn.id: images_in(turn.content, self.memory.turn_images(turn.id))
+            for turn in earlier
+            if turn.id is not None and "[image " in turn.content
+        }
+        own_images = message_images + [i for images in earlier_images.values() for i in images]
+        bounded = bound_pages(
+            context.pages,
+            self.builder.options.request_limits or self.spec.limits,
+            self.image_cost,
+            self.memory.store,
+            reserved_images=len(own_images),
+            reserved_bytes=sum(len(i.data or b"") for i in own_images),
+        )
 
         blocks: list[dict[str, Any]] = []
-        captions = _Captions(context, thread.memory)
-        for page in context.memory:
-            caption = captions.caption(page)
-            if isinstance(page, MemoryPage):
-                if caption:
+        captions = _Captions(context, self.memory)
+        sent_images: list[SentImage] = []
+        shown = sorted([*bounded.images, *context.text_pages], key=lambda item: item.seq)
+        for item in shown:
+            if isinstance(item, Mosaic):
+                lines = "\n".join(filter(None, (captions.caption(page) for page in item.pages)))
+                blocks.append(
+                    {
+                        "type": "text",
+                        "text": f"{len(item.pages)} pages on one image, left to right, top to "
+                        f"bottom:\n{lines}",
+                    }
+                )
+                blocks.append(image_block(item.png(), item.mode, item.page_ids))
+                sent_images.append(SentImage(item.width, item.height, item.mode))
+            elif isinstance(item, MemoryPage):
+                caption = captions.caption(item)
+                if caption:  # "" continues a run of pages of one long turn
                     blocks.append({"type": "text", "text": caption})
-                blocks.append(_image_block(page))
+                blocks.append(image_block(item.png(), item.mode, [item.page_id]))
+                sent_images.append(SentImage(item.width, item.height, item.mode))
             else:
-                blocks.append({"type": "text", "text": f"{caption}\n{page.text}".lstrip("\n")})
+                caption = captions.caption(item)
+                blocks.append({"type": "text", "text": f"{caption}\n{item.text}".lstrip("\n")})
         if earlier:
             lines = "\n".join(f"{turn.role}: {turn.content}" for turn in earlier)
             blocks.append({"type": "text", "text": f"Latest turns, not yet on a page:\n{lines}"})
+            for turn in earlier:
+                blocks.extend(image.block() for image in earlier_images.get(turn.id or 0, []))
+        if verbatim and context.recent and verbatim[0] is not self.live[0]:
+            first = info.get(verbatim[0].id or "")
+            if first is not None and len(context.recent[0].content) < first.length:
+                blocks.append(
+                    {
+                        "type": "text",
+                        "text": "The newest page ends inside a message; the rest of that "
+                        "message is the first one below.",
+                    }
+                )
 
         request: list[BaseMessage] = []
         if blocks:
-            header = (
-                f"Earlier in this conversation (optical memory, {len(context.memory)} pages, "
-                "oldest first"
-            )
-            if self.recall_tool:
-                header += (
-                    f"; each turn is labelled with its number, and the {self.recall_tool} tool "
-                    "returns the exact text of a turn or a page"
-                )
-            header += "):"
-            blocks.insert(0, {"type": "text", "text": header})
+            blocks.insert(0, {"type": "text", "text": self._header(len(context.memory))})
             request.append(
                 HumanMessage(
                     content_blocks=blocks,  # type: ignore[arg-type]
@@ -313,21 +434,114 @@ class MemoryRequestBuilder:
                 )
             )
         request.extend(verbatim)
-        text_tokens = fixed + sum(
+        for image in own_images:
+            width, height = (image.width, image.height)
+            if image.data is None or not width or not height:
+                width, height = URL_IMAGE_SIZE
+            sent_images.append(SentImage(width, height, None))
+        text_tokens = self.fixed + sum(
             count_text_tokens(block["text"]) for block in blocks if block["type"] == "text"
         )
         text_tokens += sum(message_tokens(m) for m in verbatim)
+        vision = sum(page.vision_tokens for page in bounded.images)
+        own = sent_images[len(bounded.images) :]
+        vision += sum(self.image_cost(i.width, i.height, i.mode) for i in own)
+        page_count = sum(len(i.pages) if isinstance(i, Mosaic) else 1 for i in bounded.images)
         usage = CallUsage(
-            thread_id=thread.memory.thread_id,
+            thread_id=self.memory.thread_id,
             text_tokens=text_tokens,
-            vision_tokens=sum(page.vision_tokens for page in context.pages),
-            replaced_text_tokens=context.replaced_text_tokens,
-            pages=len(context.pages),
+            vision_tokens=vision,
+            replaced_text_tokens=sum(i.text_tokens for i in bounded.images),
+            pages=page_count,
             text_pages=len(context.text_pages),
             messages=len(verbatim),
-            budget_tokens=self.budget_tokens,
+            budget_tokens=self.builder.options.budget_tokens,
+            target=self.target,
+            model=self.model_name,
+            images=len(bounded.images) + len(own_images),
+            image_bytes=sum(len(i.png()) for i in bounded.images)
+            + sum(len(i.data or b"") for i in own_images),
+            mosaics=sum(isinstance(i, Mosaic) for i in bounded.images),
+            forgotten_for_limits=len(bounded.forgotten),
+            sent_images=tuple(sent_images),
         )
         return request, usage
+
+    def _header(self, pages: int) -> str:
+        header = f"Earlier in this conversation (optical memory, {pages} pages, oldest first"
+        if self.recall_tool:
+            header += (
+                f"; each turn is labelled with its number, and the {self.recall_tool} tool "
+                "returns the exact text of a turn or a page"
+            )
+        return header + "):"
+
+    def tail_only(self) -> tuple[list[BaseMessage], CallUsage]:
+        """The newest message alone, as much of its tail as fits the budget, with a note."""
+        budget = self.builder.options.budget_tokens
+        assert budget is not None
+        newest = self.live[-1] if self.live else None
+        known = None if newest is None else self.thread.info.get(newest.id or "")
+        if newest is None or known is None:
+            raise self._too_small()
+        text = newest.text
+        envelope = with_tool_calls([newest], self.live)[:-1]
+        fixed = self.fixed + sum(message_tokens(m) for m in envelope)
+
+        tool = self.recall_tool
+        search = f"; the {tool} tool searches them" if tool else ""
+        count = len(known.images)
+        pictures = f"{count} image{'s' if count != 1 else ''}" if count else ""
+
+        def request_for(keep: int) -> tuple[list[BaseMessage], int]:
+            cut = len(text) - keep
+            left = " and ".join(
+                part for part in (f"first {cut} characters" if cut else "", pictures) if part
+            )
+            note = (
+                f"The newest message is too long for this request's budget: its {left} are "
+                f"left out here (stored in memory whole{search}). The rest follows."
+            )
+            memory_message = HumanMessage(
+                content=note, additional_kwargs={"lc_source": MEMORY_MESSAGE_SOURCE}
+            )
+            tail = newest.model_copy(update={"content": text[cut:]})
+            if isinstance(tail, AIMessage):
+                tail.tool_calls = []
+            tokens = fixed + count_text_tokens(note) + count_text_tokens(text[cut:])
+            return [memory_message, *envelope, tail], tokens
+
+        low, high = 0, len(text)
+        while low < high:  # the longest tail that fits
+            middle = (low + high + 1) // 2
+            if request_for(middle)[1] <= budget:
+                low = middle
+            else:
+                high = middle - 1
+        request, tokens = request_for(low)
+        if low == 0 or tokens > budget:
+            raise self._too_small()
+        usage = CallUsage(
+            thread_id=self.memory.thread_id,
+            text_tokens=tokens,
+            vision_tokens=0,
+            replaced_text_tokens=0,
+            pages=0,
+            text_pages=0,
+            messages=len(request) - 1,
+            budget_tokens=budget,
+            target=self.target,
+            model=self.model_name,
+            truncated_chars=len(text) - low,
+        )
+        return request, usage
+
+    def _too_small(self) -> BudgetTooSmallError:
+        return BudgetTooSmallError(
+            f"thread {self.memory.thread_id!r}: the system prompt and tool schemas alone "
+            f"exceed budget_tokens={self.builder.options.budget_tokens}: raise the budget, or "
+            "shorten the system prompt or the tools' descriptions"
+        )
 
 
 class _Captions:
@@ -400,17 +614,6 @@ def _date_range(start: datetime | None, end: datetime | None) -> str:
     return f"{a.day} {a:%b %Y} – {b.day} {b:%b %Y}"
 
 
-def _image_block(page: MemoryPage) -> dict[str, Any]:
-    return {
-        "type": "image",
-        "base64": base64.b64encode(page.png()).decode("ascii"),
-        "mime_type": "image/png",
-        # GUNDAM and LARGE pages are both 1280 px: the size alone cannot tell a local
-        # DeepSeek-OCR how to encode the page, so the block names its mode.
-        "extras": {"mode": page.mode.value},
-    }
-
-
 def with_cache_breakpoint(message: BaseMessage, cache_control: Mapping[str, str]) -> BaseMessage:
     """A copy of ``message`` whose last content block carries ``cache_control``.
 
@@ -424,41 +627,3 @@ def with_cache_breakpoint(message: BaseMessage, cache_control: Mapping[str, str]
         raise ValueError("the message has no content block to carry a cache breakpoint")
     blocks[-1]["cache_control"] = dict(cache_control)
     return message.model_copy(update={"content": blocks})
-
-
-def _is_memory_message(message: BaseMessage) -> bool:
-    return message.additional_kwargs.get("lc_source") == MEMORY_MESSAGE_SOURCE
-
-
-def _with_tool_calls(selected: list[BaseMessage], live: list[BaseMessage]) -> list[BaseMessage]:
-    """``selected`` (a tail of ``live``) grown back until it opens with no tool result whose
-    call it lacks: a ToolMessage is only valid after the AIMessage that called it."""
-    if not selected or not isinstance(selected[0], ToolMessage):
-        return selected
-    start = next(i for i, m in enumerate(live) if m is selected[0])
-    results = {m.tool_call_id for m in selected if isinstance(m, ToolMessage)}
-    for i in range(start - 1, -1, -1):
-        message = live[i]
-        if isinstance(message, AIMessage) and {c.get("id") for c in message.tool_calls} & results:
-            return live[i:start] + selected
-    return selected  # the caller's list opens with results of an unknown call: theirs to send
-
-
-def message_tokens(message: BaseMessage) -> int:
-    """Text tokens of one message as sent: its text blocks and its tool calls (name, args)."""
-    tokens = count_text_tokens(message.text)
-    for call in getattr(message, "tool_calls", None) or []:
-        arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
-        tokens += count_text_tokens(f"{call.get('name', '')}({arguments})")
-    return tokens
-
-
-def _instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
-    """Tokens of what every request carries besides the conversation."""
-    tokens = sum(count_text_tokens(message.text) for message in system_messages)
-    if tools:
-        from langchain_core.utils.function_calling import convert_to_openai_tool
-
-        schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
-        tokens += count_text_tokens(json.dumps(schemas, sort_keys=True))
-    return tokens

@@ -14,22 +14,31 @@ answer. ``memory.wrap(model)`` is the same call.
 Messages are recognised by their LangChain ``id``; a message without one gets a fresh id (as
 LangChain's own middleware does), so re-sending the same message objects stores nothing twice,
 while rebuilding them from dicts each call would store them again: send only the new messages,
-or the same objects.
+or the same objects. ``stream``/``astream`` pass the inner model's chunks on as they come
+and store the whole answer at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
-from optical_memory.agents.request import CallUsage, MemoryRequestBuilder
+from optical_memory.agents.options import MemoryOptions
+from optical_memory.agents.request import MemoryRequestBuilder
+from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
 
 import_extra("langchain_core", "langchain")
 
 from langchain_core.language_models import LanguageModelInput  # noqa: E402
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage  # noqa: E402
+from langchain_core.messages import (  # noqa: E402
+    BaseMessage,
+    BaseMessageChunk,
+    HumanMessage,
+    SystemMessage,
+    message_chunk_to_message,
+)
 from langchain_core.messages.utils import convert_to_messages  # noqa: E402
 from langchain_core.prompt_values import PromptValue  # noqa: E402
 from langchain_core.runnables import Runnable, RunnableConfig  # noqa: E402
@@ -43,29 +52,27 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     """``runnable`` with optical memory in front of it; see :func:`wrap`.
 
     ``usage`` lists a :class:`~optical_memory.agents.CallUsage` per call (``last_usage``: the
-    latest).
+    latest); ``memory(thread_id)`` is one thread's memory.
     """
 
     def __init__(
         self,
         memory: OpticalMemory,
         runnable: Runnable[Any, Any],
-        *,
-        keep_recent_turns: int = 6,
-        budget_tokens: int | None = None,
-        target: str | None = None,
-        cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
+        options: MemoryOptions | None = None,
+        **overrides: Any,
     ) -> None:
-        self.memory = memory
         self.runnable = runnable
-        self.builder = MemoryRequestBuilder(
-            memory,
-            keep_recent_turns=keep_recent_turns,
-            budget_tokens=budget_tokens,
-            target=target,
-            cache_control=cache_control,
-        )
+        self.options = MemoryOptions.of(options, overrides)
+        self.builder = MemoryRequestBuilder(memory, self.options)
+        # The target follows the wrapped chat model (an unknown one is an error here, not at
+        # the first call).
+        self.target = self.builder.target_for(runnable)
         self.usage: list[CallUsage] = []
+
+    def memory(self, thread_id: str | None = None) -> OpticalMemory:
+        """The memory of ``thread_id`` (``None``: the memory's own thread)."""
+        return self.builder.memory_for(thread_id, self.runnable)
 
     @property
     def last_usage(self) -> CallUsage | None:
@@ -80,9 +87,9 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     ) -> Any:
         config = ensure_config(config)
         thread_id = _thread_id(config)
-        request = self._request(thread_id, input)
+        request, usage = self._request(thread_id, input)
         output = self.runnable.invoke(request, config, **kwargs)
-        self._remember_output(thread_id, output)
+        self._remember_output(thread_id, usage, output)
         return output
 
     async def ainvoke(
@@ -90,49 +97,91 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     ) -> Any:
         config = ensure_config(config)
         thread_id = _thread_id(config)
-        request = await asyncio.to_thread(self._request, thread_id, input)
+        request, usage = await asyncio.to_thread(self._request, thread_id, input)
         output = await self.runnable.ainvoke(request, config, **kwargs)
-        await asyncio.to_thread(self._remember_output, thread_id, output)
+        await asyncio.to_thread(self._remember_output, thread_id, usage, output)
         return output
 
-    def _request(self, thread_id: str | None, input: LanguageModelInput) -> list[BaseMessage]:
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        **kwargs: Any | None,
+    ) -> Iterator[Any]:
+        """The inner model's chunks as they come; the whole answer is stored at the end."""
+        config = ensure_config(config)
+        thread_id = _thread_id(config)
+        request, usage = self._request(thread_id, input)
+        whole: Any = None
+        for chunk in self.runnable.stream(request, config, **kwargs):
+            whole = chunk if whole is None else whole + chunk
+            yield chunk
+        self._remember_output(thread_id, usage, _whole_message(whole))
+
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        **kwargs: Any | None,
+    ) -> AsyncIterator[Any]:
+        config = ensure_config(config)
+        thread_id = _thread_id(config)
+        request, usage = await asyncio.to_thread(self._request, thread_id, input)
+        whole: Any = None
+        async for chunk in self.runnable.astream(request, config, **kwargs):
+            whole = chunk if whole is None else whole + chunk
+            yield chunk
+        await asyncio.to_thread(self._remember_output, thread_id, usage, _whole_message(whole))
+
+    def _request(
+        self, thread_id: str | None, input: LanguageModelInput
+    ) -> tuple[list[BaseMessage], CallUsage]:
         messages = _as_messages(input)
         system = [m for m in messages if isinstance(m, SystemMessage)]
         conversation = [m for m in messages if not isinstance(m, SystemMessage)]
         request, usage = self.builder.build(
-            thread_id, conversation, system_messages=system, tools=_bound_tools(self.runnable)
+            thread_id,
+            conversation,
+            system_messages=system,
+            tools=_bound_tools(self.runnable),
+            model=self.runnable,
         )
         self.usage.append(usage)
-        return [*system, *request]
+        return [*system, *request], usage
 
-    def _remember_output(self, thread_id: str | None, output: Any) -> None:
-        if isinstance(output, BaseMessage):
-            self.builder.remember(thread_id, [output])
+    def _remember_output(self, thread_id: str | None, usage: CallUsage, output: Any) -> None:
+        if not isinstance(output, BaseMessage):
+            return
+        self.builder.remember(thread_id, [output])
+        billed = self.builder.record_bill(usage, output, self.runnable)
+        if billed is not usage:
+            for index in range(len(self.usage) - 1, -1, -1):
+                if self.usage[index] is usage:
+                    self.usage[index] = billed
+                    break
 
 
 def wrap(
     memory: OpticalMemory,
     runnable: Runnable[Any, Any],
-    *,
-    keep_recent_turns: int = 6,
-    budget_tokens: int | None = None,
-    target: str | None = None,
-    cache_control: Mapping[str, str] | Literal["auto"] | None = "auto",
+    options: MemoryOptions | None = None,
+    **overrides: Any,
 ) -> OpticalMemoryRunnable:
     """``runnable`` (a chat model, ``model.bind_tools(...)``, any Runnable taking messages)
     with ``memory`` in front of it: old turns go to it as page images, recent ones as text.
 
-    Arguments mean what they mean for
-    :class:`~optical_memory.agents.OpticalMemoryMiddleware`.
+    Options (:class:`~optical_memory.agents.MemoryOptions`, or its fields as keywords) mean
+    what they mean for :class:`~optical_memory.agents.OpticalMemoryMiddleware`; the target
+    defaults to the wrapped chat model's family.
     """
-    return OpticalMemoryRunnable(
-        memory,
-        runnable,
-        keep_recent_turns=keep_recent_turns,
-        budget_tokens=budget_tokens,
-        target=target,
-        cache_control=cache_control,
-    )
+    return OpticalMemoryRunnable(memory, runnable, options, **overrides)
+
+
+def _whole_message(whole: Any) -> Any:
+    """Summed chunks as the message a model would have returned."""
+    if isinstance(whole, BaseMessageChunk):
+        return message_chunk_to_message(whole)
+    return whole
 
 
 def _as_messages(input: LanguageModelInput) -> list[BaseMessage]:

@@ -96,9 +96,11 @@ class LangChainChatModel:
     :func:`~optical_memory.agents.wrap`: old turns go to it as page images with captions, the
     recent ones as text, and its answer is stored in the memory."""
 
-    def __init__(self, model: Any, name: str) -> None:
+    def __init__(self, model: Any, name: str, target: str | None = None) -> None:
         self.model = model
         self.name = name
+        #: The token-accounting target; ``None``: the model's family (``--target`` sets it).
+        self.target = target
         # The wrapper of the memory last talked in: within one session it knows the earlier
         # messages as messages; a new memory (another thread, a viewer request) gets a new one.
         self._session: tuple[OpticalMemory, Any] | None = None
@@ -115,10 +117,23 @@ class LangChainChatModel:
                 self.model,
                 keep_recent_turns=max(1, memory.keep_recent_turns),
                 budget_tokens=budget_tokens,
+                target=self.target,
             )
             session = self._session = (memory, wrapped)
-        answer = session[1].invoke([messages.HumanMessage(content=message)])
+        config = {"configurable": {"thread_id": memory.thread_id}}
+        answer = session[1].invoke([messages.HumanMessage(content=message)], config)
         return str(answer.text)  # the text blocks of the answer, joined
+
+
+def set_target(model: ChatModel, target: str | None) -> ChatModel:
+    """``model`` counting tokens for ``target`` (checked against the known targets)."""
+    if target is not None:
+        from optical_memory.tokens import target_spec
+
+        target_spec(target)
+        if isinstance(model, LangChainChatModel):
+            model.target = target
+    return model
 
 
 def load_model(spec: str | None = None) -> ChatModel:

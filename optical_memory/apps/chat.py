@@ -345,11 +345,19 @@ def run_chat(
     model_spec: str | None = None,
     keep_recent_turns: int = 6,
     budget_tokens: int | None = None,
+    target: str | None = None,
 ) -> None:
-    """What ``optical-memory chat`` runs: open the memory, load the model, chat on stdin."""
-    from optical_memory.apps.backends import load_model
+    """What ``optical-memory chat`` runs: open the memory, load the model, chat on stdin.
+
+    ``target`` names the model family tokens are counted for (default: the model's own)."""
+    from optical_memory.apps.backends import load_model, set_target
     from optical_memory.memory import OpticalMemory
 
-    model = load_model(model_spec)
-    memory = OpticalMemory(db, thread_id=thread_id, keep_recent_turns=keep_recent_turns)
+    model = set_target(load_model(model_spec), target)
+    memory = OpticalMemory(
+        db,
+        thread_id=thread_id,
+        keep_recent_turns=keep_recent_turns,
+        target=target or "deepseek-ocr",
+    )
     TerminalChat(ChatSession(memory, model, budget_tokens=budget_tokens)).run()

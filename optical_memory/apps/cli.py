@@ -278,6 +278,15 @@ def _conversation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", type=int, metavar="TOKENS", help="most tokens the model is sent per turn"
     )
+    from optical_memory.tokens import TARGETS
+
+    parser.add_argument(
+        "--target",
+        choices=TARGETS,
+        metavar="TARGET",
+        help="the model family tokens are counted for (default: the model's own, else "
+        f"deepseek-ocr): {', '.join(TARGETS)}",
+    )
 
 
 def _conversation_errors() -> tuple[type[Exception], ...]:
@@ -298,6 +307,7 @@ def chat_command(args: argparse.Namespace) -> int:
             model_spec=args.model,
             keep_recent_turns=args.keep_recent,
             budget_tokens=args.budget,
+            target=args.target,
         )
     except _conversation_errors() as error:
         raise CommandError(str(error)) from error
@@ -316,6 +326,7 @@ def serve_command(args: argparse.Namespace) -> int:
             model_spec=args.model,
             keep_recent_turns=args.keep_recent,
             budget_tokens=args.budget,
+            target=args.target,
         )
     except _conversation_errors() as error:
         raise CommandError(str(error)) from error

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
+from optical_memory.memory.render_ahead import RenderAhead
 from optical_memory.memory.search import SearchHit, parse_query, rerank
 from optical_memory.memory.threads import export_thread, import_thread
 from optical_memory.modes import FADING_ORDER, Mode
@@ -26,9 +28,12 @@ from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
 if TYPE_CHECKING:
+    from optical_memory.agents.messages import ImageRef
     from optical_memory.agents.runnable import OpticalMemoryRunnable
 
 logger = logging.getLogger("optical_memory")
+#: Store blob namespace of the images that came with turns (identity: turn id / number).
+TURN_IMAGE_NAMESPACE = "turn-images"
 
 
 class OpticalMemory:
@@ -56,6 +61,8 @@ class OpticalMemory:
         target: the model the token counts are for: one of
             :data:`optical_memory.tokens.TARGETS`.
         keep_recent_turns: newest turns always kept as text (the recent window).
+        render_ahead: after each ``add``, draw in a background thread the pages the next
+            contexts will show (:mod:`optical_memory.memory.render_ahead`).
     """
 
     def __init__(
@@ -67,6 +74,7 @@ class OpticalMemory:
         renderer: Renderer | str | None = None,
         target: str = "deepseek-ocr",
         keep_recent_turns: int = 6,
+        render_ahead: bool = False,
     ) -> None:
         if not isinstance(thread_id, str) or not thread_id:
             raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
@@ -90,11 +98,23 @@ class OpticalMemory:
         self._lock = threading.RLock()
         self._packer = Packer(self.store, thread_id, self.renderer, keep_recent_turns)
         self._planner = ContextPlanner(self._packer, self.schedule, target)
+        self.render_ahead = RenderAhead(self) if render_ahead else None
 
     # --- writing -------------------------------------------------------------------------------
 
-    def add(self, role: str, content: str, *, timestamp: datetime | None = None) -> Turn:
-        """Store one turn durably and return it with its id; packs a page when one is full."""
+    def add(
+        self,
+        role: str,
+        content: str,
+        *,
+        timestamp: datetime | None = None,
+        images: Sequence[ImageRef] = (),
+    ) -> Turn:
+        """Store one turn durably and return it with its id; packs a page when one is full.
+
+        ``images`` (from :func:`optical_memory.agents.messages.message_to_turn`) are kept
+        with the turn: their bytes, or their URL only; ``content`` holds their placeholders.
+        """
         check_turn(role, content, timestamp)
         with self._lock:
             turn = self.store.add_turn(
@@ -104,22 +124,82 @@ class OpticalMemory:
                 timestamp,
                 count_text_tokens(turn_text(role, content)),
             )
+            if images:
+                self._put_images(turn, images)
             self._packer.pack()
+            self._after_add()
         return turn
+
+    def _after_add(self) -> None:
+        """Hook run after every add, under the lock (render-ahead queues new pages here)."""
+        ahead = getattr(self, "render_ahead", None)
+        if ahead is not None:
+            ahead.schedule()
+
+    def _put_images(self, turn: Turn, images: Sequence[ImageRef]) -> None:
+        manifest = [image.to_json() for image in images]
+        key = str(turn.id)
+        for number, image in enumerate(images, start=1):
+            if image.data is not None:
+                self.store.put_blob(
+                    TURN_IMAGE_NAMESPACE, self.thread_id, "", f"{key}/{number}", image.data
+                )
+        self.store.put_blob(
+            TURN_IMAGE_NAMESPACE, self.thread_id, "", key, json.dumps(manifest).encode()
+        )
+
+    def turn_images(self, turn_id: int) -> list[ImageRef]:
+        """The images stored with turn ``turn_id``, in order (numbered from 1 in its text)."""
+        from optical_memory.agents.messages import ImageRef
+
+        manifest = self.store.get_blob(TURN_IMAGE_NAMESPACE, self.thread_id, "", str(turn_id))
+        if manifest is None:
+            return []
+        images = []
+        for number, entry in enumerate(json.loads(manifest), start=1):
+            data = None
+            if entry.get("url") is None:
+                data = self.store.get_blob(
+                    TURN_IMAGE_NAMESPACE, self.thread_id, "", f"{turn_id}/{number}"
+                )
+            images.append(
+                ImageRef(
+                    mime_type=entry["mime_type"],
+                    data=data,
+                    url=entry.get("url"),
+                    width=entry.get("width"),
+                    height=entry.get("height"),
+                )
+            )
+        return images
+
+    def page_images(self, page_id: int) -> list[ImageRef]:
+        """The images whose placeholders page ``page_id`` prints, in order."""
+        with self._lock:
+            record = self._record(page_id)
+            turns = {t.id: t for t in self.store.get_turns(self.thread_id, record.turn_ids)}
+            found: list[ImageRef] = []
+            for span in record.spans:
+                images = self.turn_images(span.turn_id)
+                text = turns[span.turn_id].content[span.start : span.end]
+                found.extend(image for n, image in enumerate(images, 1) if f"[image {n}:" in text)
+            return found
 
     def add_messages(self, messages: Iterable[Any]) -> list[Turn]:
         """Add ``{"role", "content"}`` dicts or LangChain messages, in order.
 
         Every message is checked before any is stored, so a bad one adds nothing. Content given
-        as a list of blocks keeps its text blocks; other blocks are noted as ``[type]``; an AI
-        message's tool calls are written out as ``[tool call] name({args})``.
+        as a list of blocks keeps its text blocks; images are kept with the turn and shown in
+        its text as placeholders (see :mod:`optical_memory.agents.messages`); other blocks are
+        noted as ``[type]``; an AI message's tool calls are written out as
+        ``[tool call] name({args})``.
         """
         # The conversion lives with the LangChain integration; dicts need no extra installed.
         from optical_memory.agents.messages import turns_from_messages
 
         return [
-            self.add(role, content, timestamp=stamp)
-            for role, content, stamp in turns_from_messages(messages)
+            self.add(turn.role, turn.content, timestamp=turn.timestamp, images=turn.images)
+            for turn in turns_from_messages(messages)
         ]
 
     # --- reading -------------------------------------------------------------------------------
@@ -152,6 +232,12 @@ class OpticalMemory:
                 "context().pages of this thread"
             )
         return record
+
+    def set_image_costs(self, costs: Callable[[int, int, Mode], int] | None) -> None:
+        """Price page images with ``costs(width, height, mode)`` in tokens (costs learnt from
+        a model's bills) instead of the target's formula; ``None`` restores the formula."""
+        with self._lock:
+            self._planner.set_costs(costs)
 
     def page_image(self, page_id: int, mode: Mode | str) -> MemoryPage:
         """Page ``page_id`` drawn at ``mode`` (rendered once, then cached), whatever its tier."""
@@ -346,6 +432,8 @@ class OpticalMemory:
 
     def close(self) -> None:
         """Close the store, and the renderer if this memory made it from a name."""
+        if self.render_ahead is not None:
+            self.render_ahead.close()
         self.store.close()
         close_renderer = getattr(self.renderer, "close", None)
         if self._owns_renderer and callable(close_renderer):

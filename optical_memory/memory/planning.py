@@ -14,7 +14,9 @@ processes too.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,11 +66,20 @@ class ContextPlanner:
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
         self._mode_tokens: dict[Mode, int] = {}  # at the renderer's page size
         self._pruned_at = 0  # page count when renders were last pruned
+        self._costs: Callable[[int, int, Mode], int] | None = None
+        self._render_lock = threading.Lock()
 
     def reset(self) -> None:
         """Forget what is known about the thread's renders (it was deleted or replaced)."""
         self._known_images.clear()
         self._pruned_at = 0
+
+    def set_costs(self, costs: Callable[[int, int, Mode], int] | None) -> None:
+        """Price images with ``costs(width, height, mode)`` (e.g. costs learnt from a model's
+        bills) instead of the target's formula; ``None``: the formula."""
+        self._costs = costs
+        self._token_memo.clear()
+        self._mode_tokens.clear()
 
     def plan(self, budget_tokens: int | None) -> Plan:
         records = list(self.packer.refresh())
@@ -186,8 +197,6 @@ class ContextPlanner:
             if size is None:
                 image, png = self.render(record, mode)
                 size = image.size
-                if self._cache_image(record.content_hash, mode.value, key, *size, png):
-                    self._known_images[(record.content_hash, mode)] = size
             else:
                 self.cache_hits += 1
                 self._known_images[(record.content_hash, mode)] = size
@@ -218,25 +227,36 @@ class ContextPlanner:
         )
 
     def render(self, record: PageRecord, mode: Mode) -> tuple[Image.Image, bytes]:
-        """Draw ``record`` at ``mode``: the image and its PNG bytes."""
+        """Draw ``record`` at ``mode`` and cache it: the image and its PNG bytes."""
+        return self.draw(record.content_hash, self.packer.page_pieces(record), mode)
+
+    def draw(self, content_hash: str, pieces: list[Turn], mode: Mode) -> tuple[Image.Image, bytes]:
+        """Draw a page printing ``pieces`` at ``mode`` and cache it under ``content_hash``;
+        returns the image and its PNG bytes. Safe to call from a second thread (the
+        render-ahead one) while the memory serves a request."""
+        renderer = self.packer.renderer
         started = time.perf_counter()
-        rendered = self.packer.renderer.render(self.packer.page_pieces(record), mode)
+        with self._render_lock:  # one drawing at a time; encoding and storing run outside
+            rendered = renderer.render(pieces, mode)
         if len(rendered) != 1:
             raise RuntimeError(
-                f"page {record.id} rendered as {len(rendered)} pages at {mode.value}: "
+                f"page {content_hash[:12]} rendered as {len(rendered)} pages at {mode.value}: "
                 "the renderer's layout changed since the page was packed; use the "
                 "renderer settings the store was written with"
             )
         self.renders += 1
-        png = rendered[0].png()
+        image, png = rendered[0].image, rendered[0].png()
         logger.debug(
-            "thread %r: rendered page %d at %s in %.0f ms",
+            "thread %r: rendered page %s at %s in %.0f ms",
             self.packer.thread_id,
-            record.seq,
+            content_hash[:12],
             mode.value,
             (time.perf_counter() - started) * 1000,
         )
-        return rendered[0].image, png
+        key = renderer.settings_key
+        if self._cache_image(content_hash, mode.value, key, *image.size, png):
+            self._known_images[(content_hash, mode)] = image.size
+        return image, png
 
     def _cache_image(
         self, content_hash: str, mode: str, key: str, width: int, height: int, png: bytes
@@ -286,11 +306,13 @@ class ContextPlanner:
         costs the target."""
         if width is None or height is None:
             cached = self._mode_tokens.get(mode)
-            if cached is not None:
+            if cached is not None and self._costs is None:
                 return cached
             width, height = self.page_size(mode)
             self._mode_tokens[mode] = self.vision_tokens(mode, width, height)
             return self._mode_tokens[mode]
+        if self._costs is not None:
+            return self._costs(width, height, mode)
         key = (mode, width, height)
         if key not in self._token_memo:
             self._token_memo[key] = vision_tokens(width, height, self.target, mode)

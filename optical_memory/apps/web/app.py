@@ -93,12 +93,14 @@ def create_app(
     budget_tokens: int | None = None,
     schedule: DecaySchedule | None = None,
     host: str = "127.0.0.1",
+    target: str = "deepseek-ocr",
 ) -> Any:
     """The viewer for the memory file ``db``; the chat box talks to ``model``; ``host`` (the
     address it is served on) is a name it answers to besides the loopback names.
 
     ``keep_recent_turns`` and ``schedule`` configure every thread's memory as in
-    :class:`~optical_memory.OpticalMemory`; ``budget_tokens`` bounds what the model is sent.
+    :class:`~optical_memory.OpticalMemory`; ``budget_tokens`` bounds what the model is sent,
+    counted for ``target``.
     """
     fastapi = import_extra("fastapi", "demo")
     responses = import_extra("fastapi.responses", "demo")
@@ -117,7 +119,11 @@ def create_app(
         if problem is not None:
             raise fastapi.HTTPException(422, problem)
         memory = OpticalMemory(
-            db, thread_id=thread, keep_recent_turns=keep_recent_turns, schedule=schedule
+            db,
+            thread_id=thread,
+            keep_recent_turns=keep_recent_turns,
+            schedule=schedule,
+            target=target,
         )
         try:
             yield ChatSession(memory, model, budget_tokens=budget_tokens)
@@ -235,18 +241,20 @@ def serve(
     model_spec: str | None = None,
     keep_recent_turns: int = 6,
     budget_tokens: int | None = None,
+    target: str | None = None,
 ) -> None:
     """What ``optical-memory serve`` runs: the viewer on ``host:port`` until interrupted."""
     uvicorn = import_extra("uvicorn", "demo")
-    from optical_memory.apps.backends import load_model
+    from optical_memory.apps.backends import load_model, set_target
 
-    model = load_model(model_spec)
+    model = set_target(load_model(model_spec), target)
     app = create_app(
         db,
         model=model,
         keep_recent_turns=keep_recent_turns,
         budget_tokens=budget_tokens,
         host=host,
+        target=target or "deepseek-ocr",
     )
     if not is_loopback(host):
         print(

@@ -1,0 +1,148 @@
+"""The caller's messages as a request sends them: tails of turns whose head is on a page,
+tool calls re-sent alone before their results, images, and their text-token counts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from optical_memory.agents.messages import ImageRef, content_text, image_ref, tool_call_lines
+from optical_memory.extras import import_extra
+from optical_memory.modes import Mode
+from optical_memory.tokens import count_text_tokens
+
+import_extra("langchain_core", "langchain")
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage  # noqa: E402
+
+#: Marks the memory message (``additional_kwargs["lc_source"]``), as LangChain marks summaries.
+MEMORY_MESSAGE_SOURCE = "optical_memory"
+#: Marks a tool call re-sent without its text because the text is on a page.
+TOOL_CALL_SOURCE = "optical_memory_tool_call"
+
+
+@dataclass(frozen=True)
+class MessageInfo:
+    """What the memory learnt of one caller message: its turn, stored length and images."""
+
+    turn_id: int
+    length: int
+    images: tuple[ImageRef, ...]
+
+
+def is_memory_message(message: BaseMessage) -> bool:
+    return message.additional_kwargs.get("lc_source") == MEMORY_MESSAGE_SOURCE
+
+
+def is_call_envelope(message: BaseMessage) -> bool:
+    return message.additional_kwargs.get("lc_source") == TOOL_CALL_SOURCE
+
+
+def images_in(text: str, images: Sequence[ImageRef]) -> list[ImageRef]:
+    """The images whose placeholder (``[image N: ...``) lies in ``text``."""
+    return [image for n, image in enumerate(images, 1) if f"[image {n}:" in text]
+
+
+def images_sent(message: BaseMessage, known: MessageInfo) -> list[ImageRef]:
+    """The images a verbatim (or tail) message carries."""
+    if isinstance(message.content, str):
+        return []
+    found = []
+    for block in message.content:
+        if isinstance(block, dict) and block.get("type") in ("image", "image_url"):
+            found.append(image_ref(block))
+    return found
+
+
+def tail_of(message: BaseMessage, offset: int, known: MessageInfo) -> list[BaseMessage]:
+    """``message`` from character ``offset`` of its stored text on (its head is on a page):
+    the tail as text, the images whose placeholders it holds, its tool calls."""
+    text = content_text(message.content)
+    calls = tool_call_lines(message)
+    stored = (text + calls).lstrip("\n") if calls else text
+    lead = len(text + calls) - len(stored)  # a leading newline dropped before the calls
+    if calls and offset + lead >= len(text):
+        # The head, text and part of the calls, is on the page: the calls go alone.
+        return [call_envelope(message, message.tool_calls)]  # type: ignore[attr-defined]
+    tail = stored[offset:] if not calls else text[offset:]
+    blocks: list[Any] = [{"type": "text", "text": tail}]
+    blocks.extend(image.block() for image in images_in(tail, known.images))
+    content: Any = tail if len(blocks) == 1 else blocks
+    return [message.model_copy(update={"content": content})]
+
+
+def call_envelope(message: BaseMessage, calls: list[Any]) -> AIMessage:
+    return AIMessage(
+        content="",
+        tool_calls=calls,
+        id=message.id,
+        additional_kwargs={"lc_source": TOOL_CALL_SOURCE},
+    )
+
+
+def with_tool_calls(selected: list[BaseMessage], live: list[BaseMessage]) -> list[BaseMessage]:
+    """``selected`` with, before each tool result whose call it lacks, that call alone (its
+    text is on a page): a ToolMessage is only valid after the AIMessage that called it."""
+    present = {
+        call.get("id") for m in selected if isinstance(m, AIMessage) for call in m.tool_calls
+    }
+    calls_of = {
+        call.get("id"): m for m in live if isinstance(m, AIMessage) for call in m.tool_calls
+    }
+    result: list[BaseMessage] = []
+    for index, message in enumerate(selected):
+        if isinstance(message, ToolMessage) and message.tool_call_id not in present:
+            caller = calls_of.get(message.tool_call_id)
+            if caller is not None:
+                # Every result of that call in this request, so no call lacks its result.
+                answered = {m.tool_call_id for m in selected[index:] if isinstance(m, ToolMessage)}
+                calls = [c for c in caller.tool_calls if c.get("id") in answered]
+                result.append(call_envelope(caller, calls))
+                present.update(c.get("id") for c in calls)
+        result.append(message)
+    return result
+
+
+def message_tokens(message: BaseMessage) -> int:
+    """Text tokens of one message as sent: its text blocks and its tool calls (name, args)."""
+    tokens = count_text_tokens(message.text)
+    for call in getattr(message, "tool_calls", None) or []:
+        arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
+        tokens += count_text_tokens(f"{call.get('name', '')}({arguments})")
+    return tokens
+
+
+def instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
+    """Tokens of what every request carries besides the conversation."""
+    tokens = sum(count_text_tokens(message.text) for message in system_messages)
+    if tools:
+        from langchain_core.utils.function_calling import convert_to_openai_tool
+
+        schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
+        tokens += count_text_tokens(json.dumps(schemas, sort_keys=True))
+    return tokens
+
+
+def image_block(png: bytes, mode: Mode, page_ids: list[int]) -> dict[str, Any]:
+    return {
+        "type": "image",
+        "base64": base64.b64encode(png).decode("ascii"),
+        "mime_type": "image/png",
+        # GUNDAM and LARGE pages are both 1280 px: the size alone cannot tell a local
+        # DeepSeek-OCR how to encode the page, so the block names its mode.
+        "extras": {"mode": mode.value, "page_ids": page_ids},
+    }
+
+
+def model_key(model: Any) -> str:
+    """What names a chat model in the learnt cost table: its model name, else its class."""
+    if model is None:
+        return ""
+    seen = 0
+    while hasattr(model, "bound") and seen < 8:
+        model, seen = model.bound, seen + 1
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    return str(name) if isinstance(name, str) and name else type(model).__name__
