@@ -1,0 +1,56 @@
+"""The reader's own accuracy: DeepSeek-OCR's precision on the Fox benchmark, by text per page.
+
+Source: H. Wei, Y. Sun, Y. Li, *DeepSeek-OCR: Contexts Optical Compression*, arXiv:2510.18234
+(2025), Table 2: every English Fox document of 600-1,300 text tokens (ground truth tokenized with
+the model's own tokenizer), decoded from 64 vision tokens (TINY, 512x512) and from 100 (SMALL,
+640x640); precision of the decoded text against the ground truth. The table covers no other
+mode. Pages here count text tokens with ``o200k_base``, taken as the paper's count: both are
+BPE vocabularies of English prose.
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from optical_memory.modes import Mode
+
+#: Table 2, one row per bin: (text tokens from, to, pages, precision at 64, at 100 tokens).
+FOX_TABLE: tuple[tuple[int, int, int, float, float], ...] = (
+    (600, 700, 7, 0.965, 0.985),
+    (700, 800, 28, 0.938, 0.973),
+    (800, 900, 28, 0.838, 0.968),
+    (900, 1000, 14, 0.859, 0.968),
+    (1000, 1100, 11, 0.793, 0.915),
+    (1100, 1200, 8, 0.764, 0.898),
+    (1200, 1300, 4, 0.591, 0.871),
+)
+#: The modes Table 2 measured, and which column of :data:`FOX_TABLE` holds each.
+FOX_MODES: dict[Mode, int] = {Mode.TINY: 3, Mode.SMALL: 4}
+
+_CENTRES = [(low + high) / 2 for low, high, *_ in FOX_TABLE]
+
+
+def expected_precision(text_tokens: float, mode: Mode | str) -> float | None:
+    """DeepSeek-OCR's expected precision (0-1) reading a page of ``text_tokens`` at ``mode``.
+
+    Linear between the centres of Table 2's bins (650, 750, ... 1,250 tokens), held flat beyond
+    them: below 650 tokens the 600-700 bin's precision (the table has no lighter pages), above
+    1,250 the 1,200-1,300 bin's (an optimistic bound for denser pages). ``None`` for a mode the
+    table did not measure (BASE, LARGE, GUNDAM).
+    """
+    mode = Mode.parse(mode)
+    if mode not in FOX_MODES:
+        return None
+    if isinstance(text_tokens, bool) or not isinstance(text_tokens, int | float):
+        raise TypeError(f"text_tokens must be a number, not {type(text_tokens).__name__}")
+    if not text_tokens >= 0:
+        raise ValueError(f"text_tokens must be a count >= 0, not {text_tokens}")
+    column = [row[FOX_MODES[mode]] for row in FOX_TABLE]
+    right = bisect.bisect_right(_CENTRES, text_tokens)
+    if right == 0:
+        return column[0]
+    if right == len(_CENTRES):
+        return column[-1]
+    left = right - 1
+    share = (text_tokens - _CENTRES[left]) / (_CENTRES[right] - _CENTRES[left])
+    return column[left] + share * (column[right] - column[left])
