@@ -3,12 +3,13 @@
 Seconds are the process's CPU time (``time.process_time``): on a shared, loaded machine wall
 time measures the neighbours; on an idle one the two agree. ``--wall`` uses wall time.
 
-    .venv/bin/python benchmarks/render.py [--pages 60] [--mode base]
+    .venv/bin/python benchmarks/render.py [--pages 60] [--mode base] [--locomo locomo.json]
 
-Rows are workloads (dense Latin prose; mixed Latin/CJK), columns are renderers. Each cell
-renders the workload's conversation once with a fresh renderer (its caches start empty, as in
-a new process), so the figure includes measuring and drawing every new word; "+ png" also
-encodes every page as PNG bytes, as a store does before saving it.
+Rows are workloads (dense Latin prose; mixed Latin/CJK; LoCoMo's conv-26 when ``--locomo``
+names a LoCoMo file), columns are renderers. Each cell renders the workload's conversation once
+with a fresh renderer (its caches start empty, as in a new process), so the figure includes
+measuring and drawing every new word; "+ png" also encodes every page as PNG bytes, as a store
+does before saving it; "KiB/page" is the mean size of those PNG files.
 
 To add a renderer, write a function like :func:`pil_renderer` that returns a fresh renderer and
 add it to ``RENDERERS``.
@@ -68,13 +69,11 @@ def _word(rng: random.Random) -> str:
     return rng.choice(_LATIN_WORDS)
 
 
-def locomo_conv26(pages: int) -> list[Turn]:
-    """LoCoMo's conv-26 (real chat turns, 419 of them), when the development file is there."""
+def locomo_conv26(path: Path) -> list[Turn]:
+    """LoCoMo's conv-26 (real chat turns, 419 of them) from the LoCoMo file at ``path``."""
     from optical_memory.experiments.locomo import read_locomo_sample
 
-    if not _LOCOMO.exists():
-        return []
-    return list(read_locomo_sample(_LOCOMO, "conv-26").turns)
+    return list(read_locomo_sample(path, "conv-26").turns)
 
 
 def mixed_latin_cjk(pages: int, seed: int = 0) -> list[Turn]:
@@ -94,9 +93,7 @@ def mixed_latin_cjk(pages: int, seed: int = 0) -> list[Turn]:
 WORKLOADS: dict[str, Callable[[int], list[Turn]]] = {
     "dense Latin": dense_latin,
     "mixed Latin/CJK": mixed_latin_cjk,
-    "LoCoMo conv-26": locomo_conv26,
 }
-_LOCOMO = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo" / "locomo_dev.json"
 
 
 def pil_renderer() -> Renderer:
@@ -124,19 +121,18 @@ def pages_per_second(
     mode: Mode,
     png: bool,
     clock: Callable[[], float] = time.process_time,
-) -> tuple[float, int]:
-    """(pages per second, pages) for one render of ``turns`` by a fresh renderer."""
+) -> tuple[float, int, int]:
+    """(pages per second, pages, PNG bytes of them all: 0 without ``png``) for one render of
+    ``turns`` by a fresh renderer."""
     renderer = make_renderer()
     start = clock()
     pages = renderer.render(turns, mode)
-    if png:
-        for page in pages:
-            page.png()
+    size = sum(len(page.png()) for page in pages) if png else 0
     elapsed = clock() - start
     close = getattr(renderer, "close", None)
     if close is not None:
         close()
-    return len(pages) / elapsed, len(pages)
+    return len(pages) / elapsed, len(pages), size
 
 
 def main() -> None:
@@ -145,7 +141,15 @@ def main() -> None:
     parser.add_argument("--mode", default="base", help="resolution mode (default base)")
     parser.add_argument("--wall", action="store_true", help="wall time instead of CPU time")
     parser.add_argument("--no-html", action="store_true", help="leave out HtmlRenderer")
+    parser.add_argument(
+        "--locomo", type=Path, help="a LoCoMo JSON file: adds its conversation conv-26 as a row"
+    )
     args = parser.parse_args()
+    workloads = dict(WORKLOADS)
+    if args.locomo is not None:
+        if not args.locomo.is_file():
+            parser.error(f"--locomo {args.locomo}: no such file (pass a LoCoMo JSON file)")
+        workloads["LoCoMo conv-26"] = lambda _pages: locomo_conv26(args.locomo)
     clock = time.perf_counter if args.wall else time.process_time
     mode = Mode.parse(args.mode)
     renderers = {n: r for n, r in RENDERERS.items() if not (args.no_html and n == "html")}
@@ -153,23 +157,24 @@ def main() -> None:
     columns = [
         f"{name}{' (warm, wall)' if name in WALL_CLOCK_ONLY else ''}{suffix}"
         for name in renderers
-        for suffix in ("", " + png")
+        for suffix in ("", " + png", " KiB/page")
     ]
     seconds = "wall" if args.wall else "CPU"
-    size = "x".join(map(str, _size(mode)))
-    print(f"pages per {seconds} second at {mode.value} ({size}), one process\n")
+    canvas = "x".join(map(str, _size(mode)))
+    print(f"pages per {seconds} second at {mode.value} ({canvas}), one process\n")
     print(f"| workload | pages | {' | '.join(columns)} |")
     print(f"|---|---|{'---|' * len(columns)}")
-    for workload, make_turns in WORKLOADS.items():
+    for workload, make_turns in workloads.items():
         turns = make_turns(args.pages)
-        if not turns:
-            continue
         cells, counts = [], {}
         for name, make_renderer in renderers.items():
             timer = time.perf_counter if name in WALL_CLOCK_ONLY else clock
             for png in (False, True):
-                rate, counts[name] = pages_per_second(make_renderer, turns, mode, png, timer)
+                rate, counts[name], png_size = pages_per_second(
+                    make_renderer, turns, mode, png, timer
+                )
                 cells.append(f"{rate:.1f}" if rate < 10 else f"{rate:.0f}")
+            cells.append(f"{png_size / counts[name] / 1024:.1f}")
         # Renderers lay out differently: one page count each ("pil 60 / html 52").
         pages = " / ".join(f"{n} {c}" for n, c in counts.items())
         print(f"| {workload} | {pages} | {' | '.join(cells)} |")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import shutil
 from collections.abc import Sequence
@@ -10,11 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from optical_memory.modes import TILE_SIZE, Mode, gundam_grid
 from optical_memory.renderers import PillowRenderer, Renderer, Span
 from optical_memory.renderers import fonts as fonts_module
 from optical_memory.renderers.fonts import FontNotFoundError, default_chain
+from optical_memory.renderers.page import RenderedPage
 from optical_memory.renderers.pil import label_colour
 from optical_memory.tokens import vision_tokens
 from optical_memory.turns import Turn
@@ -57,6 +60,11 @@ def assert_spans_cover_exactly(turns: Sequence[Turn], pages: Sequence[Sequence[S
     assert rebuilt(turns, pages) == [turn.content for turn in turns]
 
 
+def rgb(page: RenderedPage) -> np.ndarray:
+    """The page's pixels, (height, width, 3) uint8."""
+    return np.asarray(page.image.convert("RGB"))
+
+
 def ink(image: np.ndarray) -> np.ndarray:
     """Boolean mask of pixels that are not (nearly) white."""
     return image.min(axis=2) < 200
@@ -84,8 +92,21 @@ def test_pages_have_the_modes_input_size(
 ) -> None:
     [page] = renderer.render([Turn(role="user", content="hello")], mode)
     assert page.image.size == size
-    assert page.image.mode == "RGB"
     assert page.mode is mode
+
+
+def test_a_text_page_is_a_palette_image_stored_at_four_bits_a_pixel(
+    renderer: PillowRenderer,
+) -> None:
+    turns = [Turn(role="user", content=LOREM * 20), Turn(role="assistant", content=LOREM * 20)]
+    [page] = renderer.render(turns, Mode.BASE)
+    assert page.image.mode == "P"
+    colours = page.image.convert("RGB").getcolors(256)
+    assert colours is not None and len(colours) <= 16
+    png = page.png()
+    assert png[24] == 4  # IHDR bit depth: two pixels a byte
+    stored = Image.open(io.BytesIO(png))
+    assert np.array_equal(np.asarray(stored.convert("RGB")), rgb(page))
 
 
 def test_gundam_pages_tile_exactly_into_two_by_two_tiles(renderer: PillowRenderer) -> None:
@@ -206,7 +227,7 @@ def test_same_input_gives_the_same_png_bytes_from_fresh_and_warm_renderers() -> 
 
 def test_role_labels_are_coloured_and_the_text_is_black(renderer: PillowRenderer) -> None:
     [page] = renderer.render([Turn(role="user", content="plain words here")], Mode.BASE)
-    pixels = np.asarray(page.image).astype(int)
+    pixels = rgb(page).astype(int)
     inked = ink(pixels)
     grey = (pixels[..., 0] == pixels[..., 1]) & (pixels[..., 1] == pixels[..., 2])
     coloured = inked & ~grey
@@ -227,7 +248,7 @@ def test_user_and_assistant_labels_differ_in_colour() -> None:
 def test_newlines_in_content_start_new_lines(renderer: PillowRenderer) -> None:
     def ink_rows(content: str) -> int:
         [page] = renderer.render([Turn(role="u", content=content)], Mode.BASE)
-        rows = np.asarray(ink(np.asarray(page.image)).any(axis=1))
+        rows = np.asarray(ink(rgb(page)).any(axis=1))
         return int(np.count_nonzero(rows[1:] & ~rows[:-1]))  # bands of inked rows
 
     assert ink_rows("one two") == 1
@@ -239,7 +260,7 @@ def test_a_word_longer_than_a_line_breaks_between_characters_inside_the_margins(
     renderer: PillowRenderer,
 ) -> None:
     [page] = renderer.render([Turn(role="u", content="x" * 400)], Mode.BASE)
-    columns = np.nonzero(ink(np.asarray(page.image)).any(axis=0))[0]
+    columns = np.nonzero(ink(rgb(page)).any(axis=0))[0]
     assert columns.min() >= renderer.margin - 2
     assert columns.max() <= 1024 - renderer.margin + 2
     assert page.spans == [Span(0, 0, 400)]
@@ -247,10 +268,10 @@ def test_a_word_longer_than_a_line_breaks_between_characters_inside_the_margins(
 
 def test_every_script_prints_ink_at_tiny(renderer: PillowRenderer) -> None:
     [label_only] = renderer.render([Turn(role="u", content="")], Mode.TINY)
-    label_ink = ink(np.asarray(label_only.image))
+    label_ink = ink(rgb(label_only))
     for text in ["Latin", "漢字かな", "שלום", "مرحبا", "🤖"]:
         [page] = renderer.render([Turn(role="u", content=text)], Mode.TINY)
-        text_ink = ink(np.asarray(page.image)) & ~label_ink
+        text_ink = ink(rgb(page)) & ~label_ink
         assert text_ink.sum() > 10, f"{text!r} left no ink beyond its label"
 
 
@@ -258,7 +279,7 @@ def test_colour_emoji_keep_their_colour(renderer: PillowRenderer) -> None:
     if not any(face.bitmap_size for face in renderer.fonts.faces):
         pytest.skip("no colour emoji font installed")
     [page] = renderer.render([Turn(role="u", content="🤖🤖🤖")], Mode.BASE)
-    pixels = np.asarray(page.image).astype(int)
+    pixels = rgb(page).astype(int)
     saturated = (pixels.max(axis=2) - pixels.min(axis=2)) > 60
     assert saturated[:, 100:].any()
 

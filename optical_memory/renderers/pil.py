@@ -8,8 +8,10 @@ TINY. ``render`` then draws that layout on the mode's canvas, with the font at t
 Speed comes from caching, per renderer: each character's advance and glyph mask is drawn once
 per size; a word's width is the sum of its advances and its image is pasted together from its
 glyphs (runs of right-to-left or complex scripts are shaped whole instead); black text is pasted
-word by word onto a greyscale sheet, labels and colour emoji onto the RGB page made from it.
-Kerning is not applied between cached glyphs.
+word by word onto a greyscale sheet. The page is a palette image made from the sheet and the
+role labels (:mod:`~optical_memory.renderers.palette`: 8 greys, 4 blends per label colour); a
+page with colour emoji is drawn in RGB and reduced to 256 colours. Kerning is not applied
+between cached glyphs.
 
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or ``#12
 Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a turn
@@ -37,6 +39,8 @@ from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontChain, default_chain, has_complex_layout
 from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.renderers.palette import compose
+from optical_memory.renderers.png import palette_image
 from optical_memory.renderers.style import INK, label_colour
 from optical_memory.turns import Turn
 
@@ -177,8 +181,8 @@ class PillowRenderer:
         line_height = self.line_height * scale
         pages = []
         for spans, pieces in zip(layout.spans, layout.pieces, strict=True):
-            # Black text goes onto a greyscale sheet (a 1-channel paste is 3x cheaper); labels
-            # and colour glyphs go onto the RGB page made from it.
+            # Black text goes onto a greyscale sheet (a 1-channel paste is 3x cheaper); the
+            # palette page is made from it and the labels (renderers.palette).
             sheet = Image.new("L", (width, height), 255)
             # The core image's paste: Image.paste's checks cost more than the paste itself.
             paste = sheet.im.paste
@@ -193,10 +197,15 @@ class PillowRenderer:
                     paste(0, (left, top, left + glyphs.width, top + glyphs.height), glyphs.core)
                 else:
                     coloured.append((left, top, glyphs, colour))
-            image = Image.merge("RGB", (sheet, sheet, sheet))
-            for left, top, glyphs, colour in coloured:
-                ink = glyphs.colour if glyphs.colour is not None else colour or INK
-                image.paste(ink, (left, top), glyphs.mask)
+            if all(glyphs.colour is None for _, _, glyphs, _ in coloured):
+                labels = [(left, top, g.mask, colour or INK) for left, top, g, colour in coloured]
+                image = compose(sheet, labels)
+            else:  # colour glyphs (emoji): drawn in full colour, then reduced to a palette
+                image = Image.merge("RGB", (sheet, sheet, sheet))
+                for left, top, glyphs, colour in coloured:
+                    ink = glyphs.colour if glyphs.colour is not None else colour or INK
+                    image.paste(ink, (left, top), glyphs.mask)
+                image = palette_image(image)
             pages.append(RenderedPage(image=image, mode=mode, spans=spans))
         return pages
 
