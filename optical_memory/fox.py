@@ -11,23 +11,49 @@ BPE vocabularies of English prose.
 from __future__ import annotations
 
 import bisect
+from typing import NamedTuple
 
 from optical_memory.modes import Mode
 
-#: Table 2, one row per bin: (text tokens from, to, pages, precision at 64, at 100 tokens).
-FOX_TABLE: tuple[tuple[int, int, int, float, float], ...] = (
-    (600, 700, 7, 0.965, 0.985),
-    (700, 800, 28, 0.938, 0.973),
-    (800, 900, 28, 0.838, 0.968),
-    (900, 1000, 14, 0.859, 0.968),
-    (1000, 1100, 11, 0.793, 0.915),
-    (1100, 1200, 8, 0.764, 0.898),
-    (1200, 1300, 4, 0.591, 0.871),
-)
-#: The modes Table 2 measured, and which column of :data:`FOX_TABLE` holds each.
-FOX_MODES: dict[Mode, int] = {Mode.TINY: 3, Mode.SMALL: 4}
 
-_CENTRES = [(low + high) / 2 for low, high, *_ in FOX_TABLE]
+class FoxBin(NamedTuple):
+    """One row of Table 2: pages of ``low``-``high`` text tokens, decoded from 64 and from 100
+    vision tokens: precision (0-1) and the paper's compression (text per vision token)."""
+
+    low: int
+    high: int
+    pages: int
+    precision_64: float
+    compression_64: float
+    precision_100: float
+    compression_100: float
+
+
+FOX_TABLE: tuple[FoxBin, ...] = (
+    FoxBin(600, 700, 7, 0.965, 10.5, 0.985, 6.7),
+    FoxBin(700, 800, 28, 0.938, 11.8, 0.973, 7.5),
+    FoxBin(800, 900, 28, 0.838, 13.2, 0.968, 8.5),
+    FoxBin(900, 1000, 14, 0.859, 15.1, 0.968, 9.7),
+    FoxBin(1000, 1100, 11, 0.793, 16.5, 0.915, 10.6),
+    FoxBin(1100, 1200, 8, 0.764, 17.7, 0.898, 11.3),
+    FoxBin(1200, 1300, 4, 0.591, 19.7, 0.871, 12.6),
+)
+#: The modes Table 2 measured: their vision tokens (the table's columns).
+FOX_MODES: dict[Mode, int] = {Mode.TINY: 64, Mode.SMALL: 100}
+
+
+def fox_points(mode: Mode | str) -> list[tuple[float, float]]:
+    """Table 2's (compression, precision) points for ``mode`` (TINY or SMALL), as plotted."""
+    tokens = FOX_MODES[Mode.parse(mode)]
+    return [
+        (row.compression_64, row.precision_64)
+        if tokens == 64
+        else (row.compression_100, row.precision_100)
+        for row in FOX_TABLE
+    ]
+
+
+_CENTRES = [(row.low + row.high) / 2 for row in FOX_TABLE]
 
 
 def expected_precision(text_tokens: float, mode: Mode | str) -> float | None:
@@ -45,7 +71,7 @@ def expected_precision(text_tokens: float, mode: Mode | str) -> float | None:
         raise TypeError(f"text_tokens must be a number, not {type(text_tokens).__name__}")
     if not text_tokens >= 0:
         raise ValueError(f"text_tokens must be a count >= 0, not {text_tokens}")
-    column = [row[FOX_MODES[mode]] for row in FOX_TABLE]
+    column = [precision for _, precision in fox_points(mode)]
     right = bisect.bisect_right(_CENTRES, text_tokens)
     if right == 0:
         return column[0]

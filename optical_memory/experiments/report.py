@@ -20,29 +20,12 @@ from optical_memory.experiments.records import (
 )
 from optical_memory.experiments.retrieval import retrieval_section
 from optical_memory.extras import import_extra
+from optical_memory.fox import FOX_MODES, fox_points
 
-#: DeepSeek-OCR paper, Table 2 (Fox benchmark, English pages of 600-1300 text tokens): decoding
-#: precision of the model itself at (compression ratio, precision), per vision-token budget.
-#: A different measurement from ours: the model's decoding, not a pixel probe.
+#: DeepSeek-OCR paper, Table 2 (Fox): the model's own decoding precision at (compression ratio,
+#: precision), per vision-token budget (:mod:`optical_memory.fox`). Not a pixel probe.
 FOX_POINTS: dict[int, list[tuple[float, float]]] = {
-    64: [
-        (10.5, 0.965),
-        (11.8, 0.938),
-        (13.2, 0.838),
-        (15.1, 0.859),
-        (16.5, 0.793),
-        (17.7, 0.764),
-        (19.7, 0.591),
-    ],
-    100: [
-        (6.7, 0.985),
-        (7.5, 0.973),
-        (8.5, 0.968),
-        (9.7, 0.968),
-        (10.6, 0.915),
-        (11.3, 0.898),
-        (12.6, 0.871),
-    ],
+    tokens: fox_points(mode) for mode, tokens in FOX_MODES.items()
 }
 #: The issue's goal: this probe accuracy at this many text tokens per vision token, at TINY.
 GOAL_ACCURACY = 0.97
