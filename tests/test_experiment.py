@@ -15,6 +15,7 @@ from optical_memory.apps.cli import main
 from optical_memory.experiments.report import FOX_POINTS
 from optical_memory.experiments.run import evidence_ids, load_dialogs
 from optical_memory.experiments.similarity import substring_distance, substring_similarity
+from optical_memory.fox import expected_precision
 from optical_memory.modes import Mode
 from optical_memory.tokens import vision_tokens
 
@@ -105,6 +106,12 @@ def _check_consistency(results: dict[str, Any], out: Path) -> None:
                         page["text_tokens"] / tokens
                     )
                 assert 0.0 <= measured["probe_accuracy"] <= 1.0
+                # The reader's own expectation beside the probe: the paper's Fox precision at
+                # the page's text tokens, where the paper measured the mode.
+                assert measured["expected_precision"] == expected_precision(
+                    page["text_tokens"], mode
+                )
+                assert (measured["expected_precision"] is None) == (mode not in ("tiny", "small"))
             assert page["modes"]["tiny"]["vision_tokens"]["deepseek-ocr"] == 73
             assert page["modes"]["base"]["vision_tokens"]["deepseek-ocr"] == 273
         # Every evidence turn is on exactly one page (its home page), once per question.
@@ -125,6 +132,13 @@ def _check_consistency(results: dict[str, Any], out: Path) -> None:
         for value in (row["mean_probe_accuracy"], row["evidence_recall"]):
             assert 0.0 <= value <= 1.0
     report = (out / "report.md").read_text(encoding="utf-8")
+    assert "expected model precision" in report
+    expected = summary["expected_model_precision"]
+    for mode in modes:
+        if mode in ("tiny", "small"):
+            assert 0.0 < expected["per_mode"][mode] <= 1.0
+        else:
+            assert expected["per_mode"][mode] is None
     for name in ("compression_vs_accuracy.png", "forgetting_curve.png", "context_tokens.png"):
         assert f"]({name})" in report
         with Image.open(out / name) as image:

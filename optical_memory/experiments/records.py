@@ -16,6 +16,9 @@ class PageAtMode:
     """One page drawn at one mode: what it costs each target and how much of it a probe reads.
 
     ``compression[t]`` is ``text_tokens / vision_tokens[t]``: text tokens per vision token.
+    ``expected_precision`` is what DeepSeek-OCR itself is expected to decode of the page: its
+    Fox precision at the page's text tokens (:func:`optical_memory.fox.expected_precision`;
+    None at modes the paper's table does not cover).
     """
 
     mode: str
@@ -24,6 +27,7 @@ class PageAtMode:
     vision_tokens: dict[str, int]
     compression: dict[str, float]
     probe_accuracy: float
+    expected_precision: float | None = None
 
 
 @dataclass

@@ -176,6 +176,7 @@ def summarize(
             "recall_by_page_age": by_page_age,
             "recall_by_scheduled_mode": by_scheduled_mode,
         },
+        "expected_model_precision": expected_precision_summary(conversations, modes, tiers),
         "fox_reference": {
             "source": "DeepSeek-OCR paper, Table 2 (Fox): the model's decoding precision, "
             "not a pixel probe",
@@ -194,6 +195,49 @@ def _goal_met(tiny: dict[str, Any] | None) -> bool | None:
         return None
     compression = tiny["mean_compression"]["deepseek-ocr"]
     return bool(tiny["mean_probe_accuracy"] >= GOAL_ACCURACY and compression >= GOAL_COMPRESSION)
+
+
+def expected_precision_summary(
+    conversations: Sequence[ConversationResult],
+    modes: Sequence[str],
+    tiers: Sequence[tuple[str, int]],
+) -> dict[str, Any]:
+    """The probe beside the reader: per mode, the pages' mean expected model precision (the
+    paper's Fox precision at their text tokens; None where the table has no column); per age
+    bin of the forgetting curve, the evidence pages' mean probe accuracy and expected model
+    precision at their scheduled mode (expected precision: TINY and SMALL pages only)."""
+    pages = [page for conversation in conversations for page in conversation.pages]
+    per_mode = {}
+    for mode in modes:
+        per_mode[mode] = _mean(
+            x for p in pages if (x := p.modes[mode].expected_precision) is not None
+        )
+    at_schedule = []  # (age, probe accuracy, expected precision) of each evidence turn's page
+    for conversation in conversations:
+        for turn in conversation.evidence:
+            if turn.scheduled_mode in modes:
+                measured = conversation.pages[turn.page].modes[str(turn.scheduled_mode)]
+                at_schedule.append((turn.age, measured.probe_accuracy, measured.expected_precision))
+    by_age = []
+    for start, end in _age_bins((age for age, _, _ in at_schedule), tiers):
+        chosen = [(p, x) for age, p, x in at_schedule if start <= age <= end]
+        if chosen:
+            expected: list[float] = [x for _, x in chosen if x is not None]
+            by_age.append(
+                {
+                    "ages": [start, end],
+                    "evidence_pages": len(chosen),
+                    "probe_accuracy": _mean(p for p, _ in chosen),
+                    "expected_precision": _mean(expected),
+                    "evidence_pages_with_expected_precision": len(expected),
+                }
+            )
+    return {
+        "source": "DeepSeek-OCR paper, Table 2 (Fox), interpolated at each page's text tokens "
+        "(optical_memory.fox.expected_precision)",
+        "per_mode": per_mode,
+        "by_age": by_age,
+    }
 
 
 # --- plots -------------------------------------------------------------------------------------
@@ -264,6 +308,7 @@ def plot_forgetting_curve(summary: dict[str, Any], modes: Sequence[str], path: P
         linestyle="--",
         label="categories 1–4",
     )
+    _plot_page_legibility(axes, summary, [row["ages"] for row in rows])
     for x, row in zip(xs, rows, strict=True):
         modes_here = "/".join(m.upper() for m in row["scheduled_modes"])
         axes.annotate(
@@ -276,7 +321,7 @@ def plot_forgetting_curve(summary: dict[str, Any], modes: Sequence[str], path: P
         )
     axes.set_xticks(xs, labels)
     axes.set_xlabel("page age at the end of the conversation (pages; newest = 0)")
-    axes.set_ylabel(f"evidence recall (similarity ≥ {RECALL_THRESHOLD})")
+    axes.set_ylabel(f"evidence recall (similarity ≥ {RECALL_THRESHOLD}); page accuracy")
     axes.set_ylim(-0.02, 1.08)
     axes.set_title("Forgetting curve under the default decay schedule")
     axes.legend(fontsize=8)
@@ -284,6 +329,23 @@ def plot_forgetting_curve(summary: dict[str, Any], modes: Sequence[str], path: P
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def _plot_page_legibility(axes: Any, summary: dict[str, Any], bins: list[list[int]]) -> None:
+    """On the forgetting curve: the evidence pages' probe accuracy and expected model precision
+    at their scheduled mode, per age bin (x: the bin's position among ``bins``)."""
+    rows = {tuple(row["ages"]): row for row in summary["expected_model_precision"]["by_age"]}
+    for key, label, style in (
+        ("probe_accuracy", "evidence pages: probe accuracy", ":"),
+        ("expected_precision", "evidence pages: expected model precision (Fox)", "-."),
+    ):
+        points = [
+            (x, rows[tuple(ages)][key])
+            for x, ages in enumerate(bins)
+            if tuple(ages) in rows and rows[tuple(ages)][key] is not None
+        ]
+        if points:
+            axes.plot(*zip(*points, strict=True), marker="x", linestyle=style, label=label)
 
 
 def plot_context_tokens(
@@ -330,6 +392,27 @@ def _num(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _expected_precision_lines(summary: dict[str, Any]) -> list[str]:
+    """The forgetting curve's second view: how the evidence pages read at their scheduled mode,
+    by the probe and as DeepSeek-OCR is expected to (its Fox precision at their text tokens)."""
+    lines = [
+        "",
+        "Expected model precision is DeepSeek-OCR's own Fox precision (its paper's Table 2, "
+        "64 vision tokens for TINY, 100 for SMALL) interpolated at the page's text tokens; the "
+        "table has no column for the sharper modes (–).",
+        "",
+        "| page age | evidence pages | probe accuracy | expected model precision |",
+        "|---|---|---|---|",
+    ]
+    for row in summary["expected_model_precision"]["by_age"]:
+        a, b = row["ages"]
+        lines.append(
+            f"| {a}–{b} | {row['evidence_pages']} | {_pct(row['probe_accuracy'])} | "
+            f"{_pct(row['expected_precision'])} |"
+        )
+    return lines
+
+
 def write_report(
     out: Path,
     conversations: Sequence[ConversationResult],
@@ -364,9 +447,9 @@ def write_report(
         f"turn's text at substring similarity ≥ {RECALL_THRESHOLD}.",
         "",
         "| mode | pages | text tok/page | DeepSeek-OCR tok | ratio DeepSeek | ratio OpenAI | "
-        "ratio Anthropic | ratio Qwen2.5-VL | probe accuracy | pages ≥ 97% | "
-        "evidence recall (1–4) | recall (5) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "ratio Anthropic | ratio Qwen2.5-VL | probe accuracy | expected model precision | "
+        "pages ≥ 97% | evidence recall (1–4) | recall (5) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in modes:
         row = summary["per_mode"][mode]
@@ -376,7 +459,9 @@ def write_report(
             f"{_num(row['mean_vision_tokens']['deepseek-ocr'], 0)} | "
             f"{_num(ratio['deepseek-ocr'])}× | {_num(ratio['openai'])}× | "
             f"{_num(ratio['anthropic'])}× | {_num(ratio['qwen2.5-vl'])}× | "
-            f"{_pct(row['mean_probe_accuracy'])} | {_pct(row['pages_at_goal_accuracy'])} | "
+            f"{_pct(row['mean_probe_accuracy'])} | "
+            f"{_pct(summary['expected_model_precision']['per_mode'][mode])} | "
+            f"{_pct(row['pages_at_goal_accuracy'])} | "
             f"{_pct(row['evidence_recall_categories_1_4'])} | "
             f"{_pct(row['evidence_recall_category_5'])} |"
         )
@@ -435,6 +520,7 @@ def write_report(
             f"| {a}–{b} | {row['evidence']} | {scheduled_modes}"
             f" | {_pct(row['recall'])} | {_pct(row['recall_categories_1_4'])} |"
         )
+    lines += _expected_precision_lines(summary)
     unscheduled = [
         mode.upper()
         for mode, row in summary["schedule"]["recall_by_scheduled_mode"].items()

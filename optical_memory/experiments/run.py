@@ -4,9 +4,11 @@ For each conversation (LoCoMo, or the demo's synthetic dialogue) the turns are a
 to a memory with the default settings (packing, schedule, recent window); along the way the
 context's size is recorded next to a full text history and a keep-last-N window. Then every
 frozen page is drawn at every mode of the run, read back by the probe, and measured: text tokens
-it replaces, vision tokens per target, their ratio, the probe's character accuracy. Each LoCoMo
-question's evidence turns are looked up on their pages and count as recalled at a mode when the
-probe's reading contains them at substring similarity ≥ 0.9.
+it replaces, vision tokens per target, their ratio, the probe's character accuracy, and beside
+it the expected model precision (DeepSeek-OCR's own Fox precision at the page's text tokens,
+TINY and SMALL: :mod:`optical_memory.fox`). Each LoCoMo question's evidence turns are looked up
+on their pages and count as recalled at a mode when the probe's reading contains them at
+substring similarity ≥ 0.9.
 
 Choices made here, recorded in the report too:
 
@@ -51,6 +53,7 @@ from optical_memory.experiments.records import (
 from optical_memory.experiments.report import summarize, write_report
 from optical_memory.experiments.retrieval import locomo_retrieval
 from optical_memory.experiments.similarity import page_accuracy, substring_distance
+from optical_memory.fox import expected_precision
 from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.renderers.layout import chosen_density
@@ -295,6 +298,7 @@ def _measure(
                     vision_tokens=tokens,
                     compression={t: record.text_tokens / v for t, v in tokens.items()},
                     probe_accuracy=page_accuracy(texts[record.id], reading_of[(index, mode.value)]),
+                    expected_precision=expected_precision(record.text_tokens, mode),
                 )
             page_results.append(
                 PageResult(
