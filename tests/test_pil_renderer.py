@@ -364,11 +364,11 @@ def test_a_long_role_is_shortened_and_the_content_starts_inside_the_page(
     [short] = renderer.render([Turn(role="u", content="hello")], Mode.BASE)
     [page] = renderer.render([Turn(role=role, content="hello")], Mode.BASE)
     assert page.spans == [Span(0, 0, 5)]
-    pixels = np.asarray(page.image)
+    pixels = rgb(page)
     columns = np.flatnonzero(ink(pixels).any(axis=0))
     assert columns.min() >= renderer.margin - 2
     assert columns.max() <= 1024 - renderer.margin + 2
     # The whole word is drawn: as wide in black ink as after a one-letter label.
-    expected, drawn = black_ink_columns(np.asarray(short.image)), black_ink_columns(pixels)
+    expected, drawn = black_ink_columns(rgb(short)), black_ink_columns(pixels)
     assert drawn.max() - drawn.min() == expected.max() - expected.min()
     assert drawn.min() <= 1024 // 2 + renderer.font_size  # the label left room on its line
