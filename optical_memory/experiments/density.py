@@ -1,51 +1,60 @@
-"""Density search: the densest page rendering that each mode still reads at ≥ 97%.
+"""Density search: the densest page layout that stays legible on conversations it was not chosen on.
 
 The Pillow renderer lays text out once on the 1024-px reference page and draws that layout at
 every mode, so a page's text is fixed when it is packed and only its pixels shrink as it fades.
-"Per mode" therefore means: for each mode, the densest layout (most text tokens per page) whose
-pages the probe still reads at :data:`THRESHOLD` or better at that mode. One layout serves all
-modes, and the faintest mode memory uses sets the limit: the default schedule ends every long
-conversation at TINY, so the renderer's default is the densest layout that TINY (and with it
-every sharper mode) keeps legible. The sharper modes' own limits are recorded too: they say how
-much denser pages could be for a memory that never fades that far.
+One layout serves all modes, and the faintest mode memory uses sets the limit: the default
+schedule ends every long conversation at TINY.
 
-For each line spacing and mode the search bisects the font sizes (legibility falls as the font
-shrinks), the pixel probe of :mod:`optical_memory.experiments.probe` reading a few full pages of a
-real conversation at each point. The result is ``optical_memory/renderers/data/density.json``;
-:func:`optical_memory.renderers.layout.chosen_density` reads it: the Pillow renderer's defaults.
+The rule (:func:`meets`): on a set of sample pages, read by the pixel probe of
+:mod:`optical_memory.experiments.probe`, the faintest mode searched reads every page at
+:data:`WORST_PAGE` or better and all of them at :data:`THRESHOLD` on average, and every sharper
+mode reads them at :data:`THRESHOLD` on average. :func:`choose` returns the densest layout of
+the grid (most text tokens per page) that meets the rule on a set of conversations.
 
-Run it with ``optical-memory density --data PATH|synthetic``.
+Leave one conversation out: for each conversation, a layout is chosen on the others and
+measured on it, which says how far a choice carries to a conversation it has not seen (the
+spread is reported). The committed default is the densest layout that meets the rule on every
+conversation's pages, so that whichever conversation is held out, its pages meet it.
+
+Layouts are measured from the densest down and only as far as the choices need, with
+:data:`PAGES_PER_CONVERSATION` full pages per conversation, evenly spread. The result is
+``optical_memory/renderers/data/density.json``; :func:`optical_memory.renderers.layout.
+chosen_density` reads it: the Pillow renderer's defaults.
+
+Run it with ``optical-memory density --data PATH`` (a LoCoMo file: all its conversations).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optical_memory.renderers.layout import DENSITY_FILE, FALLBACK, Density
 
-#: Probe character accuracy a page must keep at a mode.
+#: Mean probe character accuracy a layout's pages must keep at every mode.
 THRESHOLD = 0.97
-FONT_SIZES: tuple[float, ...] = (22, 20, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8)
+#: Probe accuracy every single page must keep at the faintest mode.
+WORST_PAGE = 0.95
+FONT_SIZES: tuple[float, ...] = (19, 18, 17, 16, 15)
 LINE_SPACINGS: tuple[float, ...] = (1.0, 1.1, 1.25)
-#: Full pages of the sample conversation read per setting and mode.
-PAGES_PER_SETTING = 2
-
-
-# --- the search --------------------------------------------------------------------------------
+#: Full pages of each conversation read per layout and mode.
+PAGES_PER_CONVERSATION = 2
+ALL_MODES = ("tiny", "small", "base", "large", "gundam")
 
 
 @dataclass
 class _Setting:
+    """One layout's sample pages of one conversation and how the probe read them."""
+
     density: Density
     pieces: list[tuple[tuple[str, str], ...]]  # per sample page: (role, content) pieces
     texts: list[str]  # per sample page: its exact text
     text_tokens: list[int]
-    accuracy: dict[str, list[float]]
+    accuracy: dict[str, list[float]] = field(default_factory=dict)  # mode -> per page
     settings_key: str = ""
 
 
@@ -60,7 +69,7 @@ def _sample_pages(turns: Sequence[Any], density: Density, pages: int) -> _Settin
     layout = renderer.paginate(turns)
     full = max(1, len(layout) - 1)  # the last page is usually not full
     chosen = sorted({min(full - 1, int((i + 0.5) * full / pages)) for i in range(pages)})
-    setting = _Setting(density, [], [], [], {}, renderer.settings_key)
+    setting = _Setting(density, [], [], [], settings_key=renderer.settings_key)
     for index in chosen:
         pieces = [
             Turn(role=turns[s.turn].role, content=turns[s.turn].content[s.start : s.end])
@@ -78,45 +87,74 @@ def _sample_pages(turns: Sequence[Any], density: Density, pages: int) -> _Settin
     return setting
 
 
-def search(
-    turns: Sequence[Any],
-    *,
-    modes: Sequence[str] = ("tiny", "small", "base", "large", "gundam"),
-    font_sizes: Sequence[float] = FONT_SIZES,
-    line_spacings: Sequence[float] = LINE_SPACINGS,
-    pages: int = PAGES_PER_SETTING,
-    probe: Any = None,
-    workers: int = 2,
-    progress: Callable[[int], Any] | None = None,
-) -> dict[str, Any]:
-    """Search the grid and return the result document (see the module docstring).
+def meets(accuracy: Mapping[str, Sequence[float]], faintest: str) -> bool:
+    """The rule, on the per-page accuracies by mode of a set of pages."""
+    tiny = accuracy[faintest]
+    if min(tiny) < WORST_PAGE:
+        return False
+    return all(_mean(pages) >= THRESHOLD for pages in accuracy.values())
 
-    For each (mode, line spacing) a bisection over the font sizes finds the smallest size whose
-    sample pages read at :data:`THRESHOLD` (legibility falls as the font shrinks); the sweeps
-    run side by side, one probe batch per step. Then the densest setting the faintest mode
-    passes is checked at every other mode, and the densest one that every mode passes becomes
-    the default.
-    """
-    from optical_memory.experiments.probe import PageJob, Probe, RendererSpec, read_pages
-    from optical_memory.experiments.similarity import page_accuracy
-    from optical_memory.modes import Mode
-    from optical_memory.renderers.page import page_size
 
-    probe = probe or Probe()
-    sizes = sorted(set(font_sizes), reverse=True)
-    settings: dict[Density, _Setting] = {}
+class _Search:
+    """The grid over a set of conversations; pages are read on demand, in pool batches."""
 
-    def measure(batch: Sequence[tuple[str, Density]]) -> None:
-        """Probe accuracy of each (mode, density) not measured yet, in one pool run."""
-        todo = []
-        for mode, density in batch:
-            if density not in settings:
-                settings[density] = _sample_pages(turns, density, pages)
-            if mode not in settings[density].accuracy and (mode, density) not in todo:
-                todo.append((mode, density))
+    def __init__(
+        self,
+        conversations: Mapping[str, Sequence[Any]],
+        grid: Sequence[Density],
+        modes: Sequence[str],
+        pages: int,
+        probe: Any,
+        workers: int,
+        progress: Callable[[int], Any] | None,
+    ) -> None:
+        from optical_memory.modes import Mode
+
+        self.names = list(conversations)
+        self.grid = list(grid)
+        self.modes = list(modes)
+        self.faintest = min(modes, key=lambda m: Mode.parse(m).size)
+        self.probe, self.workers, self.progress = probe, workers, progress
+        self.samples = {
+            (name, density): _sample_pages(turns, density, pages)
+            for name, turns in conversations.items()
+            for density in grid
+        }
+
+    def tokens_per_page(self, density: Density, names: Sequence[str]) -> float:
+        return _mean([t for n in names for t in self.samples[(n, density)].text_tokens])
+
+    def accuracy(self, density: Density, names: Sequence[str]) -> dict[str, list[float]]:
+        """Per-page accuracy by mode over ``names``' pages (every mode read first)."""
+        self.measure([(mode, name, density) for name in names for mode in self.modes])
+        return {
+            mode: [a for n in names for a in self.samples[(n, density)].accuracy[mode]]
+            for mode in self.modes
+        }
+
+    def choose(self, names: Sequence[str]) -> Density | None:
+        """The densest layout that meets the rule on ``names``' pages (faintest mode read
+        first: sharper modes only where it passes)."""
+        for density in sorted(self.grid, key=lambda d: -self.tokens_per_page(d, names)):
+            self.measure([(self.faintest, name, density) for name in names])
+            faint = [a for n in names for a in self.samples[(n, density)].accuracy[self.faintest]]
+            if min(faint) < WORST_PAGE or _mean(faint) < THRESHOLD:
+                continue
+            if meets(self.accuracy(density, names), self.faintest):
+                return density
+        return None
+
+    def measure(self, batch: Sequence[tuple[str, str, Density]]) -> None:
+        """Probe accuracy of each (mode, conversation, layout) not measured yet, in one run."""
+        from optical_memory.experiments.probe import PageJob, RendererSpec, read_pages
+        from optical_memory.experiments.similarity import page_accuracy
+        from optical_memory.modes import Mode
+        from optical_memory.renderers.page import page_size
+
+        todo = list(dict.fromkeys(b for b in batch if b[0] not in self.samples[b[1:]].accuracy))
         jobs: list[PageJob] = []
-        for mode, density in todo:
-            setting = settings[density]
+        for mode, name, density in todo:
+            setting = self.samples[(name, density)]
             spec = RendererSpec(
                 "pil", (("font_size", density.font_size), ("line_spacing", density.line_spacing))
             )
@@ -131,59 +169,62 @@ def search(
                         mode=Mode.parse(mode),
                     )
                 )
-        readings = read_pages(jobs, probe, workers=workers, progress=progress)
+        if not jobs:
+            return
+        readings = read_pages(jobs, self.probe, workers=self.workers, progress=self.progress)
         cursor = 0
-        for mode, density in todo:
-            setting = settings[density]
-            accuracies = []
+        for mode, name, density in todo:
+            setting = self.samples[(name, density)]
+            setting.accuracy[mode] = []
             for text in setting.texts:
-                accuracies.append(page_accuracy(text, readings[jobs[cursor].key]))
+                setting.accuracy[mode].append(page_accuracy(text, readings[jobs[cursor].key]))
                 cursor += 1
-            setting.accuracy[mode] = accuracies
 
-    def passes(mode: str, density: Density) -> bool:
-        accuracies = settings[density].accuracy[mode]
-        return sum(accuracies) / len(accuracies) >= THRESHOLD
 
-    # Bisection per (mode, spacing): sizes[low] passes (or low = -1), sizes[high] fails.
-    bounds: dict[tuple[str, float], tuple[int, int]] = {
-        (m, s): (-1, len(sizes)) for m in modes for s in line_spacings
-    }
-    first = True
-    while True:
-        probes = {}
-        for (mode, spacing), (low, high) in bounds.items():
-            if first:
-                probes[(mode, spacing)] = 0  # the sparsest size first: is any size legible?
-            elif low >= 0 and high - low > 1:
-                probes[(mode, spacing)] = (low + high) // 2
-        if not probes:
-            break
-        batch = [(m, Density(sizes[i], s)) for (m, s), i in probes.items()]
-        measure(batch)
-        for (mode, spacing), index in probes.items():
-            low, high = bounds[(mode, spacing)]
-            if passes(mode, Density(sizes[index], spacing)):
-                bounds[(mode, spacing)] = (index, high)
-            else:
-                bounds[(mode, spacing)] = (low, index)
-        first = False
+def search(
+    conversations: Mapping[str, Sequence[Any]],
+    *,
+    modes: Sequence[str] = ALL_MODES,
+    font_sizes: Sequence[float] = FONT_SIZES,
+    line_spacings: Sequence[float] = LINE_SPACINGS,
+    pages: int = PAGES_PER_CONVERSATION,
+    probe: Any = None,
+    workers: int = 2,
+    progress: Callable[[int], Any] | None = None,
+) -> dict[str, Any]:
+    """Choose the default on every conversation, then hold each out in turn (see the module
+    docstring); ``conversations`` maps a name to its turns. Returns the result document."""
+    from optical_memory.experiments.probe import Probe
 
-    # The default: the densest setting the faintest mode passes that every mode passes too.
-    faintest = min(modes, key=lambda m: Mode.parse(m).size)
-    candidates = sorted(
-        (
-            Density(sizes[low], spacing)
-            for (mode, spacing), (low, _) in bounds.items()
-            if mode == faintest and low >= 0
-        ),
-        key=lambda d: -_mean(settings[d].text_tokens),
-    )
-    for density in candidates:
-        measure([(mode, density) for mode in modes])
-        if all(passes(mode, density) for mode in modes):
-            break
-    return _result(settings, modes, sizes, line_spacings, pages, probe)
+    if not conversations:
+        raise ValueError("the density search needs at least one conversation")
+    probe = probe or Probe()
+    grid = [
+        Density(float(size), float(spacing)) for spacing in line_spacings for size in font_sizes
+    ]
+    state = _Search(conversations, grid, modes, pages, probe, workers, progress)
+    names = state.names
+    default = state.choose(names)
+    folds = []
+    for held_out in names if len(names) > 1 else []:
+        others = [n for n in names if n != held_out]
+        chosen = state.choose(others)
+        fold: dict[str, Any] = {"held_out": held_out, "chosen_on": others, "layout": None}
+        if chosen is not None:
+            accuracy = state.accuracy(chosen, [held_out])
+            fold.update(
+                layout=_layout(chosen),
+                text_tokens_per_page=state.tokens_per_page(chosen, [held_out]),
+                accuracy={m: _mean(a) for m, a in accuracy.items()},
+                worst_page=min(accuracy[state.faintest]),
+                meets=meets(accuracy, state.faintest),
+            )
+        folds.append(fold)
+    return _result(state, default, folds, font_sizes, line_spacings, pages)
+
+
+def _layout(density: Density) -> dict[str, float]:
+    return {"font_size": density.font_size, "line_spacing": density.line_spacing}
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -191,87 +232,76 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def _result(
-    settings: dict[Density, _Setting],
-    modes: Sequence[str],
-    sizes: Sequence[float],
+    state: _Search,
+    default: Density | None,
+    folds: list[dict[str, Any]],
+    font_sizes: Sequence[float],
     line_spacings: Sequence[float],
     pages: int,
-    probe: Any,
 ) -> dict[str, Any]:
-    from optical_memory.modes import Mode
-    from optical_memory.renderers.page import page_size
-
-    def mean(values: Sequence[float]) -> float:
-        return sum(values) / len(values)
-
-    measurements: list[dict[str, Any]] = []
-    for density, setting in sorted(
-        settings.items(), key=lambda item: (item[0].line_spacing, -item[0].font_size)
-    ):
-        measurements.append(
-            {
-                "font_size": density.font_size,
-                "line_spacing": density.line_spacing,
-                "text_tokens_per_page": mean(setting.text_tokens),
-                "characters_per_page": mean([len(t) for t in setting.texts]),
-                "accuracy": {m: mean(a) for m, a in setting.accuracy.items()},
-                "page_accuracy": setting.accuracy,
+    names, faintest = state.names, state.faintest
+    measurements = []
+    for density in state.grid:
+        per_conversation = {
+            name: {
+                "text_tokens": state.samples[(name, density)].text_tokens,
+                "accuracy": state.samples[(name, density)].accuracy,
             }
-        )
-
-    def densest(legible_at: Sequence[str]) -> dict[str, Any] | None:
-        """The measured setting with the most text per page that every mode in
-        ``legible_at`` reads at the threshold or better."""
-        candidates = [
-            m
-            for m in measurements
-            if all(m["accuracy"].get(mode, 0.0) >= THRESHOLD for mode in legible_at)
-        ]
-        # Most text per page; on a tie the larger font (the more legible of equals).
-        return max(
-            candidates,
-            key=lambda m: (m["text_tokens_per_page"], m["font_size"]),
-            default=None,
-        )
-
-    per_mode = {}
-    for mode in modes:
-        best = densest([mode])
-        tokens = Mode.parse(mode).sequence_tokens(*page_size(Mode.parse(mode)))
-        per_mode[mode] = (
-            None
-            if best is None
-            else {
-                "font_size": best["font_size"],
-                "line_spacing": best["line_spacing"],
-                "text_tokens_per_page": best["text_tokens_per_page"],
-                "accuracy": best["accuracy"][mode],
-                "compression_deepseek_ocr": best["text_tokens_per_page"] / tokens,
-            }
-        )
-    every = densest(modes)
-    default: dict[str, Any] = (
-        {"font_size": FALLBACK[0], "line_spacing": FALLBACK[1], "text_tokens_per_page": None}
-        if every is None
-        else {
-            "font_size": every["font_size"],
-            "line_spacing": every["line_spacing"],
-            "text_tokens_per_page": every["text_tokens_per_page"],
-            "accuracy": every["accuracy"],
+            for name in names
+            if state.samples[(name, density)].accuracy
         }
+        if per_conversation:
+            measurements.append(
+                {
+                    **_layout(density),
+                    "text_tokens_per_page": state.tokens_per_page(density, names),
+                    "conversations": per_conversation,
+                }
+            )
+    chosen: dict[str, Any]
+    if default is None:
+        chosen = {
+            "font_size": FALLBACK[0],
+            "line_spacing": FALLBACK[1],
+            "text_tokens_per_page": None,
+        }
+    else:
+        accuracy = state.accuracy(default, names)
+        chosen = {
+            **_layout(default),
+            "text_tokens_per_page": state.tokens_per_page(default, names),
+            "accuracy": {m: _mean(a) for m, a in accuracy.items()},
+            "worst_page": {m: min(a) for m, a in accuracy.items()},
+        }
+    chosen["reason"] = (
+        "one layout serves every mode (page breaks are fixed when a page is packed) and the "
+        f"default schedule ends long conversations at {faintest.upper()}: the densest layout "
+        f"at which every page of every conversation reads at >= {WORST_PAGE:.0%} at "
+        f"{faintest} and every mode searched ({', '.join(state.modes)}) at >= {THRESHOLD:.0%} "
+        "on average"
     )
-    default["reason"] = (
-        "one layout serves every mode (page breaks are fixed when a page is packed), and the "
-        "default schedule ends long conversations at TINY: the default is the densest layout "
-        f"at which every mode searched ({', '.join(modes)}) reads at >= {THRESHOLD:.0%}"
+    held = [f for f in folds if f["layout"] is not None]
+    held_accuracy = [f["accuracy"][faintest] for f in held]
+    spread = (
+        {
+            "accuracy": [min(held_accuracy), max(held_accuracy)],
+            "worst_page": min(f["worst_page"] for f in held),
+            "folds_meeting_the_rule": sum(f["meets"] for f in held),
+            "folds": len(folds),
+        }
+        if held
+        else None
     )
     return {
+        "rule": {"faintest_mode": faintest, "worst_page": WORST_PAGE, "mean": THRESHOLD},
         "threshold": THRESHOLD,
-        "probe": probe.identity,
-        "pages_per_setting": pages,
-        "grid": {"font_sizes": list(sizes), "line_spacings": list(line_spacings)},
-        "per_mode": per_mode,
-        "default": default,
+        "probe": state.probe.identity,
+        "conversations": names,
+        "pages_per_conversation": pages,
+        "grid": {"font_sizes": list(font_sizes), "line_spacings": list(line_spacings)},
+        "default": chosen,
+        "held_out": folds,
+        "held_out_spread": spread,
         "measurements": measurements,
     }
 
@@ -279,19 +309,19 @@ def _result(
 def run_density_search(
     data: str,
     *,
-    sample: str | None = None,
+    samples: Sequence[str] | None = None,
     out: Path = DENSITY_FILE,
     probe_engine: str = "tesseract",
     cache_dir: Path | None = None,
-    pages: int = PAGES_PER_SETTING,
+    pages: int = PAGES_PER_CONVERSATION,
     font_sizes: Sequence[float] = FONT_SIZES,
     line_spacings: Sequence[float] = LINE_SPACINGS,
-    modes: Sequence[str] = ("tiny", "small", "base", "large", "gundam"),
+    modes: Sequence[str] = ALL_MODES,
     workers: int = 2,
     progress: bool = True,
     command: str = "",
 ) -> dict[str, Any]:
-    """Search on one conversation of ``data`` (LoCoMo file: ``sample`` or its first; or
+    """Search over the conversations of ``data`` (a LoCoMo file: ``samples`` or all; or
     ``"synthetic"``) and write the result document to ``out``."""
     import time
 
@@ -301,13 +331,12 @@ def run_density_search(
     from optical_memory.tokens import cache_dir as default_cache
 
     started = time.perf_counter()
-    dialogs = load_dialogs(data, [sample] if sample else None)
-    dialog = dialogs[0]
+    dialogs = load_dialogs(data, samples)
     probe = Probe(probe_engine, cache_dir or default_cache() / "probe")
     tqdm = import_extra("tqdm", "demo").tqdm
     with tqdm(desc="density search", unit="page", disable=not progress) as bar:
         result = search(
-            dialog.turns,
+            {dialog.sample_id: dialog.turns for dialog in dialogs},
             modes=modes,
             font_sizes=font_sizes,
             line_spacings=line_spacings,
@@ -318,7 +347,6 @@ def run_density_search(
         )
     result = {
         "data": Path(data).name if data != "synthetic" else "synthetic",
-        "sample": dialog.sample_id,
         "command": command,
         "seconds": round(time.perf_counter() - started, 1),
         **result,
