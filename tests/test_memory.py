@@ -302,6 +302,8 @@ def test_each_page_renders_once_per_mode_and_cache_hits_do_not_render(
         assert again.renders == 0
         assert again.cache_hits == len(context.pages)
         assert context.pages[0].image.size == page_size(context.pages[0].mode)
+        stored = context.pages[0].png()  # from the store's render cache
+        assert (stored[25], stored[24]) == (3, 4), "a palette PNG at 4 bits a pixel"
 
 
 def test_page_image_draws_any_page_at_any_mode_once(
