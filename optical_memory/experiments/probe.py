@@ -35,7 +35,7 @@ from optical_memory.turns import Turn
 #: Pages whose longer side is below this many pixels are enlarged before reading.
 PROBE_MIN_SIDE = 1024
 #: Bump when the probe's preparation changes, so that cached readings are not reused.
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,14 @@ class Probe:
 
 def enlarge_for_probe(image: Image.Image) -> Image.Image:
     """``image`` enlarged by the smallest whole factor that brings its longer side to
-    :data:`PROBE_MIN_SIDE` (512 → 2×, 640 → 2×); larger images unchanged."""
+    :data:`PROBE_MIN_SIDE` (512 → 2×, 640 → 2×), in colour (a palette image is converted to RGB
+    first); larger images unchanged."""
     factor = math.ceil(PROBE_MIN_SIDE / max(image.size))
     if factor <= 1:
         return image
+    if image.mode not in ("L", "RGB"):
+        # Pillow enlarges palette images by nearest neighbour: read the colours, as a model does.
+        image = image.convert("RGB")
     return image.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
 
 
