@@ -1,9 +1,11 @@
-"""Pages as palette images: a few grey levels of ink, a few blends of each label colour.
+"""Pages as palette images: a ramp of greys for the ink, one entry per label colour.
 
-Antialiased text reads the same with few levels: ink coverage is rounded to
-:data:`GREY_LEVELS` greys, a role label's to :data:`LABEL_LEVELS` blends of its colour over the
-paper. A page with two roles then holds 8 + 2 x 4 = 16 colours, 4 bits a pixel in its PNG.
-``optical-memory experiment`` reports the probe's accuracy per mode on such pages.
+Antialiased text reads the same with a few grey levels: ink coverage is rounded to the nearest
+of :data:`GREY_LEVELS` greys. A role label's pixel, its colour blended over the paper by the
+glyph's coverage, takes the nearest palette entry: the label colour itself in the glyph's core,
+a grey of about the same brightness on its antialiased edge. A page with two roles thus holds
+14 greys + 2 colours = 16 entries, 4 bits a pixel in its PNG. ``optical-memory experiment``
+reports the probe's accuracy per mode on such pages.
 """
 
 from __future__ import annotations
@@ -14,17 +16,13 @@ from functools import cache
 from PIL import Image
 
 #: Greys from ink (index 0, black) to paper (the last index, white).
-GREY_LEVELS = 8
-#: Blends of a label colour over the paper, the last one the full colour.
-LABEL_LEVELS = 4
+GREY_LEVELS = 14
 Colour = tuple[int, int, int]
 
 # Grey value of the sheet (0 ink .. 255 paper) -> palette index of the nearest grey level.
 _GREY_INDEX = [round(value * (GREY_LEVELS - 1) / 255) for value in range(256)]
-_GREY_PALETTE = [round(i * 255 / (GREY_LEVELS - 1)) for i in range(GREY_LEVELS) for _ in "rgb"]
-# Coverage of a label glyph (0..255) -> its blend level (0: the paper shows through).
-_LABEL_LEVEL = [round(coverage * LABEL_LEVELS / 255) for coverage in range(256)]
-_LABEL_WHERE = [255 if level else 0 for level in _LABEL_LEVEL]
+_GREYS = [round(i * 255 / (GREY_LEVELS - 1)) for i in range(GREY_LEVELS)]
+_PAPER = GREY_LEVELS - 1
 
 
 def compose(
@@ -33,29 +31,30 @@ def compose(
     """The page (``P``) from its ink ``sheet`` (``L``, 0 = ink, 255 = paper) and its labels,
     each ``(left, top, coverage mask (L), colour)``; label pixels cover the ink beneath."""
     indices = sheet.point(_GREY_INDEX)
-    palette = list(_GREY_PALETTE)
-    first_index: dict[Colour, int] = {}
+    colours: list[Colour] = []
     for left, top, mask, colour in labels:
-        if colour not in first_index:
-            first_index[colour] = len(palette) // 3
-            palette += [
-                channel for level in range(1, LABEL_LEVELS + 1) for channel in _blend(colour, level)
-            ]
-        indices.paste(
-            mask.point(_label_indices(first_index[colour])), (left, top), mask.point(_LABEL_WHERE)
-        )
+        if colour not in colours:
+            colours.append(colour)
+        index, where = _label_lookup(colour, GREY_LEVELS + colours.index(colour))
+        indices.paste(mask.point(index), (left, top), mask.point(where))
     page = indices.convert("P")
-    page.putpalette(palette)
+    page.putpalette(
+        [channel for grey in _GREYS for channel in (grey,) * 3]
+        + [channel for colour in colours for channel in colour]
+    )
     return page
 
 
 @cache
-def _label_indices(first: int) -> list[int]:
-    """Coverage -> palette index, for the label colour whose level 1 is at index ``first``."""
-    return [first + level - 1 if level else 0 for level in _LABEL_LEVEL]
-
-
-def _blend(colour: Colour, level: int) -> Colour:
-    share = level / LABEL_LEVELS
-    r, g, b = (round(255 + (channel - 255) * share) for channel in colour)
-    return r, g, b
+def _label_lookup(colour: Colour, own: int) -> tuple[list[int], list[int]]:
+    """Coverage (0-255) -> palette index of ``colour`` at that coverage over the paper (its own
+    entry at ``own``, or the nearest grey), and -> 255 where that is not the paper."""
+    index = []
+    for coverage in range(256):
+        share = coverage / 255
+        blend = [255 + (channel - 255) * share for channel in colour]
+        distance_to_colour = sum((b - c) ** 2 for b, c in zip(blend, colour, strict=True))
+        grey = min(range(GREY_LEVELS), key=lambda i: sum((b - _GREYS[i]) ** 2 for b in blend))
+        distance_to_grey = sum((b - _GREYS[grey]) ** 2 for b in blend)
+        index.append(own if distance_to_colour < distance_to_grey else grey)
+    return index, [0 if i == _PAPER else 255 for i in index]

@@ -9,9 +9,9 @@ Speed comes from caching, per renderer: each character's advance and glyph mask 
 per size; a word's width is the sum of its advances and its image is pasted together from its
 glyphs (runs of right-to-left or complex scripts are shaped whole instead); black text is pasted
 word by word onto a greyscale sheet. The page is a palette image made from the sheet and the
-role labels (:mod:`~optical_memory.renderers.palette`: 8 greys, 4 blends per label colour); a
-page with colour emoji is drawn in RGB and reduced to 256 colours. Kerning is not applied
-between cached glyphs.
+role labels (:mod:`~optical_memory.renderers.palette`: a ramp of greys, one entry per label
+colour); a page with colour emoji is drawn in RGB and reduced to 256 colours. From 1024 px up
+words start at even pixels (smaller PNGs). Kerning is not applied between cached glyphs.
 
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or ``#12
 Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a turn
@@ -179,6 +179,9 @@ class PillowRenderer:
         origin = self.margin * scale
         baseline = self._baseline * scale
         line_height = self.line_height * scale
+        # From 1024 px up, words start at even pixels: PNG packs two pixels a byte, so a word
+        # seen before is the same bytes again and deflate finds it (a page about 5% smaller).
+        even = ~1 if width >= REFERENCE_SIZE else ~0
         pages = []
         for spans, pieces in zip(layout.spans, layout.pieces, strict=True):
             # Black text goes onto a greyscale sheet (a 1-channel paste is 3x cheaper); the
@@ -191,7 +194,7 @@ class PillowRenderer:
                 glyphs = self._glyphs(text, face, bold, size)
                 if glyphs is None:
                     continue
-                left = round(origin + x * scale) + glyphs.left
+                left = (round(origin + x * scale) + glyphs.left) & even
                 top = round(origin + line * line_height + baseline) + glyphs.top
                 if colour is None and glyphs.colour is None:
                     paste(0, (left, top, left + glyphs.width, top + glyphs.height), glyphs.core)
