@@ -45,7 +45,7 @@ from optical_memory.renderers.style import INK, label_colour
 from optical_memory.turns import Turn
 
 #: Bump when a change to this file changes pixels for the same settings.
-RENDERER_VERSION = 3
+RENDERER_VERSION = 4
 
 _TAB_SPACES = 4
 #: Widest a role label may be, as a share of the line; the content starts after it.
