@@ -31,12 +31,14 @@ def compose(
     """The page (``P``) from its ink ``sheet`` (``L``, 0 = ink, 255 = paper) and its labels,
     each ``(left, top, coverage mask (L), colour)``; label pixels cover the ink beneath."""
     indices = sheet.point(_GREY_INDEX)
+    paste = indices.im.paste  # the core image's: Image.paste's checks cost more than the paste
     colours: list[Colour] = []
     for left, top, mask, colour in labels:
         if colour not in colours:
             colours.append(colour)
         index, where = _label_lookup(colour, GREY_LEVELS + colours.index(colour))
-        indices.paste(mask.point(index), (left, top), mask.point(where))
+        box = (left, top, left + mask.width, top + mask.height)
+        paste(mask.im.point(index, None), box, mask.im.point(where, None))
     page = indices.convert("P")
     page.putpalette(
         [channel for grey in _GREYS for channel in (grey,) * 3]
