@@ -17,8 +17,9 @@ class PageAtMode:
 
     ``compression[t]`` is ``text_tokens / vision_tokens[t]``: text tokens per vision token.
     ``expected_precision`` is what DeepSeek-OCR itself is expected to decode of the page: its
-    Fox precision at the page's text tokens (:func:`optical_memory.fox.expected_precision`;
-    None at modes the paper's table does not cover).
+    Fox precision at the page's text tokens
+    (:func:`optical_memory.legibility.expected_precision`; None at modes the paper's table does
+    not measure).
     """
 
     mode: str

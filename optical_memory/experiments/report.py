@@ -20,13 +20,8 @@ from optical_memory.experiments.records import (
 )
 from optical_memory.experiments.retrieval import retrieval_section
 from optical_memory.extras import import_extra
-from optical_memory.fox import FOX_MODES, fox_points
+from optical_memory.legibility import FOX_POINTS
 
-#: DeepSeek-OCR paper, Table 2 (Fox): the model's own decoding precision at (compression ratio,
-#: precision), per vision-token budget (:mod:`optical_memory.fox`). Not a pixel probe.
-FOX_POINTS: dict[int, list[tuple[float, float]]] = {
-    tokens: fox_points(mode) for mode, tokens in FOX_MODES.items()
-}
 #: The issue's goal: this probe accuracy at this many text tokens per vision token, at TINY.
 GOAL_ACCURACY = 0.97
 GOAL_COMPRESSION = 20.0
@@ -234,7 +229,7 @@ def expected_precision_summary(
             )
     return {
         "source": "DeepSeek-OCR paper, Table 2 (Fox), interpolated at each page's text tokens "
-        "(optical_memory.fox.expected_precision)",
+        "(optical_memory.legibility.expected_precision)",
         "per_mode": per_mode,
         "by_age": by_age,
     }
