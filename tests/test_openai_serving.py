@@ -108,7 +108,8 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 @pytest.fixture
 def memory(tmp_path: Path) -> Iterator[OpticalMemory]:
     schedule = DecaySchedule(
-        tiers=[(Mode.GUNDAM, 1), (Mode.LARGE, 1), (Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 1)]
+        tiers=[(Mode.GUNDAM, 1), (Mode.LARGE, 1), (Mode.BASE, 1), (Mode.SMALL, 1), (Mode.TINY, 1)],
+        batch=1,
     )
     with OpticalMemory(tmp_path / "m.db", keep_recent_turns=1, schedule=schedule) as memory:
         for i in range(40):
