@@ -67,3 +67,22 @@ def test_the_public_names_users_import_keep_working() -> None:
         for name in names:
             assert name in package.__all__
             assert getattr(package, name) is not None
+
+
+def test_every_module_of_the_package_is_in_a_layer_of_the_import_contract() -> None:
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    contract = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    (layers,) = [c["layers"] for c in contract["tool"]["importlinter"]["contracts"]]
+    named = {name.strip() for layer in layers for name in layer.split(":")}
+    package = root / "optical_memory"
+    modules = {
+        f"optical_memory.{path.stem}"
+        for path in package.iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert modules - named == set()  # a new module must take its place in the layers

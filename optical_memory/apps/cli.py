@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from optical_memory.apps import CommandError
-from optical_memory.apps.threads import DEFAULT_DB, store_location
+from optical_memory.apps.threads import add_db_argument
 from optical_memory.experiments.locomo import ConversationFormatError, read_conversation
 from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontNotFoundError
@@ -256,13 +255,7 @@ def page_starts(turns: Sequence[Turn], pages: Sequence[RenderedPage]) -> list[in
 
 
 def _conversation_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--db",
-        type=store_location,
-        default=store_location(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
-        help=f"SQLite memory file or postgresql:// address (default: $OPTICAL_MEMORY_DB or "
-        f"./{DEFAULT_DB})",
-    )
+    add_db_argument(parser)
     parser.add_argument(
         "--model",
         help="echo (default), openai:URL[#MODEL] (an OpenAI-compatible server such as vLLM) or "
@@ -289,48 +282,37 @@ def _conversation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _conversation_errors() -> tuple[type[Exception], ...]:
+def _run_conversation(run: Any, args: argparse.Namespace, **where: Any) -> int:
+    """Start the chat or the viewer on ``args``' memory and model; their errors as one line."""
     from optical_memory.apps.backends import ModelSpecError
     from optical_memory.store import StoreError
 
-    return (ModelSpecError, StoreError, ImportError)
+    try:
+        run(
+            args.db,
+            **where,
+            model_spec=args.model,
+            keep_recent_turns=args.keep_recent,
+            budget_tokens=args.budget,
+            target=args.target,
+        )
+    except (ModelSpecError, StoreError, ImportError) as error:
+        raise CommandError(str(error)) from error
+    return 0
 
 
 def chat_command(args: argparse.Namespace) -> int:
     """``optical-memory chat [--db PATH] [--thread NAME] [--model SPEC]``."""
     from optical_memory.apps.chat import run_chat
 
-    try:
-        run_chat(
-            args.db,
-            thread_id=args.thread,
-            model_spec=args.model,
-            keep_recent_turns=args.keep_recent,
-            budget_tokens=args.budget,
-            target=args.target,
-        )
-    except _conversation_errors() as error:
-        raise CommandError(str(error)) from error
-    return 0
+    return _run_conversation(run_chat, args, thread_id=args.thread)
 
 
 def serve_command(args: argparse.Namespace) -> int:
     """``optical-memory serve [--db PATH] [--host 127.0.0.1] [--port 8000] [--model SPEC]``."""
     from optical_memory.apps.web.app import serve
 
-    try:
-        serve(
-            args.db,
-            host=args.host,
-            port=args.port,
-            model_spec=args.model,
-            keep_recent_turns=args.keep_recent,
-            budget_tokens=args.budget,
-            target=args.target,
-        )
-    except _conversation_errors() as error:
-        raise CommandError(str(error)) from error
-    return 0
+    return _run_conversation(serve, args, host=args.host, port=args.port)
 
 
 # --- demo --------------------------------------------------------------------------------------

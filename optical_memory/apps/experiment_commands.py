@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -113,20 +114,13 @@ def experiment_command(args: argparse.Namespace) -> int:
     from optical_memory.apps import CommandError
     from optical_memory.experiments.run import WINDOW_TURNS, ExperimentSettings, run_experiment
 
-    settings = ExperimentSettings(
-        data=args.data,
-        out=args.out,
-        samples=args.samples,
-        renderer=args.renderer,
-        probe=args.probe,
-        modes=args.modes,
-        limit=args.limit,
-        workers=args.workers,
-        window_turns=args.window or WINDOW_TURNS,
-        cache=args.cache,
-        progress=not args.quiet,
-        command=_command_line("experiment"),
-    )
+    # The options named like the settings' fields (data, out, samples, renderer, probe, ...).
+    given = vars(args) | {
+        "window_turns": args.window or WINDOW_TURNS,
+        "progress": not args.quiet,
+        "command": _command_line("experiment"),
+    }
+    settings = ExperimentSettings(**{f.name: given[f.name] for f in fields(ExperimentSettings)})
     try:
         result = run_experiment(settings)
     except ValueError as error:  # a sample the file lacks, a limit below 1, an empty file

@@ -32,6 +32,17 @@ def store_location(value: str) -> str | Path:
     return value if is_postgres_address(value) else Path(value)
 
 
+def add_db_argument(parser: argparse.ArgumentParser) -> None:
+    """``--db``: the memory store every command that opens one takes."""
+    parser.add_argument(
+        "--db",
+        type=store_location,
+        default=store_location(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
+        help=f"SQLite memory file or postgresql:// address (default: $OPTICAL_MEMORY_DB or "
+        f"./{DEFAULT_DB})",
+    )
+
+
 def add_parser(commands: Any) -> None:
     """Add ``threads`` and its four subcommands to the CLI's subparsers."""
     threads = commands.add_parser(
@@ -47,13 +58,7 @@ def add_parser(commands: Any) -> None:
         "delete": actions.add_parser("delete", help="delete a thread and its page images"),
     }
     for sub in parsers.values():
-        sub.add_argument(
-            "--db",
-            type=store_location,
-            default=store_location(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
-            help=f"SQLite file or postgresql:// address (default: $OPTICAL_MEMORY_DB or "
-            f"./{DEFAULT_DB})",
-        )
+        add_db_argument(sub)
     parsers["export"].add_argument("thread")
     parsers["export"].add_argument("--out", type=Path, help="write here instead of stdout")
     parsers["import"].add_argument("file", type=Path, help="a file written by threads export")

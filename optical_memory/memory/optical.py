@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from optical_memory import renderers
+from optical_memory.closing import Closing
 from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
@@ -36,7 +37,7 @@ logger = logging.getLogger("optical_memory")
 TURN_IMAGE_NAMESPACE = "turn-images"
 
 
-class OpticalMemory:
+class OpticalMemory(Closing):
     """A thread's memory: turns stored durably, old ones packed onto pages that fade.
 
     The life of a turn::
@@ -438,12 +439,6 @@ class OpticalMemory:
         close_renderer = getattr(self.renderer, "close", None)
         if self._owns_renderer and callable(close_renderer):
             close_renderer()
-
-    def __enter__(self) -> OpticalMemory:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"OpticalMemory(thread_id={self.thread_id!r}, target={self.target!r})"

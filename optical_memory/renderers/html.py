@@ -31,11 +31,11 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from PIL import Image
 
+from optical_memory.closing import Closing
 from optical_memory.modes import Mode
 from optical_memory.renderers.html_markdown import (
     SourceBlock,
@@ -105,7 +105,7 @@ class _Fragment:
     is_text: bool = True
 
 
-class HtmlRenderer:
+class HtmlRenderer(Closing):
     """Prints turns as typeset markdown pages through a headless Chromium.
 
     ``chromium`` defaults to ``$OPTICAL_MEMORY_CHROMIUM`` or ``/usr/bin/chromium``. The browser
@@ -167,17 +167,6 @@ class HtmlRenderer:
     def close(self) -> None:
         """Close the browser and its thread (if started); a later call starts them again."""
         self.sandbox.close()
-
-    def __enter__(self) -> HtmlRenderer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- layout -------------------------------------------------------------------------------
 

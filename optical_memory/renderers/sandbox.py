@@ -23,9 +23,9 @@ import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
+from optical_memory.closing import Closing
 from optical_memory.extras import import_extra
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
@@ -63,7 +63,7 @@ class ChromiumCrashedError(HtmlRendererError):
     """Chromium failed, was restarted once, and failed again."""
 
 
-class ChromiumSandbox:
+class ChromiumSandbox(Closing):
     """One headless Chromium, its thread and its sandboxed pages (one per device scale factor).
 
     ``chromium`` defaults to ``$OPTICAL_MEMORY_CHROMIUM`` or ``/usr/bin/chromium``; ``viewport``
@@ -132,17 +132,6 @@ class ChromiumSandbox:
         if worker is not None:
             worker.submit(self._stop).result()
             worker.shutdown()
-
-    def __enter__(self) -> ChromiumSandbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _with_browser(self, action: Callable[[], T], doing: str) -> T:
         """Run ``action``; if the browser fails, restart it once and run ``action`` again."""

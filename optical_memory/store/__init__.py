@@ -160,7 +160,7 @@ class Store(Protocol):
     ) -> Turn:
         """Append one turn durably (committed before it returns) and return it with its id and
         its number in the thread; its search index entry is written in the same transaction."""
-        ...
+        return self.add_turns(thread_id, [(role, content, timestamp, text_tokens)])[0]
 
     def turn_text_tokens(self, thread_id: str, turn_ids: Sequence[int]) -> dict[int, int]: ...
 

@@ -36,6 +36,7 @@ from optical_memory.store import (
     SCHEMA_VERSION,
     NewPage,
     PageRecord,
+    Store,
     StoreError,
     StoreUnavailableError,
     checked_version,
@@ -107,7 +108,7 @@ WHERE p.thread_id = %(thread)s AND p.seq BETWEEN %(first)s AND %(last)s
 """
 
 
-class PostgresStore(PostgresSearch):
+class PostgresStore(PostgresSearch, Store):
     """:class:`~optical_memory.store.Store` in a PostgreSQL database.
 
     Args:
@@ -255,16 +256,6 @@ class PostgresStore(PostgresSearch):
             yield db
 
     # --- turns ---------------------------------------------------------------------------------
-
-    def add_turn(
-        self,
-        thread_id: str,
-        role: str,
-        content: str,
-        timestamp: datetime | None,
-        text_tokens: int,
-    ) -> Turn:
-        return self.add_turns(thread_id, [(role, content, timestamp, text_tokens)])[0]
 
     def add_turns(
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]

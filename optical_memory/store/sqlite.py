@@ -21,6 +21,7 @@ from optical_memory.store import (
     SCHEMA_VERSION,
     NewPage,
     PageRecord,
+    Store,
     StoreDamagedError,
     StoreError,
     checked_version,
@@ -99,7 +100,7 @@ WHERE p.thread_id = ? AND p.seq BETWEEN ? AND ?
 """
 
 
-class SQLiteStore(SQLiteSearch):
+class SQLiteStore(SQLiteSearch, Store):
     """:class:`Store` on one SQLite file (``path``) or in RAM (``path=None``).
 
     The file uses WAL journaling (readers never block the writer), a busy timeout of
@@ -303,16 +304,6 @@ class SQLiteStore(SQLiteSearch):
             raise StoreError("this store is closed: open a new OpticalMemory / SQLiteStore")
 
     # --- turns ---------------------------------------------------------------------------------
-
-    def add_turn(
-        self,
-        thread_id: str,
-        role: str,
-        content: str,
-        timestamp: datetime | None,
-        text_tokens: int,
-    ) -> Turn:
-        return self.add_turns(thread_id, [(role, content, timestamp, text_tokens)])[0]
 
     def add_turns(
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
