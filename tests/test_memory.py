@@ -385,6 +385,23 @@ def test_search_prefers_turns_of_the_date_a_question_names(
         assert memory.search("camping on 2 June, 2023")[0].number == 1
 
 
+def test_a_question_asking_when_prefers_the_turn_that_says_when(
+    renderer: PillowRenderer, store_location: str
+) -> None:
+    with OpticalMemory(store_location, renderer=renderer) as memory:
+        memory.add("Melanie", "Painting sunrises is my thing: I paint a sunrise, then a sunrise.")
+        for n in range(4):
+            memory.add("Caroline", f"Unrelated small talk, part {n}.")
+        memory.add("Melanie", "I painted a sunrise last weekend.")
+        # The first turn holds the words more often; the second says when.
+        assert memory.search("What does Melanie paint? A sunrise?")[0].number == 1
+        for question in (
+            "When did Melanie paint a sunrise?",
+            "In what year did Melanie paint a sunrise?",
+        ):
+            assert memory.search(question)[0].number == 6
+
+
 def test_turn_numbers_count_each_thread_from_one(store_location: str) -> None:
     path = store_location
     with OpticalMemory(path, thread_id="a") as a, OpticalMemory(path, thread_id="b") as b:

@@ -437,6 +437,18 @@ def test_numbers_search_snippets_and_recalls_on_both_stores(store_location: str)
         assert store.add_turn("a", "user", "again", None, 1).number == 1  # numbers start over
 
 
+def test_a_rare_word_outranks_a_common_one_on_both_stores(store_location: str) -> None:
+    # BM25 on both stores: a word most turns hold says little about a turn, a rare one much.
+    with open_store(store_location) as store:
+        for n in range(20):
+            store.add_turn("a", "user", f"coffee break number {n}", None, 3)
+        for filler in range(4):
+            store.add_turn("a", "user", f"filler {filler}", None, 1)
+        rare = store.add_turn("a", "user", "we saw a zebra", None, 3)
+        hits = store.search_turns("a", TextQuery(words=("coffee", "zebra")), 50)
+        assert hits[0].turn == rare  # though each coffee turn also has coffee neighbours
+
+
 def test_a_version_1_postgres_schema_is_numbered_and_indexed_when_opened(postgres_server) -> None:
     dsn = postgres_server.new_database()
     raw_execute(dsn, "CREATE SCHEMA optical_memory")

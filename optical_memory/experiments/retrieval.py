@@ -86,8 +86,13 @@ class RetrievalResult:
         }
 
 
-def run_retrieval(conversations: Sequence[LocomoConversation]) -> RetrievalResult:
-    """The benchmark over ``conversations`` (see the module docstring)."""
+def run_retrieval(
+    conversations: Sequence[LocomoConversation], location: str | None = None
+) -> RetrievalResult:
+    """The benchmark over ``conversations`` (see the module docstring), each stored as a
+    thread named by its sample id in the store at ``location`` (an empty one: a SQLite path or
+    a ``postgresql://`` address; None, the default, a temporary SQLite store per
+    conversation)."""
     keys = [str(c) for c in CATEGORIES] + ["all"]
     search = {key: RecallCounts() for key in keys}
     baseline = {key: RecallCounts() for key in keys}
@@ -96,7 +101,7 @@ def run_retrieval(conversations: Sequence[LocomoConversation]) -> RetrievalResul
     deepest = max(RECALL_AT)
     for conversation in conversations:
         turns += len(conversation.turns)
-        with OpticalMemory(None, thread_id=conversation.sample_id) as memory:
+        with OpticalMemory(location, thread_id=conversation.sample_id) as memory:
             for turn in conversation.turns:
                 memory.store.add_turn(memory.thread_id, turn.role, turn.content, turn.timestamp, 0)
             memory.stats()  # packs the pages (as adding turn by turn would have), untimed

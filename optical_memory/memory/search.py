@@ -13,13 +13,20 @@ turn ...                                   score × ...
 holds one of the query's phrases           :data:`PHRASE_BOOST`
 spoken by a speaker the query names        :data:`SPEAKER_BOOST`
 stamped within a date the query names      :data:`DATE_BOOST`
+says when, for a question asking when      :data:`WHEN_BOOST`
 a tool's result, or only a tool call       :data:`TOOL_WEIGHT`
 the assistant's                            :data:`ASSISTANT_WEIGHT`
 =========================================  ===========
 
-The last two keep what the model itself just wrote or called (``recall_memory("pine-653")``
-is stored too) from outranking the user's own words. The weights were chosen on the LoCoMo
-development conversations; ``optical-memory experiment`` measures what they give.
+A question asking when ("When did Melanie paint a sunrise?", "What year ...", "How long ago
+...") is answered by a turn that says when something happened, and people say it as they speak
+("yesterday", "last weekend", "two years ago", "in May", "on Friday"); the turn's own date
+stamp does not tell which of its day's turns that is.
+
+The last two weights keep what the model itself just wrote or called
+(``recall_memory("pine-653")`` is stored too) from outranking the user's own words. The
+weights were chosen on the LoCoMo development conversations; ``optical-memory experiment``
+measures what they give.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ CANDIDATES = 200
 PHRASE_BOOST = 3.0
 SPEAKER_BOOST = 2.0
 DATE_BOOST = 3.0
+WHEN_BOOST = 2.0
 TOOL_WEIGHT = 0.3
 ASSISTANT_WEIGHT = 0.7
 #: Marks a tool call written into an assistant turn (see ``OpticalMemory.add_messages``).
@@ -81,6 +89,19 @@ _DATES = (
     (re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.I), "my"),
     (re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b"), "y"),
 )
+_MONTH_NAMES = "|".join(name.lower() for name in calendar.month_name if name)
+_DAYS = "|".join(name.lower() for name in calendar.day_name)
+_UNITS = "day|days|night|week|weeks|weekend|month|months|year|years|summer|winter|spring|fall"
+#: A time said as people say it: in a turn, it may answer a question asking when.
+_TIME_SAID = re.compile(
+    rf"\b(?:yesterday|today|tonight|tomorrow|ago|{_DAYS}|{_MONTH_NAMES}|(?:19|20)\d\d"
+    rf"|(?:last|next|this|past|coming|few|couple of) (?:{_UNITS}))\b",
+    re.I,
+)
+#: A question asking when.
+_ASKS_WHEN = re.compile(r"^\W*when\b|\bwhat (?:year|month|day|date|time)\b|\bhow long ago\b", re.I)
+#: Characters of a turn searched for a time said (a time answering a question comes early).
+TIME_SAID_CHARS = 20_000
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
 # A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit.
 _CODE = re.compile(r"\w+(?:[-_./:#@+]\w+)+|\w*\d\w*")
@@ -109,12 +130,13 @@ class SearchHit:
 @dataclass(frozen=True)
 class ParsedQuery:
     """A query split into what the store matches (``text``) and what the rerank uses: the
-    query's words (case-folded, for speakers) and the date ranges it names (start inclusive,
-    end exclusive)."""
+    query's words (case-folded, for speakers), the date ranges it names (start inclusive,
+    end exclusive) and whether it asks when."""
 
     text: TextQuery
     words: frozenset[str]
     dates: tuple[tuple[datetime, datetime], ...]
+    asks_when: bool = False
 
 
 def parse_query(query: str) -> ParsedQuery:
@@ -142,7 +164,12 @@ def parse_query(query: str) -> ParsedQuery:
     if not content and not phrases:
         content = all_words or [w.casefold() for w in _WORD.findall(query)]
     text = TextQuery(words=tuple(dict.fromkeys(content)), phrases=tuple(dict.fromkeys(phrases)))
-    return ParsedQuery(text=text, words=frozenset(all_words), dates=tuple(dates))
+    return ParsedQuery(
+        text=text,
+        words=frozenset(all_words),
+        dates=tuple(dates),
+        asks_when=_ASKS_WHEN.search(query) is not None,
+    )
 
 
 def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime] | None:
@@ -180,6 +207,8 @@ def rerank(parsed: ParsedQuery, matches: list[TurnMatch]) -> list[tuple[TurnMatc
             naive = stamp.replace(tzinfo=None)
             if any(start <= naive < end for start, end in parsed.dates):
                 score *= DATE_BOOST
+        if parsed.asks_when and _TIME_SAID.search(turn.content, 0, TIME_SAID_CHARS):
+            score *= WHEN_BOOST
         score *= _role_weight(turn)
         scored.append((match, score))
     scored.sort(key=lambda pair: -pair[1])

@@ -4,9 +4,12 @@ Each turn carries a ``tsvector`` of its own text (``english`` configuration: sto
 stemming; column ``turns.search`` with a GIN index), written with the turn in the transaction
 that adds it, under the thread's advisory lock, and never updated: turns stay append-only and
 the index never churns. A search reads each turn with its neighbours as the SQLite store does
-(:data:`~optical_memory.store.NEIGHBOURS`): a turn's score is ``ts_rank_cd`` of its own text
-plus each neighbour's ``ts_rank_cd`` times that neighbour's weight (higher is better; unlike
-bm25, no inverse document frequency). :class:`PostgresSearch` is a part of
+(:data:`~optical_memory.store.NEIGHBOURS`): a turn's score is the BM25 score of its own text
+plus each neighbour's BM25 score times that neighbour's weight (higher is better). BM25 is
+computed in SQL as FTS5 computes it: each query term weighs by its rarity in the thread
+(inverse document frequency over the thread's turns), its count in a turn (``ts_rank_cd`` of
+the term alone) saturates, and long turns count less (length in distinct words, against the
+mean of the turns that match). :class:`PostgresSearch` is a part of
 :class:`~optical_memory.store.postgres.PostgresStore`.
 """
 
@@ -69,12 +72,18 @@ _SEPARATORS = re.compile(r"[\W_]+")
 _INNER = re.compile(r"[^\w\s.,;:!?'\"()]+|_+")
 
 
+_ONE = "phraseto_tsquery('english', %s)"
+#: BM25's term-count saturation and length normalisation (the values SQLite's FTS5 uses).
+_K1 = 1.2
+_B = 0.75
+
+
 def _tsquery(query: TextQuery) -> tuple[str, list[str], str, list[str]]:
     """SQL for the ``tsquery`` matching any of ``query``'s words or phrases with its
     parameters, and the same for its phrases alone (empty SQL when there are none)."""
     words = [text for text in (_clean(word).strip() for word in query.words) if text]
     phrases = [text for text in (_clean(" ".join(p)).strip() for p in query.phrases) if text]
-    one = "phraseto_tsquery('english', %s)"
+    one = _ONE
     return (
         " || ".join([one] * (len(words) + len(phrases))),
         [*words, *phrases],
@@ -115,16 +124,26 @@ class PostgresSearch:
         if not match or limit < 1:
             return []
         own = f"t.search @@ ({phrases})" if phrases else "false"
+        terms = ", ".join(f"({k}, {_ONE})" for k in range(len(params)))
         ranked = self._read(
-            f"WITH q AS (SELECT {match} AS q), "
-            "hits AS (SELECT i.number, ts_rank_cd(i.search, q.q) AS r FROM {s}.turns i, q "
-            "WHERE i.thread_id = %s AND i.search @@ q.q), "
+            f"WITH q AS (SELECT k, q FROM (VALUES {terms}) AS v(k, q) WHERE numnode(q) > 0), "
+            # Each term's matches in the thread: the term count (cover density of a one-word
+            # query is 0.1 per occurrence) and the turn's length in distinct words.
+            "m AS (SELECT q.k, i.number, 10 * ts_rank_cd(i.search, q.q, 0) AS tf, "
+            "length(i.search) AS len FROM {s}.turns i JOIN q ON i.search @@ q.q "
+            "WHERE i.thread_id = %s), "
+            "df AS (SELECT k, count(*) AS n FROM m GROUP BY k), "
+            "total AS (SELECT coalesce(max(number), 0) AS n FROM {s}.turns WHERE thread_id = %s), "
+            "mean AS (SELECT greatest(avg(len), 1) AS len FROM m), "
+            f"hits AS (SELECT m.number, SUM(ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5)) "
+            f"* m.tf * {_K1 + 1:g} / (m.tf + {_K1:g} * ({1 - _B:g} + {_B:g} * m.len / mean.len))) "
+            "AS r FROM m JOIN df USING (k), total, mean GROUP BY m.number), "
             f"scored AS (SELECT h.number - o.o AS number, SUM(o.w * h.r) AS score "
             f"FROM hits h, (VALUES {_OFFSETS}) AS o(o, w) GROUP BY 1) "
             f"SELECT t.id, s.score, {own} FROM scored s "
             "JOIN {s}.turns t ON t.thread_id = %s AND t.number = s.number "
             "ORDER BY s.score DESC, t.id LIMIT %s",
-            [*params, thread_id, *phrase_params, thread_id, min(limit, 10_000)],
+            [*params, thread_id, thread_id, *phrase_params, thread_id, min(limit, 10_000)],
         )
         if not ranked:
             return []
