@@ -95,9 +95,8 @@ _UNITS = "day|days|night|week|weeks|weekend|month|months|year|years|summer|winte
 #: A time said as people say it: in a turn, it may answer a question asking when.
 _TIME_SAID = re.compile(
     rf"\b(?:yesterday|today|tonight|tomorrow|ago|{_DAYS}|{_MONTH_NAMES}|(?:19|20)\d\d"
-    rf"|(?:last|next|this|past|coming|few|couple of) (?:{_UNITS}))\b",
-    re.I,
-)
+    rf"|(?:last|next|this|past|coming|few|couple of) (?:{_UNITS}))\b"
+)  # matched against lower-cased text: several times faster than re.IGNORECASE
 #: A question asking when.
 _ASKS_WHEN = re.compile(r"^\W*when\b|\bwhat (?:year|month|day|date|time)\b|\bhow long ago\b", re.I)
 #: Characters of a turn searched for a time said (a time answering a question comes early).
@@ -207,7 +206,7 @@ def rerank(parsed: ParsedQuery, matches: list[TurnMatch]) -> list[tuple[TurnMatc
             naive = stamp.replace(tzinfo=None)
             if any(start <= naive < end for start, end in parsed.dates):
                 score *= DATE_BOOST
-        if parsed.asks_when and _TIME_SAID.search(turn.content, 0, TIME_SAID_CHARS):
+        if parsed.asks_when and _TIME_SAID.search(turn.content[:TIME_SAID_CHARS].lower()):
             score *= WHEN_BOOST
         score *= _role_weight(turn)
         scored.append((match, score))

@@ -1,0 +1,51 @@
+"""The retrieval benchmark: recall of evidence turns when ``memory.search`` is asked a question."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from optical_memory.experiments.locomo import LocomoConversation, LocomoQuestion
+from optical_memory.experiments.retrieval import run_retrieval
+from optical_memory.store import open_store
+from optical_memory.turns import Turn
+
+
+def conversation() -> LocomoConversation:
+    said = [
+        ("Caroline", "I went to a support group yesterday, it was powerful."),
+        ("Melanie", "I painted a sunrise over the lake."),
+        ("Caroline", "My cat Luna knocked the plant over again."),
+        ("Melanie", "Ha! Pets keep us busy."),
+    ]
+    turns = tuple(
+        Turn(role=role, content=content, timestamp=datetime(2023, 5, 8, 13))
+        for role, content in said
+    )
+
+    def ask(question: str, evidence: tuple[str, ...], category: int) -> LocomoQuestion:
+        return LocomoQuestion(question, "-", evidence, category)
+
+    return LocomoConversation(
+        sample_id="conv-test",
+        speakers=("Caroline", "Melanie"),
+        turns=turns,
+        dia_ids=("D1:1", "D1:2", "D1:3", "D1:4"),
+        questions=(
+            ask("When did Caroline go to the support group?", ("D1:1",), 2),
+            ask("What is the name of Caroline's cat?", ("D1:3",), 4),
+            ask("What did Melanie paint?", ("D9:9",), 4),  # no such turn: not asked
+            ask("What did Caroline say about dragons?", ("D1:4",), 5),  # adversarial: not asked
+        ),
+    )
+
+
+def test_retrieval_counts_evidence_found_in_the_store_given(store_location: str) -> None:
+    result = run_retrieval([conversation()], store_location)
+    assert (result.conversations, result.turns) == (1, 4)
+    every = result.search["all"]
+    assert every.questions == 2 and "5" not in result.search
+    assert every.found == {1: 2, 5: 2, 10: 2}
+    assert (result.search["2"].questions, result.search["4"].questions) == (1, 1)
+    assert len(result.latency_ms) == 2
+    with open_store(store_location) as store:  # the conversation went into that store
+        assert [turn.content for turn in store.iter_turns("conv-test")][2].startswith("My cat")
