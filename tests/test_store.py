@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.store import (
     SCHEMA_VERSION,
     NewPage,
@@ -475,3 +476,21 @@ def test_a_version_1_postgres_schema_is_numbered_and_indexed_when_opened(postgre
         coded = store.search_turns("a", TextQuery(words=(), phrases=(("pine", "653"),)), 10)
         assert [(m.turn.number, m.phrase_match) for m in coded] == [(1, True), (2, False)]
     assert raw_execute(dsn, "SELECT version FROM {s}schema_version") == [(SCHEMA_VERSION,)]
+
+
+def test_postgres_turns_with_their_search_index_take_under_four_times_their_text(
+    postgres_server,
+) -> None:
+    # A search index with a pending list would hold new turns' words uncompressed (over 4x).
+    dialogue = generate_dialogue(600).turns
+    with open_store(postgres_server.new_database()) as store:
+        empty = store.size_bytes()
+        text = 0
+        for i in range(1000):
+            role, content = dialogue[i % len(dialogue)]
+            text += len(content.encode())
+            store.add_turn("t", role, content, None, 60)
+        word = dialogue[-1][1].split()[-1]
+        assert store.search_turns("t", TextQuery(words=(word,)), 5)  # indexed
+        grown = store.size_bytes() - empty
+        assert grown <= 4 * text, (grown, text)

@@ -55,7 +55,10 @@ from optical_memory.store.postgres_search import (
 from optical_memory.turns import Turn
 
 #: Tables of schema version 1, created in the store's PostgreSQL schema (version 2 adds
-#: :data:`~optical_memory.store.postgres_search.SEARCH_SCHEMA`).
+#: :data:`~optical_memory.store.postgres_search.SEARCH_SCHEMA`). Pruning deletes renders as
+#: pages age, and a deleted render's bytes are reused only after ``VACUUM``: the render and blob
+#: tables ask autovacuum to run once 2% of their rows are dead (PostgreSQL's default waits for
+#: 20%), so pruned renders do not pile up beside the ones still shown.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {s}.schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.turns (
@@ -93,7 +96,11 @@ CREATE TABLE IF NOT EXISTS {s}.blobs (
     identity     TEXT  NOT NULL,
     data         BYTEA NOT NULL,
     PRIMARY KEY (namespace, content_hash, mode, identity)
-)
+);
+ALTER TABLE {s}.page_images SET (autovacuum_vacuum_scale_factor = 0.02,
+    toast.autovacuum_vacuum_scale_factor = 0.02);
+ALTER TABLE {s}.blobs SET (autovacuum_vacuum_scale_factor = 0.02,
+    toast.autovacuum_vacuum_scale_factor = 0.02)
 """
 
 _TABLES = frozenset({"schema_version", "turns", "pages", "page_images", "blobs", "recalls"})

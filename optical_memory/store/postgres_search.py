@@ -3,7 +3,11 @@
 Each turn carries a ``tsvector`` of its own text (``english`` configuration: stop words, Snowball
 stemming; column ``turns.search`` with a GIN index), written with the turn in the transaction
 that adds it, under the thread's advisory lock, and never updated: turns stay append-only and
-the index never churns. A search reads each turn with its neighbours as the SQLite store does
+the index never churns. The index has no pending list (``fastupdate = off``): each turn's words
+go straight into its compressed posting lists, where a pending list would hold them uncompressed
+(several times the size) until the next ``VACUUM`` and make every search scan it.
+
+A search reads each turn with its neighbours as the SQLite store does
 (:data:`~optical_memory.store.NEIGHBOURS`): a turn's score is the BM25 score of its own text
 plus each neighbour's BM25 score times that neighbour's weight (higher is better). BM25 is
 computed in SQL as FTS5 computes it: each query term weighs by its rarity in the thread
@@ -34,7 +38,7 @@ SEARCH_SCHEMA = """
 ALTER TABLE {s}.turns ADD COLUMN IF NOT EXISTS number INTEGER;
 ALTER TABLE {s}.turns ADD COLUMN IF NOT EXISTS search TSVECTOR;
 CREATE UNIQUE INDEX IF NOT EXISTS turns_by_number ON {s}.turns (thread_id, number);
-CREATE INDEX IF NOT EXISTS turns_search ON {s}.turns USING GIN (search);
+CREATE INDEX IF NOT EXISTS turns_search ON {s}.turns USING GIN (search) WITH (fastupdate = off);
 CREATE TABLE IF NOT EXISTS {s}.recalls (
     thread_id  TEXT    NOT NULL,
     page_id    BIGINT  NOT NULL,
