@@ -46,9 +46,10 @@ class FontFace:
     index: int = 0
     bitmap_size: int | None = None
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """File name and face index, e.g. ``NotoSansCJK-Regular.ttc#0`` (for settings keys)."""
+        """File name and face index, e.g. ``NotoSansCJK-Regular.ttc#0`` (for settings keys,
+        which ``context()`` reads for every page it shows)."""
         return f"{Path(self.path).name}#{self.index}"
 
     def load(self, size: float) -> ImageFont.FreeTypeFont:
