@@ -39,8 +39,11 @@ def _free_port() -> int:
 class PostgresServer:
     """One ``initdb``-ed cluster in a temporary folder, listening on 127.0.0.1:``port``."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, settings: dict[str, str] | None = None) -> None:
+        """``settings``: server settings beside the suite's own, e.g.
+        ``{"autovacuum_naptime": "1s"}``."""
         self.bin_dir = bin_dir
+        self.settings = dict(settings or {})
         self.folder = Path(tempfile.mkdtemp(prefix="optical-memory-pg-"))
         self.data = self.folder / "data"
         self.port = _free_port()
@@ -64,7 +67,7 @@ class PostgresServer:
         options = (
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c max_connections=200"
-        )
+        ) + "".join(f" -c {name}={value}" for name, value in self.settings.items())
         log = str(self.folder / "server.log")
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
 
