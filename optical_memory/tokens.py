@@ -22,7 +22,7 @@ import threading
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -129,12 +129,24 @@ def get_encoding(name: str = "o200k_base") -> tiktoken.Encoding:
         return tiktoken.get_encoding(name)
 
 
+#: Texts up to this many characters have their counts remembered (captions, short turns:
+#: requests count the same ones on every call).
+_REMEMBERED_LENGTH = 2048
+
+
 def count_text_tokens(text: str, encoding: str = "o200k_base") -> int:
     """Tokens of ``text`` under ``encoding`` (special-token strings count as plain text)."""
     if not isinstance(text, str):
         raise TypeError(f"count_text_tokens takes a str, not {type(text).__name__}")
     if not text:
         return 0
+    if len(text) <= _REMEMBERED_LENGTH:
+        return _count_short(text, encoding)
+    return len(get_encoding(encoding).encode(text, disallowed_special=()))
+
+
+@lru_cache(maxsize=4096)  # at most ~8 MB of remembered text
+def _count_short(text: str, encoding: str) -> int:
     return len(get_encoding(encoding).encode(text, disallowed_special=()))
 
 

@@ -49,12 +49,18 @@ class ImageCostTable:
         self.model_key = model_key
         self._learnt: dict[str, float] = {}
         self._loaded: set[str] = set()
+        self._costs: dict[tuple[int, int, Mode | None], int] = {}  # cost() until a bill
         self._lock = threading.Lock()
 
     def cost(self, width: int, height: int, mode: Mode | None = None) -> int:
         """Tokens one ``width x height`` image at ``mode`` costs, as best known now: learnt
         from a bill for that size, else the formula scaled as the latest bill scaled it."""
-        return round(self._estimate(SentImage(width, height, mode)))
+        key = (width, height, mode)
+        cost = self._costs.get(key)
+        if cost is None:
+            costs = self._costs  # a bill replaces the dict: a cost read before it is not kept
+            cost = costs[key] = round(self._estimate(SentImage(width, height, mode)))
+        return cost
 
     def learnt(self, image: SentImage) -> bool:
         self._estimate(image)
@@ -100,6 +106,7 @@ class ImageCostTable:
         with self._lock:
             self._learnt.update(updated)
             self._loaded.update(updated)
+            self._costs = {}
         for key, tokens in updated.items():
             payload = json.dumps({"tokens": tokens}).encode()
             self.store.put_blob(COST_NAMESPACE, self.model_key, self.target, key, payload)

@@ -41,6 +41,9 @@ class MemoryOptions:
             none for the others, whose caches need no marker (the memory message already
             precedes everything that changes per call); ``None``: never; or a dict such as
             ``{"type": "ephemeral", "ttl": "1h"}``.
+        image_cache_bytes: Most base64 characters of page images kept encoded between calls
+            (:mod:`optical_memory.agents.encoded`), so a call encodes only the pages new to it
+            or shown at a new mode; ``0``: encode every page on every call.
     """
 
     keep_recent_turns: int = 6
@@ -50,6 +53,7 @@ class MemoryOptions:
     calibrate: bool = True
     request_limits: RequestLimits | None = None
     cache_control: Mapping[str, str] | Literal["auto"] | None = "auto"
+    image_cache_bytes: int = 64 * 2**20
 
     def __post_init__(self) -> None:
         keep = self.keep_recent_turns
@@ -62,6 +66,9 @@ class MemoryOptions:
             raise ValueError(f"budget_tokens must be positive or None, got {budget}")
         if self.target is not None and self.target not in TARGETS:
             raise ValueError(f"unknown target {self.target!r}: choose one of {', '.join(TARGETS)}")
+        cache_bytes = self.image_cache_bytes
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
+            raise ValueError(f"image_cache_bytes must be an int >= 0, got {cache_bytes!r}")
         cache_control = self.cache_control
         if cache_control not in (None, "auto") and not isinstance(cache_control, Mapping):
             raise TypeError(

@@ -11,8 +11,9 @@ Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agen
 3. the request becomes ``[one memory message] + [the caller's messages for those turns]``, and
    every character of the thread is sent once: a turn whose head is on the newest page is sent
    as its tail only. The memory message holds, per page, a caption (page id, turn numbers,
-   dates, how it is shown: see ``_Captions``) and the page as a v1 image
-   block (``extras``: its ``mode`` and ``page_id``), or the page's exact text when the
+   dates, how it is shown: see :mod:`optical_memory.agents.captions`) and the page as a v1
+   image block (``extras``: its ``mode`` and ``page_ids``; the encoded images are kept between
+   calls, :mod:`optical_memory.agents.encoded`), or the page's exact text when the
    profitability gate kept it as text; turns not on a page that the caller no longer holds
    follow as text (with their images). Pages beyond the target's per-request limits are tiled
    into mosaics or forgotten (:mod:`optical_memory.memory.limits`). The caller's messages are
@@ -36,18 +37,19 @@ import threading
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from optical_memory.agents.calibration import ImageCostTable, SentImage
+from optical_memory.agents.captions import Captions, TurnMarks
+from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.messages import ImageRef
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.usage import CallUsage
 from optical_memory.agents.window import (
     MEMORY_MESSAGE_SOURCE,
     MessageInfo,
-    image_block,
     images_in,
     images_sent,
     instruction_tokens,
@@ -59,7 +61,7 @@ from optical_memory.agents.window import (
     with_tool_calls,
 )
 from optical_memory.extras import import_extra
-from optical_memory.modes import MODE_WORDS, Mode
+from optical_memory.modes import Mode
 from optical_memory.tokens import count_text_tokens, target_for_model, target_spec, vision_tokens
 
 import_extra("langchain_core", "langchain")
@@ -71,7 +73,7 @@ from langchain_core.messages import (  # noqa: E402
     SystemMessage,
 )
 
-from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory, TextPage  # noqa: E402
+from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory  # noqa: E402
 from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
 
 logger = logging.getLogger("optical_memory")
@@ -100,6 +102,7 @@ class BudgetTooSmallError(ValueError):
 class _Thread:
     memory: OpticalMemory
     info: dict[str, MessageInfo]
+    marks: TurnMarks
 
 
 class MemoryRequestBuilder:
@@ -128,6 +131,8 @@ class MemoryRequestBuilder:
         self._info: dict[str, dict[str, MessageInfo]] = {}
         self._costs: dict[tuple[str, str], ImageCostTable] = {}
         self._warned_no_thread = False
+        #: Page images as sent, shared by every thread and target (keys fix their bytes).
+        self.images = EncodedImages(self.options.image_cache_bytes)
         # One call at a time per builder: async runs reach it from worker threads.
         self._lock = threading.RLock()
 
@@ -191,7 +196,8 @@ class MemoryRequestBuilder:
                 )
             if self.options.calibrate:
                 memory.set_image_costs(self.cost_table(target, model).cost)
-            thread = self._threads[key] = _Thread(memory, self._info.setdefault(name, {}))
+            info = self._info.setdefault(name, {})
+            thread = self._threads[key] = _Thread(memory, info, TurnMarks(memory))
         return thread
 
     # --- adding --------------------------------------------------------------------------------
@@ -201,7 +207,9 @@ class MemoryRequestBuilder:
         turns, and are never stored. A message without an id is given one (as LangChain's
         ``SummarizationMiddleware`` does), so sending the same object again stores nothing."""
         with self._lock:
-            self._remember(self._thread(thread_id), messages)
+            thread = self._thread(thread_id)
+            with _quiet(thread.memory):
+                self._remember(thread, messages)
 
     def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> None:
         from optical_memory.agents.messages import message_to_turn
@@ -279,6 +287,18 @@ class MemoryRequestBuilder:
         live = [m for m in messages if not isinstance(m, SystemMessage)]
         live = [m for m in live if not is_memory_message(m)]
         thread = self._thread(thread_id, model)
+        with _quiet(thread.memory):
+            return self._fit(thread, live, system_messages, tools, model, offers_recall)
+
+    def _fit(
+        self,
+        thread: _Thread,
+        live: list[BaseMessage],
+        system_messages: Sequence[SystemMessage],
+        tools: Sequence[Any],
+        model: Any,
+        offers_recall: bool,
+    ) -> tuple[list[BaseMessage], CallUsage]:
         self._remember(thread, live)
         fixed = instruction_tokens(system_messages, tools)
         budget = self.options.budget_tokens
@@ -338,6 +358,7 @@ class _Composer:
         self.target = thread.memory.target
         self.model_name = model_key(model)
         self.spec = target_spec(self.target)
+        self.images = builder.images
         self.costs = (
             builder.cost_table(self.target, model).cost if builder.options.calibrate else None
         )
@@ -381,10 +402,11 @@ class _Composer:
             self.memory.store,
             reserved_images=len(own_images),
             reserved_bytes=sum(len(i.data or b"") for i in own_images),
+            size=self.images.size,
         )
 
         blocks: list[dict[str, Any]] = []
-        captions = _Captions(context, self.memory)
+        captions = Captions(context, self.thread.marks)
         sent_images: list[SentImage] = []
         shown = sorted([*bounded.images, *context.text_pages], key=lambda item: item.seq)
         for item in shown:
@@ -397,13 +419,13 @@ class _Composer:
                         f"bottom:\n{lines}",
                     }
                 )
-                blocks.append(image_block(item.png(), item.mode, item.page_ids))
+                blocks.append(self.images.block(item))
                 sent_images.append(SentImage(item.width, item.height, item.mode))
             elif isinstance(item, MemoryPage):
                 caption = captions.caption(item)
                 if caption:  # "" continues a run of pages of one long turn
                     blocks.append({"type": "text", "text": caption})
-                blocks.append(image_block(item.png(), item.mode, [item.page_id]))
+                blocks.append(self.images.block(item))
                 sent_images.append(SentImage(item.width, item.height, item.mode))
             else:
                 caption = captions.caption(item)
@@ -459,7 +481,7 @@ class _Composer:
             target=self.target,
             model=self.model_name,
             images=len(bounded.images) + len(own_images),
-            image_bytes=sum(len(i.png()) for i in bounded.images)
+            image_bytes=sum(self.images.size(i) for i in bounded.images)
             + sum(len(i.data or b"") for i in own_images),
             mosaics=sum(isinstance(i, Mosaic) for i in bounded.images),
             forgotten_for_limits=len(bounded.forgotten),
@@ -544,74 +566,11 @@ class _Composer:
         )
 
 
-class _Captions:
-    """One line per page, or per run of pages that print one long turn, e.g.
-    ``page 12 · turns 308–335 · 3 Nov 2026 · low resolution``: the page id (for recall), the
-    turns' numbers in the thread (printed on the page too), their dates when the turns carry
-    timestamps, and how the page is shown. Nothing in it depends on when it is asked: the same
-    pages in the same modes get the same bytes, so a provider's prompt cache keeps them."""
-
-    def __init__(self, context: MemoryContext, memory: OpticalMemory) -> None:
-        pages = context.memory
-        ends = sorted({tid for page in pages for tid in (page.turn_ids[0], page.turn_ids[-1])})
-        self.turns = {t.id: t for t in memory.store.get_turns(memory.thread_id, ends)}
-        # A run: consecutive pages shown alike that print nothing but one turn.
-        self.runs: dict[int, list[MemoryPage | TextPage]] = {}
-        run: list[MemoryPage | TextPage] = []
-        for page in pages:
-            if run and len(page.turn_ids) == 1 and self._key(page) == self._key(run[-1]):
-                run.append(page)
-                self.runs[page.page_id] = []
-            else:
-                run = [page]
-                self.runs[page.page_id] = run
-
-    @staticmethod
-    def _key(page: MemoryPage | TextPage) -> tuple[object, ...]:
-        return (tuple(page.turn_ids), type(page), page.mode)
-
-    def caption(self, page: MemoryPage | TextPage) -> str:
-        """The page's caption; ``""`` for a page that continues a run (its first page's
-        caption covers it)."""
-        run = self.runs.get(page.page_id, [page])
-        if not run:
-            return ""
-        ids = [p.page_id for p in run]
-        if len(ids) == 1:
-            where = f"page {ids[0]}"
-        elif ids == list(range(ids[0], ids[-1] + 1)):
-            where = f"pages {ids[0]}–{ids[-1]}"
-        else:
-            where = "pages " + ", ".join(str(i) for i in ids)
-        first, last = self.turns.get(page.turn_ids[0]), self.turns.get(page.turn_ids[-1])
-        parts = [where]
-        if first is not None and last is not None and first.number and last.number:
-            parts.append(
-                f"turn {first.number}"
-                if first.number == last.number
-                else f"turns {first.number}–{last.number}"
-            )
-            when = _date_range(first.timestamp, last.timestamp)
-            if when:
-                parts.append(when)
-        parts.append(MODE_WORDS[page.mode] if isinstance(page, MemoryPage) else "as text")
-        return " · ".join(parts)
-
-
-def _date_range(start: datetime | None, end: datetime | None) -> str:
-    """``3 Nov 2026``, ``3–5 Nov 2026``, ``30 Oct – 2 Nov 2026``, ``30 Dec 2025 – 2 Jan 2026``;
-    ``""`` without timestamps."""
-    start, end = start or end, end or start
-    if start is None or end is None:
-        return ""
-    a, b = start.date(), end.date()
-    if a == b:
-        return f"{a.day} {a:%b %Y}"
-    if (a.year, a.month) == (b.year, b.month):
-        return f"{a.day}–{b.day} {b:%b %Y}"
-    if a.year == b.year:
-        return f"{a.day} {a:%b} – {b.day} {b:%b %Y}"
-    return f"{a.day} {a:%b %Y} – {b.day} {b:%b %Y}"
+def _quiet(memory: OpticalMemory) -> AbstractContextManager[None]:
+    """Render-ahead held back while a request is built (see
+    :meth:`~optical_memory.memory.render_ahead.RenderAhead.hold`)."""
+    ahead = memory.render_ahead
+    return nullcontext() if ahead is None else ahead.hold()
 
 
 def with_cache_breakpoint(message: BaseMessage, cache_control: Mapping[str, str]) -> BaseMessage:

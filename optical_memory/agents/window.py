@@ -3,7 +3,6 @@ tool calls re-sent alone before their results, images, and their text-token coun
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,7 +10,6 @@ from typing import Any
 
 from optical_memory.agents.messages import ImageRef, content_text, image_ref, tool_call_lines
 from optical_memory.extras import import_extra
-from optical_memory.modes import Mode
 from optical_memory.tokens import count_text_tokens
 
 import_extra("langchain_core", "langchain")
@@ -124,17 +122,6 @@ def instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence
         schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
         tokens += count_text_tokens(json.dumps(schemas, sort_keys=True))
     return tokens
-
-
-def image_block(png: bytes, mode: Mode, page_ids: list[int]) -> dict[str, Any]:
-    return {
-        "type": "image",
-        "base64": base64.b64encode(png).decode("ascii"),
-        "mime_type": "image/png",
-        # GUNDAM and LARGE pages are both 1280 px: the size alone cannot tell a local
-        # DeepSeek-OCR how to encode the page, so the block names its mode.
-        "extras": {"mode": mode.value, "page_ids": page_ids},
-    }
 
 
 def model_key(model: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
@@ -41,6 +42,12 @@ class MemoryPage:
     _load_png: Callable[[], bytes] = field(repr=False, compare=False)
     _png: bytes | None = field(default=None, repr=False, compare=False)
     _image: Image.Image | None = field(default=None, repr=False, compare=False)
+
+    @functools.cached_property
+    def image_key(self) -> str:
+        """What fixes the image's bytes: content hash, mode and renderer settings (the same
+        key, the same PNG)."""
+        return f"{self.content_hash}/{self.mode.value}/{self.renderer_key}"
 
     def png(self) -> bytes:
         """The page image as PNG bytes (as rendered, cached)."""

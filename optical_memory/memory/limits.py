@@ -11,6 +11,7 @@ request therefore never fails on an image count or a payload size.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,7 +38,13 @@ class Mosaic:
     height: int
     mode: Mode
     vision_tokens: int
+    key: str
+    """A hash of the pages' image keys: what fixes the mosaic's bytes."""
     _png: Callable[[], bytes] = field(repr=False)
+
+    @functools.cached_property
+    def image_key(self) -> str:
+        return f"mosaic/2x2/{self.key}"
 
     @property
     def page_ids(self) -> list[int]:
@@ -82,11 +89,13 @@ def bound_pages(
     *,
     reserved_images: int = 0,
     reserved_bytes: int = 0,
+    size: Callable[[MemoryPage | Mosaic], int] | None = None,
 ) -> Bounded:
     """``pages`` (oldest first) made to fit ``limits`` with ``reserved_*`` already used.
 
     ``cost(width, height, mode)`` prices a mosaic for the target; mosaics are cached in
-    ``store``. Pages stay as they are when they fit.
+    ``store``. ``size(image)`` gives an image's PNG bytes (default: ``len(image.png())``, a
+    read from the store). Pages stay as they are when they fit.
     """
     images: list[MemoryPage | Mosaic] = list(pages)
     forgotten: list[MemoryPage] = []
@@ -94,31 +103,37 @@ def bound_pages(
     if limits.max_side_when_many is not None:
         max_side = min(max_side, limits.max_side_when_many)
 
-    def size(item: MemoryPage | Mosaic) -> int:
-        return len(item.png())
-
+    size = size or _png_size
     total_bytes = reserved_bytes + sum(size(item) for item in images)
+    searched = 0  # no tileable run starts before this index
     while images and (
         len(images) + reserved_images > limits.max_images or total_bytes > limits.max_bytes
     ):
-        run = _oldest_tileable_run(images, max_side)
+        run = _oldest_tileable_run(images, max_side, searched)
         if run is not None and len(images) + reserved_images > limits.max_images:
-            start = run
+            start = searched = run
             group = [images[i] for i in range(start, start + 4)]
             mosaic = _mosaic(group, cost, store)  # type: ignore[arg-type]
             total_bytes += size(mosaic) - sum(size(item) for item in group)
             images[start : start + 4] = [mosaic]
             continue
+        searched = max(0, searched - 1)
         oldest = images.pop(0)
         total_bytes -= size(oldest)
         forgotten.extend(oldest.pages if isinstance(oldest, Mosaic) else [oldest])
     return Bounded(images, forgotten)
 
 
-def _oldest_tileable_run(items: Sequence[MemoryPage | Mosaic], max_side: int) -> int | None:
-    """Index of the oldest four consecutive plain pages of one size that tile within
-    ``max_side``."""
-    for start in range(len(items) - 3):
+def _png_size(image: MemoryPage | Mosaic) -> int:
+    return len(image.png())
+
+
+def _oldest_tileable_run(
+    items: Sequence[MemoryPage | Mosaic], max_side: int, first: int = 0
+) -> int | None:
+    """Index (``first`` or later) of the oldest four consecutive plain pages of one size that
+    tile within ``max_side``."""
+    for start in range(first, len(items) - 3):
         group = items[start : start + 4]
         first = group[0]
         if not isinstance(first, MemoryPage) or 2 * max(first.width, first.height) > max_side:
@@ -156,4 +171,4 @@ def _mosaic(pages: list[MemoryPage], cost: Callable[[int, int, Mode], int], stor
         cached.append(data)
         return data
 
-    return Mosaic(pages, width, height, mode, cost(width, height, mode), png)
+    return Mosaic(pages, width, height, mode, cost(width, height, mode), key, png)

@@ -11,12 +11,15 @@ in the store yet, one at a time, outside the memory's lock (a request waits at m
 page's layout in the renderer). The drawings land in the store's render cache by content hash,
 where the request finds them. What a request is sent does not change, only when its pages
 are drawn; a request that comes before the thread is done draws what is missing itself.
+While a request is being built (:meth:`RenderAhead.hold`) the thread starts nothing new:
+Python runs one thread at a time, so drawing then would only slow the request down.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,7 @@ class RenderAhead:
         self._pending = False
         self._busy = False
         self._closed = False
+        self._held = 0
         self._thread: threading.Thread | None = None
         self.drawn = 0
 
@@ -53,12 +57,26 @@ class RenderAhead:
                     target=self._run, name="optical-memory-render-ahead", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            if not self._held:  # else woken when the hold ends
+                self._wake.notify()
 
     def wait(self) -> None:
         """Block until the thread has drawn everything asked of it so far."""
         with self._wake:
             self._wake.wait_for(lambda: not self._pending and not self._busy)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the thread back while the body runs (a request being built): it finishes the
+        page it is drawing, then waits; adds made meanwhile are looked at afterwards."""
+        with self._wake:
+            self._held += 1
+        try:
+            yield
+        finally:
+            with self._wake:
+                self._held -= 1
+                self._wake.notify_all()
 
     def close(self) -> None:
         with self._wake:
@@ -70,13 +88,14 @@ class RenderAhead:
     def _run(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._pending or self._closed)
+                self._wake.wait_for(lambda: (self._pending and not self._held) or self._closed)
                 if self._closed:
                     return
                 self._pending, self._busy = False, True
             try:
                 for content_hash, pieces, mode in self._jobs():
                     with self._wake:
+                        self._wake.wait_for(lambda: not self._held or self._closed)
                         if self._closed or self._pending:
                             break  # closed, or a newer add changed what is needed
                     if not self._ready(content_hash, mode):

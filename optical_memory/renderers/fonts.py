@@ -92,9 +92,10 @@ class FontChain:
         self._face_of: dict[str, int] = {}
         self._notdef = [self._glyph_signature(i, _UNMAPPED) for i in range(len(self.faces))]
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """The faces' names joined, for settings keys (different fonts, different pixels)."""
+        """The faces' names joined, for settings keys (different fonts, different pixels);
+        computed once (every page a request shows asks for it)."""
         return "+".join(face.name for face in self.faces)
 
     def face_of(self, char: str) -> int:
