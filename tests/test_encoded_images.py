@@ -47,7 +47,7 @@ def _wire(request: list[BaseMessage]) -> str:
     return json.dumps([(m.type, m.content) for m in request], sort_keys=True)
 
 
-def _images(request: list[BaseMessage]) -> list[dict[str, Any]]:
+def _images(request: list[BaseMessage]) -> list[Any]:
     return [b for b in request[0].content_blocks if b["type"] == "image"]
 
 

@@ -129,11 +129,11 @@ def _png_size(image: MemoryPage | Mosaic) -> int:
 
 
 def _oldest_tileable_run(
-    items: Sequence[MemoryPage | Mosaic], max_side: int, first: int = 0
+    items: Sequence[MemoryPage | Mosaic], max_side: int, begin: int = 0
 ) -> int | None:
-    """Index (``first`` or later) of the oldest four consecutive plain pages of one size that
+    """Index (``begin`` or later) of the oldest four consecutive plain pages of one size that
     tile within ``max_side``."""
-    for start in range(first, len(items) - 3):
+    for start in range(begin, len(items) - 3):
         group = items[start : start + 4]
         first = group[0]
         if not isinstance(first, MemoryPage) or 2 * max(first.width, first.height) > max_side:
