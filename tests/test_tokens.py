@@ -24,13 +24,16 @@ from optical_memory.turns import Turn, transcript
 
 @pytest.fixture
 def fresh_encodings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """An empty cache folder and no encoding loaded yet, in this process or in tiktoken."""
+    """An empty cache folder and no encoding loaded yet, in this process or in tiktoken (and
+    no count remembered, which would need no encoding)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("OPTICAL_MEMORY_CACHE", str(cache))
     monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
     tokens.get_encoding.cache_clear()
+    tokens._count_short.cache_clear()
     yield cache
     tokens.get_encoding.cache_clear()
+    tokens._count_short.cache_clear()
 
 
 # --- text --------------------------------------------------------------------------------------
