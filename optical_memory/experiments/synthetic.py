@@ -8,58 +8,26 @@ same facts, on every machine (only :class:`random.Random` with a fixed seed is u
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["PlantedFact", "SyntheticDialogue", "generate_dialogue"]
 
 FACT_KINDS = ("name", "number", "date", "place")
 
-_FIRST = (
-    "Amara", "Bogdan", "Catalina", "Dmitri", "Esther", "Farid", "Greta", "Hiroshi", "Ingrid",
-    "Jovan", "Kalani", "Leopold", "Mireille", "Nikhil", "Odalys", "Piotr", "Quentin", "Rosalind",
-    "Soren", "Tamsin", "Ulrich", "Valentina", "Wendell", "Ximena", "Yusuf", "Zofia",
-)  # fmt: skip
-_LAST = (
-    "Abernathy", "Brennan", "Castellanos", "Drozdov", "Eriksen", "Fairweather", "Galloway",
-    "Halvorsen", "Ibarra", "Jablonski", "Kowalczyk", "Lindqvist", "Montgomery", "Nakamura",
-    "Oyelaran", "Pemberton", "Quiroga", "Rasmussen", "Szymanski", "Thorvaldsen", "Underwood",
-    "Vasquez", "Whitcombe", "Yamaguchi", "Zielinski",
-)  # fmt: skip
-_PLACES = (
-    "Valparaiso", "Trondheim", "Ljubljana", "Cartagena", "Tbilisi", "Hobart", "Galway",
-    "Kanazawa", "Plovdiv", "Tromso", "Zanzibar", "Cusco", "Bergen", "Oaxaca", "Salzburg",
-    "Essaouira", "Dunedin", "Bruges", "Matera", "Luang Prabang", "Reykjavik", "Windhoek",
-    "Arequipa", "Gdansk", "Chefchaouen", "Kotor", "Ushuaia", "Hue", "Sintra", "Yazd",
-)  # fmt: skip
-_MONTHS = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
-_RELATIONS = (
-    "dentist", "landlord", "piano teacher", "new manager", "neighbour", "accountant",
-    "climbing partner", "cousin", "thesis advisor", "vet", "tailor", "bandmate",
-)  # fmt: skip
-_NUMBERED = (
-    "locker code", "flight number", "booking reference", "apartment number", "bike lock code",
-    "invoice number", "seat number", "membership number", "table number", "parcel tracking number",
-)  # fmt: skip
-_EVENTS = (
-    "sister's wedding", "marathon", "dissertation defence", "move", "job interview",
-    "conference talk", "surgery", "first exhibition", "product launch", "citizenship ceremony",
-)  # fmt: skip
-_TRIPS = (
-    "next hiking trip", "research visit", "honeymoon", "family reunion", "sabbatical",
-    "language course", "climbing holiday", "volunteering stint", "photo trip", "winter retreat",
-)  # fmt: skip
+# Names, places, months, the people, numbers, events and trips facts are about, and small-talk
+# topics: word lists, kept as data.
+_WORDS = json.loads(
+    (Path(__file__).resolve().parent / "data" / "synthetic_words.json").read_text(encoding="utf-8")
+)
+_FIRST, _LAST, _PLACES, _MONTHS = (tuple(_WORDS[k]) for k in ("first", "last", "places", "months"))
+_RELATIONS, _NUMBERED = tuple(_WORDS["relations"]), tuple(_WORDS["numbered"])
+_EVENTS, _TRIPS, _TOPICS = (tuple(_WORDS[k]) for k in ("events", "trips", "topics"))
 
-_TOPICS = (
-    "meal planning", "a leaky kitchen tap", "learning the cello", "a stubborn houseplant",
-    "saving for a car", "training for a 10k", "a noisy upstairs flat", "sourdough starters",
-    "the garden shed", "a reading list", "sleep routines", "the quarterly report",
-    "a wobbly bookshelf", "choosing a laptop", "composting", "birthday presents",
-)  # fmt: skip
+
 _USER_LINES = (
     "Can we talk about {topic} for a minute?",
     "I keep putting off {topic}; any advice?",
