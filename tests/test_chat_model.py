@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage
 from PIL import Image, ImageDraw
-from tiny_deepseek import write_tokenizer
+from tiny_deepseek import tiny_model
 
 from optical_memory.agents.chat_model import ChatDeepSeekOCR, ImageBlockError, mode_for_image
-from optical_memory.model.config import DecoderConfig, DeepEncoderConfig
 from optical_memory.model.decoder import DeepSeekOCR
-from optical_memory.model.deepencoder import DeepEncoder
-from optical_memory.model.tokenizer import load_tokenizer
 from optical_memory.modes import Mode
 
 torch.set_num_threads(2)
@@ -26,13 +21,8 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> DeepSeekOCR:
-    directory: Path = tmp_path_factory.mktemp("tokenizer")
-    write_tokenizer(directory)
-    tokenizer = load_tokenizer(directory)
-    torch.manual_seed(0)
-    config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
-    encoder = DeepEncoder(DeepEncoderConfig.tiny())
-    return DeepSeekOCR(config, encoder=encoder, tokenizer=tokenizer).eval()
+    model: DeepSeekOCR = tiny_model(tmp_path_factory.mktemp("tokenizer"))
+    return model
 
 
 def _png(size: tuple[int, int]) -> str:

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from tiny_deepseek import (
     encoder_to_official,
     save_official,
+    tiny_model,
     to_official_state_dict,
     write_checkpoint,
     write_config,
@@ -53,12 +54,7 @@ def _page_image() -> Image.Image:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[DeepSeekOCR, Path]:
     directory = tmp_path_factory.mktemp("tiny-deepseek-ocr")
-    write_tokenizer(directory)
-    tokenizer = load_tokenizer(directory)
-    torch.manual_seed(0)
-    config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
-    encoder = DeepEncoder(DeepEncoderConfig.tiny())
-    model = DeepSeekOCR(config, encoder=encoder, tokenizer=tokenizer).eval()
+    model: DeepSeekOCR = tiny_model(directory)
     write_checkpoint(directory, model, torch.float32)
     return model, directory
 

@@ -6,17 +6,12 @@ tolerance, and the same greedy answer.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
-
 import pytest
 import torch
-from tiny_deepseek import write_tokenizer
+from tiny_deepseek import tiny_model
 
-from optical_memory.model.config import DecoderConfig
 from optical_memory.model.decoder import DeepSeekOCR
 from optical_memory.model.prompt import PreparedPrompt, question_prompt
-from optical_memory.model.tokenizer import load_tokenizer
 from optical_memory.modes import Mode
 
 torch.set_num_threads(2)
@@ -24,12 +19,8 @@ torch.set_num_threads(2)
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> DeepSeekOCR:
-    directory: Path = tmp_path_factory.mktemp("tokenizer")
-    write_tokenizer(directory)
-    tokenizer = load_tokenizer(directory)
-    torch.manual_seed(0)
-    config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
-    return DeepSeekOCR(config, tokenizer=tokenizer).eval()
+    model: DeepSeekOCR = tiny_model(tmp_path_factory.mktemp("tokenizer"), encoder=False)
+    return model
 
 
 def _page(model: DeepSeekOCR, mode: Mode, seed: int) -> torch.Tensor:

@@ -5,16 +5,11 @@ checkpoint saved under the official names in place of the real one."""
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from tiny_deepseek import write_checkpoint, write_tokenizer
-
-from optical_memory.model import DecoderConfig, DeepEncoder, DeepEncoderConfig, DeepSeekOCR
-from optical_memory.model.tokenizer import load_tokenizer
+from tiny_deepseek import tiny_model, write_checkpoint
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.M | re.S)
@@ -25,12 +20,7 @@ REAL_CHECKPOINT = '"/models/DeepSeek-OCR"'
 def tiny_checkpoint(tmp_path: Path) -> Path:
     directory = tmp_path / "tiny-deepseek-ocr"
     directory.mkdir()
-    write_tokenizer(directory)
-    tokenizer = load_tokenizer(directory)
-    torch.manual_seed(0)
-    config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
-    model = DeepSeekOCR(config, encoder=DeepEncoder(DeepEncoderConfig.tiny()), tokenizer=tokenizer)
-    write_checkpoint(directory, model.eval())
+    write_checkpoint(directory, tiny_model(directory))
     return directory
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +186,17 @@ def write_checkpoint(directory: Path, model: Any, dtype: torch.dtype = torch.flo
     save_official(directory, to_official_state_dict(state))
     write_config(directory, model.config)
     write_tokenizer(directory)
+
+
+def tiny_model(directory: Path, *, encoder: bool = True) -> Any:
+    """A tiny random ``DeepSeekOCR`` (seed 0; with a tiny DeepEncoder unless ``encoder`` is
+    False) whose tokenizer is written to ``directory``."""
+    from optical_memory.model import DecoderConfig, DeepEncoder, DeepEncoderConfig, DeepSeekOCR
+    from optical_memory.model.tokenizer import load_tokenizer
+
+    write_tokenizer(directory)
+    tokenizer = load_tokenizer(directory)
+    torch.manual_seed(0)
+    config = replace(DecoderConfig.tiny(), vocab_size=len(tokenizer))
+    vision = DeepEncoder(DeepEncoderConfig.tiny()) if encoder else None
+    return DeepSeekOCR(config, encoder=vision, tokenizer=tokenizer).eval()
