@@ -26,6 +26,7 @@ from typing import Any
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from timing import percentile
 
 from optical_memory.agents import wrap
 from optical_memory.agents.request import MemoryRequestBuilder
@@ -57,11 +58,6 @@ def answer(n: int) -> str:
         f"{n % 28 + 1} for 14 Quay Street; tracking number HT-{n:05d}. It should arrive in "
         "three working days; I have noted that you asked."
     )
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def main(argv: list[str] | None = None) -> int:

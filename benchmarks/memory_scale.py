@@ -26,16 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import percentile
+
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.memory import OpticalMemory
 from optical_memory.store import open_store
 
 CHECKPOINTS = (100, 1_000, 6_000, 10_000)
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def run(location: str, turns: int, every: int, samples_wanted: int) -> list[tuple]:

@@ -20,17 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import percentile
+
 from optical_memory.memory import OpticalMemory
 
 CHECKPOINTS = (1_000, 10_000, 100_000)
 #: Real data lives beside the checkout, never inside it (as the tests find it).
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DATA = SHARED_DATA / "locomo" / "locomo_dev.json"
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def corpus(path: Path | None) -> tuple[list[tuple[str, str]], list[str]]:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from http_stub import send_json
 from PIL import Image
 
 from optical_memory.tokens import count_text_tokens
@@ -161,12 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404, f"no stub for {self.path}")
             return
         self.server.bills.append(bill)
-        payload = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, 200, reply)
 
 
 class _Server(ThreadingHTTPServer):
