@@ -18,6 +18,7 @@ from optical_memory.renderers import PillowRenderer, Renderer, Span
 from optical_memory.renderers import fonts as fonts_module
 from optical_memory.renderers.fonts import FontNotFoundError, default_chain
 from optical_memory.renderers.page import RenderedPage
+from optical_memory.renderers.palette import Ramp
 from optical_memory.renderers.pil import label_colour
 from optical_memory.tokens import vision_tokens
 from optical_memory.turns import Turn
@@ -173,6 +174,16 @@ def test_any_unicode_renders_without_raising_and_keeps_the_layout(
     assert [page.spans for page in pages] == cramped.paginate(turns)
 
 
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(min_size=1, max_size=12), bold=st.booleans())
+def test_a_word_measures_the_same_by_its_characters_as_by_its_font_runs(
+    renderer: PillowRenderer, text: str, bold: bool
+) -> None:
+    # Most words take the per-character shortcut; it must agree with the general measure.
+    plain = renderer._measure_plain(text, bold)
+    assert plain is None or plain == renderer._measure_runs(text, bold)
+
+
 def test_layout_is_the_same_at_every_mode(renderer: PillowRenderer) -> None:
     turns = [Turn(role="user", content=LOREM * 40), Turn(role="assistant", content=LOREM * 25)]
     expected = renderer.paginate(turns)
@@ -276,6 +287,47 @@ def test_every_script_prints_ink_at_tiny(renderer: PillowRenderer) -> None:
         assert text_ink.sum() > 10, f"{text!r} left no ink beyond its label"
 
 
+@pytest.mark.parametrize("ramp", [Ramp(), Ramp(levels=14, fringe=0.0, core=1.0), Ramp(levels=3)])
+def test_text_is_drawn_in_the_ramps_greys_and_the_labels_colours(ramp: Ramp) -> None:
+    turns = [Turn(role="user", content=LOREM * 3), Turn(role="assistant", content=LOREM * 3)]
+    [page] = PillowRenderer(ramp=ramp).render(turns, Mode.BASE)
+    colours = {colour for _, colour in page.image.convert("RGB").getcolors(256) or []}
+    greys = {(g, g, g) for g in ramp.greys}
+    labels = {label_colour("user"), label_colour("assistant")}
+    assert colours <= greys | labels
+    assert labels <= colours and (0, 0, 0) in colours and (255, 255, 255) in colours
+    # Every grey in between shows up on antialiased edges: coverage blends through the ramp.
+    assert len(colours & greys) == ramp.levels
+
+
+def test_faint_coverage_is_dropped_and_near_full_coverage_is_solid_ink() -> None:
+    turns = [Turn(role="u", content=LOREM * 3)]
+
+    def ink_share(ramp: Ramp) -> tuple[float, float]:
+        [page] = PillowRenderer(ramp=ramp).render(turns, Mode.BASE)
+        pixels = rgb(page)[..., 0]
+        return float((pixels < 255).mean()), float((pixels == 0).mean())
+
+    inked, black = ink_share(Ramp(fringe=0.0, core=1.0))
+    stretched_inked, stretched_black = ink_share(Ramp(fringe=0.3, core=0.6))
+    assert stretched_inked < inked  # the faint halo is gone
+    assert stretched_black > black  # more of each stroke is solid
+
+
+def test_an_emoji_changes_only_its_own_pixels(renderer: PillowRenderer) -> None:
+    if not any(face.bitmap_size for face in renderer.fonts.faces):
+        pytest.skip("no colour emoji font installed")
+    [plain] = renderer.render([Turn(role="user", content=LOREM)], Mode.BASE)
+    [page] = renderer.render([Turn(role="user", content=LOREM + "🎉")], Mode.BASE)  # at the end
+    before, after = rgb(plain), rgb(page)
+    changed = np.argwhere((before != after).any(axis=2))
+    (top, left), (bottom, right) = changed.min(axis=0), changed.max(axis=0)
+    assert right - left < 40 and bottom - top < 40, "only the emoji's box differs"
+    assert len(page.image.getpalette() or ()) // 3 > 16, "the emoji's colours join the palette"
+    stored = Image.open(io.BytesIO(page.png()))
+    assert np.array_equal(np.asarray(stored.convert("RGB")), after)
+
+
 def test_colour_emoji_keep_their_colour(renderer: PillowRenderer) -> None:
     if not any(face.bitmap_size for face in renderer.fonts.faces):
         pytest.skip("no colour emoji font installed")
@@ -296,6 +348,8 @@ def test_settings_key_changes_with_every_setting_that_changes_pixels() -> None:
         PillowRenderer(margin=33),
         PillowRenderer(line_spacing=1.3),
         PillowRenderer(fonts=default_chain(bold=True)),
+        PillowRenderer(ramp=Ramp(levels=8)),
+        PillowRenderer(ramp=Ramp(fringe=0.0, core=1.0)),
     ]
     keys = {base.settings_key, *(renderer.settings_key for renderer in others)}
     assert len(keys) == 1 + len(others)
@@ -313,6 +367,21 @@ def test_settings_key_changes_with_every_setting_that_changes_pixels() -> None:
 def test_impossible_settings_are_refused(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PillowRenderer(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"levels": 1}, "2 to 256 greys"),
+        ({"levels": 300}, "2 to 256 greys"),
+        ({"fringe": 0.8, "core": 0.2}, "fringe < core"),
+        ({"fringe": -0.1}, "fringe < core"),
+        ({"core": 1.5}, "fringe < core"),
+    ],
+)
+def test_impossible_ramps_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Ramp(**kwargs)  # type: ignore[arg-type]
 
 
 def test_the_fallback_chain_gives_each_script_its_font() -> None:

@@ -7,11 +7,12 @@ TINY. ``render`` then draws that layout on the mode's canvas, with the font at t
 
 Speed comes from caching, per renderer: each character's advance and glyph mask is drawn once
 per size; a word's width is the sum of its advances and its image is pasted together from its
-glyphs (runs of right-to-left or complex scripts are shaped whole instead); black text is pasted
-word by word onto a greyscale sheet. The page is a palette image made from the sheet and the
-role labels (:mod:`~optical_memory.renderers.palette`: a ramp of greys, one entry per label
-colour); a page with colour emoji is drawn in RGB and reduced to 256 colours. From 1024 px up
-words start at even pixels (smaller PNGs). Kerning is not applied between cached glyphs.
+glyphs (runs of right-to-left or complex scripts are shaped whole instead). The page is a
+palette image (:mod:`~optical_memory.renderers.palette`: a few greys, one entry per label
+colour): black text is pasted word by word straight into its grey indices, then the role labels
+in their colours; a page with colour emoji is drawn in RGB and reduced to 256 colours. From
+1024 px up words start at even pixels (smaller PNGs). Kerning is not applied between cached
+glyphs.
 
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or ``#12
 Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a turn
@@ -32,24 +33,31 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from optical_memory.modes import Mode
-from optical_memory.renderers.fonts import FontChain, default_chain, has_complex_layout
+from optical_memory.renderers.fonts import (
+    FontChain,
+    default_chain,
+    has_complex_layout,
+    is_invisible,
+)
 from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
-from optical_memory.renderers.palette import compose
-from optical_memory.renderers.png import palette_image
+from optical_memory.renderers.palette import INK as INK_INDEX
+from optical_memory.renderers.palette import Ramp
 from optical_memory.renderers.style import INK, label_colour
 from optical_memory.turns import Turn
 
 #: Bump when a change to this file changes pixels for the same settings.
-RENDERER_VERSION = 4
+RENDERER_VERSION = 5
 
 _TAB_SPACES = 4
 #: Widest a role label may be, as a share of the line; the content starts after it.
 LABEL_SHARE = 0.5
+_MISSING: Any = object()  # not in a cache (None there means: no ink)
 _CACHE_LIMIT = 200_000  # cached word images; cleared when full (about 100 MB at LARGE)
 
 _BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
@@ -100,6 +108,8 @@ class PillowRenderer:
         fonts: the fallback chain for text; default: the installed DejaVu Sans, Noto Sans CJK
             and Noto Color Emoji (:func:`~optical_memory.renderers.fonts.default_chain`).
         label_fonts: the chain for role labels; default: the bold faces of the same families.
+        ramp: the page's greys and how glyph coverage maps onto them; default
+            :class:`~optical_memory.renderers.palette.Ramp` ``()`` (6 greys).
     """
 
     def __init__(
@@ -109,6 +119,7 @@ class PillowRenderer:
         line_spacing: float | None = None,
         fonts: FontChain | None = None,
         label_fonts: FontChain | None = None,
+        ramp: Ramp | None = None,
     ) -> None:
         density = chosen_density()
         font_size = density.font_size if font_size is None else font_size
@@ -128,10 +139,17 @@ class PillowRenderer:
         self.line_spacing = float(line_spacing)
         self.fonts = fonts or default_chain(bold=False)
         self.label_fonts = label_fonts or default_chain(bold=True)
-        self._measured: dict[tuple[str, bool], tuple[tuple[_Run, ...], float]] = {}
+        self.ramp = ramp or Ramp()
+        # Per label flag (False: text, True: labels): text -> its runs and width.
+        self._measured: tuple[dict[str, tuple[tuple[_Run, ...], float]], ...] = ({}, {})
         self._images: dict[tuple[str, int, bool, float], _Glyphs | None] = {}
         self._advances: dict[tuple[str, int, bool, float], float] = {}
         self._labels: dict[tuple[str, str], tuple[_Run, ...]] = {}
+        # Per label flag (False: text, True: labels): character -> (face, advance) when it is
+        # measured plainly, None when not (see _measure_plain).
+        self._plain: tuple[dict[str, tuple[int, float] | None], ...] = ({}, {})
+        # (face, bold, size) -> character -> (its glyph, its advance): what _compose reads.
+        self._chars: dict[tuple[int, bool, float], dict[str, tuple[_Glyphs | None, float]]] = {}
         ascent, descent = self.fonts.faces[0].load(self.font_size).getmetrics()
         # Baseline below the top of a line: the line's extra leading split above and below.
         self._baseline = (self.line_height - ascent - descent) / 2 + ascent
@@ -145,7 +163,7 @@ class PillowRenderer:
         return (
             f"pil/v{RENDERER_VERSION}/size={self.font_size:g}/margin={self.margin:g}"
             f"/spacing={self.line_spacing:g}/layout={engine}"
-            f"/fonts={self.fonts.key}/labels={self.label_fonts.key}"
+            f"/fonts={self.fonts.key}/labels={self.label_fonts.key}/greys={self.ramp.key}"
         )
 
     @property
@@ -183,32 +201,35 @@ class PillowRenderer:
         # seen before is the same bytes again and deflate finds it (a page about 5% smaller).
         even = ~1 if width >= REFERENCE_SIZE else ~0
         pages = []
+        images, draw, ramp = self._images, self._glyphs, self.ramp
+        lines = range(max(1, self.lines_per_page))
+        tops = [round(origin + line * line_height + baseline) for line in lines]
         for spans, pieces in zip(layout.spans, layout.pieces, strict=True):
-            # Black text goes onto a greyscale sheet (a 1-channel paste is 3x cheaper); the
-            # palette page is made from it and the labels (renderers.palette).
-            sheet = Image.new("L", (width, height), 255)
+            # Ink is pasted straight into palette indices (renderers.palette): the page needs
+            # no pass over its pixels after drawing.
+            page = ramp.sheet((width, height))
             # The core image's paste: Image.paste's checks cost more than the paste itself.
-            paste = sheet.im.paste
+            paste = page.im.paste
             coloured = []
             for line, x, text, face, bold, colour in pieces:
-                glyphs = self._glyphs(text, face, bold, size)
+                found = images.get((text, face, bold, size), _MISSING)
+                glyphs = draw(text, face, bold, size) if found is _MISSING else found
                 if glyphs is None:
                     continue
                 left = (round(origin + x * scale) + glyphs.left) & even
-                top = round(origin + line * line_height + baseline) + glyphs.top
+                top = tops[line] + glyphs.top
                 if colour is None and glyphs.colour is None:
-                    paste(0, (left, top, left + glyphs.width, top + glyphs.height), glyphs.core)
+                    box = (left, top, left + glyphs.width, top + glyphs.height)
+                    paste(INK_INDEX, box, glyphs.core)
                 else:
                     coloured.append((left, top, glyphs, colour))
-            if all(glyphs.colour is None for _, _, glyphs, _ in coloured):
-                labels = [(left, top, g.mask, colour or INK) for left, top, g, colour in coloured]
-                image = compose(sheet, labels)
-            else:  # colour glyphs (emoji): drawn in full colour, then reduced to a palette
-                image = Image.merge("RGB", (sheet, sheet, sheet))
-                for left, top, glyphs, colour in coloured:
-                    ink = glyphs.colour if glyphs.colour is not None else colour or INK
-                    image.paste(ink, (left, top), glyphs.mask)
-                image = palette_image(image)
+            labels = [
+                (x, y, g.core, colour or INK) for x, y, g, colour in coloured if g.colour is None
+            ]
+            image = ramp.compose(page, labels)
+            emoji = [(x, y, g.core, g.colour) for x, y, g, _ in coloured if g.colour is not None]
+            if emoji:  # colour glyphs: their own colours, after the greys and labels
+                image = ramp.add_colour_glyphs(image, emoji)
             pages.append(RenderedPage(image=image, mode=mode, spans=spans))
         return pages
 
@@ -223,23 +244,53 @@ class PillowRenderer:
         Runs that need no shaping measure as the sum of their characters' advances, exactly as
         they are drawn (glyph by glyph); others measure as the shaped run.
         """
-        key = (text, bold)
-        found = self._measured.get(key)
+        measured = self._measured[bold]
+        found = measured.get(text)
         if found is None:
-            runs: list[_Run] = []
-            for piece, face in (self.label_fonts if bold else self.fonts).runs(text):
-                if face < 0:
-                    runs.append((piece, face, 0.0))
-                elif _needs_shaping(piece):
-                    runs.append((piece, face, self._shaped_length(piece, face, bold)))
-                else:
-                    advance = self._advance
-                    runs.append((piece, face, sum(advance(c, face, bold) for c in piece)))
-            found = (tuple(runs), sum(run[2] for run in runs))
-            if len(self._measured) >= _CACHE_LIMIT:
-                self._measured.clear()
-            self._measured[key] = found
+            found = self._measure_plain(text, bold) or self._measure_runs(text, bold)
+            if len(measured) >= _CACHE_LIMIT:
+                measured.clear()
+            measured[text] = found
         return found
+
+    def _measure_plain(self, text: str, bold: bool) -> tuple[tuple[_Run, ...], float] | None:
+        """``text`` as one run, when every character is visible, needs no shaping and comes
+        from the same face (most words): the sum of their advances. None otherwise."""
+        table = self._plain[bold]
+        face, width = -1, 0.0
+        for char in text:
+            found = table.get(char, _MISSING)
+            if found is _MISSING:
+                found = self._plain_char(char, bold)
+            if found is None or (face >= 0 and found[0] != face):
+                return None
+            face = found[0]
+            width += found[1]
+        return (((text, face, width),), width) if face >= 0 else None
+
+    def _plain_char(self, char: str, bold: bool) -> tuple[int, float] | None:
+        """(face, advance) of a visible character that needs no shaping; None for others."""
+        found = None
+        if not is_invisible(char) and not _needs_shaping(char):
+            face = (self.label_fonts if bold else self.fonts).face_of(char)
+            found = (face, self._advance(char, face, bold))
+        table = self._plain[bold]
+        if len(table) >= _CACHE_LIMIT:
+            table.clear()
+        table[char] = found
+        return found
+
+    def _measure_runs(self, text: str, bold: bool) -> tuple[tuple[_Run, ...], float]:
+        runs: list[_Run] = []
+        for piece, face in (self.label_fonts if bold else self.fonts).runs(text):
+            if face < 0:
+                runs.append((piece, face, 0.0))
+            elif _needs_shaping(piece):
+                runs.append((piece, face, self._shaped_length(piece, face, bold)))
+            else:
+                advance = self._advance
+                runs.append((piece, face, sum(advance(c, face, bold) for c in piece)))
+        return tuple(runs), sum(run[2] for run in runs)
 
     def label_runs(self, role: str, suffix: str) -> tuple[_Run, ...]:
         """The bold runs of ``role + suffix`` (``":"``, ``" (continued):"``), at most
@@ -291,7 +342,7 @@ class PillowRenderer:
             pass
         chain = self.label_fonts if bold else self.fonts
         if len(text) == 1 or _needs_shaping(text) or chain.faces[face].bitmap_size:
-            glyphs = _draw_run(chain, face, text, size)
+            glyphs = _draw_run(chain, face, text, size, self.ramp.contrast)
         else:
             glyphs = self._compose(text, face, bold, size)
         if len(self._images) >= _CACHE_LIMIT:
@@ -301,26 +352,36 @@ class PillowRenderer:
 
     def _compose(self, text: str, face: int, bold: bool, size: float) -> _Glyphs | None:
         """A run's mask pasted together from its characters' cached masks, at their advances."""
+        chars = self._chars.get((face, bold, size))
+        if chars is None or len(chars) >= _CACHE_LIMIT:
+            chars = self._chars[(face, bold, size)] = {}
         placed = []
         pen = 0.0
+        left = top = 1 << 30
+        right = bottom = -(1 << 30)
         for char in text:
-            glyph = self._glyphs(char, face, bold, size)
+            found = chars.get(char)
+            if found is None:
+                glyph = self._glyphs(char, face, bold, size)
+                found = chars[char] = (glyph, self._advance(char, face, bold, size))
+            glyph, advance = found
             if glyph is not None:
-                placed.append((round(pen) + glyph.left, glyph.top, glyph.mask))
-            pen += self._advance(char, face, bold, size)
+                x, y = round(pen) + glyph.left, glyph.top
+                placed.append((x, y, glyph))
+                left = x if x < left else left
+                top = y if y < top else top
+                right = x + glyph.width if x + glyph.width > right else right
+                bottom = y + glyph.height if y + glyph.height > bottom else bottom
+            pen += advance
         if not placed:
             return None
-        left = min(x for x, _, _ in placed)
-        top = min(y for _, y, _ in placed)
-        right = max(x + mask.width for x, _, mask in placed)
-        bottom = max(y + mask.height for _, y, mask in placed)
-        mask = Image.new("L", (right - left, bottom - top), 0)
-        paste = mask.im.paste
-        for x, y, glyph_mask in placed:
+        core = Image.core.fill("L", (right - left, bottom - top), 0)
+        paste = core.paste
+        for x, y, glyph in placed:
             x, y = x - left, y - top
             # 255 through the glyph's mask ("over"): neighbouring glyph boxes may overlap.
-            paste(255, (x, y, x + glyph_mask.width, y + glyph_mask.height), glyph_mask.im)
-        return _Glyphs(mask, left, top)
+            paste(255, (x, y, x + glyph.width, y + glyph.height), glyph.core)
+        return _Glyphs(core, left, top)
 
 
 def _needs_shaping(text: str) -> bool:
@@ -330,21 +391,20 @@ def _needs_shaping(text: str) -> bool:
 
 
 class _Glyphs:
-    """A drawn run: its coverage ``mask`` (L), placed at (left, top) from the pen position on the
+    """A drawn run: its coverage mask (``L``), placed at (left, top) from the pen position on the
     baseline; ``colour`` holds the RGB pixels of colour glyphs (emoji), else the run takes the
-    ink colour."""
+    ink colour. Kept as Pillow's core image (``core``), which is what the page's paste takes."""
 
-    __slots__ = ("colour", "core", "height", "left", "mask", "top", "width")
+    __slots__ = ("colour", "core", "height", "left", "top", "width")
 
-    def __init__(
-        self, mask: Image.Image, left: int, top: int, colour: Image.Image | None = None
-    ) -> None:
-        self.mask, self.left, self.top, self.colour = mask, left, top, colour
-        self.width, self.height = mask.size
-        self.core = mask.im  # the mask's core image, for the core paste in render
+    def __init__(self, core: Any, left: int, top: int, colour: Image.Image | None = None) -> None:
+        self.core, self.left, self.top, self.colour = core, left, top, colour
+        self.width, self.height = core.size
 
 
-def _draw_run(chain: FontChain, face: int, text: str, size: float) -> _Glyphs | None:
+def _draw_run(
+    chain: FontChain, face: int, text: str, size: float, contrast: list[int]
+) -> _Glyphs | None:
     font_face = chain.faces[face]
     font = font_face.load(size)
     box = font.getbbox(text, anchor="ls")
@@ -355,7 +415,7 @@ def _draw_run(chain: FontChain, face: int, text: str, size: float) -> _Glyphs | 
     if font_face.bitmap_size is None:
         mask = Image.new("L", (right - left, bottom - top), 0)
         ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor="ls")
-        return _Glyphs(mask, left, top)
+        return _Glyphs(mask.im.point(contrast, None), left, top)
     # A bitmap colour font draws at its one size; shrink to the line.
     drawn = Image.new("RGBA", (right - left, bottom - top), (0, 0, 0, 0))
     ImageDraw.Draw(drawn).text((-left, -top), text, font=font, anchor="ls", embedded_color=True)
@@ -365,7 +425,7 @@ def _draw_run(chain: FontChain, face: int, text: str, size: float) -> _Glyphs | 
         Image.Resampling.LANCZOS,
     )
     return _Glyphs(
-        shrunk.getchannel("A"), round(left * factor), round(top * factor), shrunk.convert("RGB")
+        shrunk.getchannel("A").im, round(left * factor), round(top * factor), shrunk.convert("RGB")
     )
 
 
@@ -407,18 +467,32 @@ class _Typesetter:
         self.span_start, self.turn_has_span = 0, False
         self._label(":")
         content = turn.content
+        measured, space = self.renderer._measured[False], self.space
         for match in _TOKEN.finditer(content):
-            kind, token, start = match.lastindex, match.group(), match.start()
-            if kind == _BREAK:
+            kind, token = match.lastindex, match.group()
+            if kind == _SPACE:
+                # Spaces never wrap: at a line's end they hang invisibly in the margin.
+                if token == " ":
+                    self.x += space
+                else:
+                    tabs = token.count("\t")
+                    self.x += space * (len(token) - tabs + _TAB_SPACES * tabs)
+                self.has_text = True
+            elif kind != _BREAK:
+                # Fast path, most words: measured before, one run, fits on the open line.
+                found = measured.get(token)
+                if found is not None and len(found[0]) == 1 and self.line < self.max_lines:
+                    (text, face, width), x = found[0][0], self.x
+                    if x + width <= self.width:
+                        if face >= 0:
+                            self.pieces[-1].append((self.line, x, text, face, False, None))
+                        self.x = x + width
+                        self.has_text = True
+                        continue
+                self._word(token, match.start())
+            else:
                 self.has_text = True
                 self._new_line(at=match.end())
-            elif kind == _SPACE:
-                # Spaces never wrap: at a line's end they hang invisibly in the margin.
-                tabs = token.count("\t")
-                self.x += self.space * (len(token) - tabs + _TAB_SPACES * tabs)
-                self.has_text = True
-            else:
-                self._word(token, start)
         if len(content) > self.span_start or not self.turn_has_span:
             self._close_span(len(content))
 

@@ -12,6 +12,7 @@ import struct
 import zlib
 
 import deflate
+import numpy as np
 from PIL import Image
 
 #: libdeflate's level (1-12): where a dense page stops shrinking much for the time it costs
@@ -36,16 +37,17 @@ def png_bytes(image: Image.Image) -> bytes:
     if image.mode == "L":
         bits, colour_type, raw_mode, palette = 8, _GREY, "L", b""
     else:
-        highest = image.getextrema()[1]
-        assert isinstance(highest, int)
-        colours = highest + 1
+        # The palette's length bounds the indices (a renderer's page has just the entries it
+        # uses); a long palette, as from a quantizer, is cut to the highest index used.
+        colours = len(image.getpalette("RGB") or ()) // 3
+        if colours > 16 or colours == 0:
+            colours = int(np.asarray(image).max()) + 1
         bits = next(b for b in (1, 2, 4, 8) if colours <= 1 << b)
         colour_type, raw_mode = _PALETTE, "P" if bits == 8 else f"P;{bits}"
         palette = bytes(image.getpalette("RGB") or ())[: 3 * colours].ljust(3 * colours, b"\0")
-    raw = image.tobytes("raw", raw_mode)
-    stride = len(raw) // height
-    # Filter type 0 (none) before every row.
-    rows = b"".join(b"\0" + raw[start : start + stride] for start in range(0, len(raw), stride))
+    raw = np.frombuffer(image.tobytes("raw", raw_mode), np.uint8).reshape(height, -1)
+    rows = np.zeros((height, raw.shape[1] + 1), np.uint8)  # filter type 0 (none) before each row
+    rows[:, 1:] = raw
     header = struct.pack(">IIBBBBB", width, height, bits, colour_type, 0, 0, 0)
     return b"".join(
         (
