@@ -92,3 +92,21 @@ def test_search_holds_each_conversation_out_and_picks_the_densest_legible_layout
         assert fold["layout"] == {"font_size": 20.0, "line_spacing": 1.2}
         assert fold["meets"] and fold["accuracy"]["base"] >= THRESHOLD
     assert result["held_out_spread"]["folds_meeting_the_rule"] == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["optical-memory", "density", "--data", "/home/me/data/locomo10.json", "--quiet"],
+        ["optical-memory", "density", "--data=/home/me/data/locomo10.json", "--quiet"],
+    ],
+)
+def test_the_recorded_density_command_names_its_data_file_without_its_folder(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    from optical_memory.apps.experiment_commands import _command_line
+
+    monkeypatch.setattr("sys.argv", argv)
+    recorded = _command_line("density", data_by_name=True)
+    assert "/home/me" not in recorded and "locomo10.json" in recorded
+    assert recorded.startswith("optical-memory density --data") and recorded.endswith("--quiet")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -65,3 +66,21 @@ def test_engines_read_a_small_page_back(engine: str) -> None:
     read = normalize_whitespace(read_text(page.image, engine))
     assert character_accuracy(f"user: {TEXT}", read) > 0.9
     assert "48213" in read and "Ljubljana" in read
+
+
+def test_tesseract_reads_a_dense_page_as_one_block_and_drops_no_lines(locomo_path: Path) -> None:
+    # conv-26's first density-search sample page at TINY: tesseract's automatic layout analysis
+    # read it with four whole lines missing (84%), though every line it found read right.
+    from optical_memory.experiments.density import _sample_pages
+    from optical_memory.experiments.locomo import read_locomo_sample
+    from optical_memory.experiments.probe import enlarge_for_probe
+    from optical_memory.experiments.similarity import page_accuracy
+    from optical_memory.renderers.layout import Density
+
+    if shutil.which("tesseract") is None:
+        pytest.fail("tesseract not found: run `make setup` as root (apt tesseract-ocr)")
+    conversation = read_locomo_sample(locomo_path, "conv-26")
+    sample = _sample_pages(list(conversation.turns), Density(17, 1.1), 2)
+    turns = [Turn(role=role, content=content) for role, content in sample.pieces[0]]
+    page = PillowRenderer(font_size=17, line_spacing=1.1).render(turns, Mode.TINY)[0]
+    assert page_accuracy(sample.texts[0], read_text(enlarge_for_probe(page.image))) > 0.97

@@ -36,12 +36,22 @@ def _samples(text: str) -> tuple[str, ...]:
     return tuple(text.replace(",", " ").split())
 
 
-def _command_line(command: str) -> str:
+def _command_line(command: str, data_by_name: bool = False) -> str:
     """The command line as typed, written as ``optical-memory COMMAND ...`` (also when run as
-    ``python -m optical_memory.experiments.density ...``)."""
+    ``python -m optical_memory.experiments.density ...``); ``data_by_name``: the ``--data`` file
+    by its name alone, for a record that travels without the folder it was read from."""
     arguments = sys.argv[1:]
     if arguments[:1] != [command]:
         arguments = [command, *arguments]
+    if data_by_name:
+        arguments = [
+            Path(value).name if previous == "--data" else value
+            for previous, value in zip(["", *arguments], arguments, strict=False)
+        ]
+        arguments = [
+            f"--data={Path(value[7:]).name}" if value.startswith("--data=") else value
+            for value in arguments
+        ]
     return shlex.join(["optical-memory", *arguments])
 
 
@@ -158,7 +168,7 @@ def density_command(args: argparse.Namespace) -> int:
             modes=[m.value for m in args.modes],
             workers=args.workers,
             progress=not args.quiet,
-            command=_command_line("density"),
+            command=_command_line("density", data_by_name=True),
             **options,
         )
     except ValueError as error:

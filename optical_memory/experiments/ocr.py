@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 Engine = Literal["tesseract", "rapidocr"]
 ENGINES: tuple[Engine, ...] = ("tesseract", "rapidocr")
 
+#: A page is one column of text lines: tesseract reads it as one block of text (page
+#: segmentation mode 6). Its automatic layout analysis (mode 3, the default) now and then drops
+#: a run of lines whole, on a page it reads perfectly once they are found, which says nothing
+#: about how legible the page is.
+TESSERACT_CONFIG = "--psm 6"
+
 _rapidocr_engine: object | None = None
 
 
@@ -37,7 +43,7 @@ def read_text(image: Image.Image, engine: Engine | str = "tesseract") -> str:
 def _read_tesseract(image: Image.Image) -> str:
     pytesseract = import_extra("pytesseract", "ocr")
     try:
-        text = pytesseract.image_to_string(image.convert("RGB"))
+        text = pytesseract.image_to_string(image.convert("RGB"), config=TESSERACT_CONFIG)
     except pytesseract.TesseractNotFoundError as error:
         raise OcrEngineError(
             "the tesseract program is not installed: apt-get install tesseract-ocr "

@@ -35,7 +35,7 @@ from optical_memory.turns import Turn
 #: Pages whose longer side is below this many pixels are enlarged before reading.
 PROBE_MIN_SIDE = 1024
 #: Bump when the probe's preparation changes, so that cached readings are not reused.
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 
 @dataclass(frozen=True)

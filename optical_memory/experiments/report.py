@@ -554,8 +554,10 @@ def write_report(
         "by the memory at every mode of the run.",
         "- Text tokens a page replaces: o200k tokens of its exact text (`role: content` per "
         "piece). Compression: those ÷ the page image's vision tokens for each target.",
-        "- Probe: an OCR engine reads the page image; pages under 1024 px are first enlarged by "
-        "a whole factor (Lanczos), which adds no information. LARGE and GUNDAM draw the same "
+        "- Probe: an OCR engine reads the page image (tesseract as one block of text, "
+        "`--psm 6`: its automatic layout analysis can drop whole lines); pages under 1024 px "
+        "are first enlarged by a whole factor (Lanczos), which adds no information. LARGE and "
+        "GUNDAM draw the same "
         "1280-px image, read once. Accuracy: 1 − edit distance ÷ the longer text, whitespace "
         "normalized.",
         "- Recall: substring similarity = 1 − (fewest edits turning the turn's text into some "

@@ -31,6 +31,8 @@ from PIL import Image
 Colour = tuple[int, int, int]
 #: Palette index of the ink (black).
 INK = 0
+#: Most greys a ramp may have: label colours and emoji colours share the rest of the 256.
+MAX_LEVELS = 64
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,8 @@ class Ramp:
     core: float = 0.76
 
     def __post_init__(self) -> None:
-        if not 2 <= self.levels <= 256:
-            raise ValueError(f"a ramp has 2 to 256 greys, got {self.levels}")
+        if not 2 <= self.levels <= MAX_LEVELS:
+            raise ValueError(f"a ramp has 2 to {MAX_LEVELS} greys, got {self.levels}")
         if not 0 <= self.fringe < self.core <= 1:
             raise ValueError(
                 f"need 0 <= fringe < core <= 1, got fringe={self.fringe}, core={self.core}"
