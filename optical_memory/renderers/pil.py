@@ -67,7 +67,8 @@ _WIDE = (
     "\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
     "\U0001f000-\U0001faff\U00020000-\U0003fffd"
 )
-# One token per match: a line break, a run of spaces, one wide character, or a word.
+# One token per match: a line break, a run of spaces, a run of wide characters (a line may
+# break between any two of them), or a word.
 # Scripts drawn by a shaping engine (Hebrew, Arabic, Syriac, Thaana, Indic, Thai, Lao,
 # Tibetan, Myanmar, Khmer, Mongolian, presentation forms) and combining marks.
 _COMPLEX = re.compile(
@@ -75,8 +76,8 @@ _COMPLEX = re.compile(
     "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufb1d-\ufdff\ufe20-\ufe2f\ufe70-\ufeff"
     "\U00010800-\U00010fff\U0001e800-\U0001efff]"
 )
-_TOKEN = re.compile(rf"(\r\n|[{_BREAKS}])|([^\S{_BREAKS}]+)|([{_WIDE}])|([^\s{_WIDE}]+)")
-_BREAK, _SPACE, _WIDE_CHAR, _WORD = 1, 2, 3, 4
+_TOKEN = re.compile(rf"(\r\n|[{_BREAKS}])|([^\S{_BREAKS}]+)|([{_WIDE}]+)|([^\s{_WIDE}]+)")
+_BREAK, _SPACE, _WIDE_RUN, _WORD = 1, 2, 3, 4
 
 # A run placed on a page: (line, x from the left margin in reference px, text, face, bold,
 # colour: None for black text)
@@ -478,23 +479,34 @@ class _Typesetter:
                     tabs = token.count("\t")
                     self.x += space * (len(token) - tabs + _TAB_SPACES * tabs)
                 self.has_text = True
-            elif kind != _BREAK:
-                # Fast path, most words: measured before, one run, fits on the open line.
-                found = measured.get(token)
-                if found is not None and len(found[0]) == 1 and self.line < self.max_lines:
-                    (text, face, width), x = found[0][0], self.x
-                    if x + width <= self.width:
-                        if face >= 0:
-                            self.pieces[-1].append((self.line, x, text, face, False, None))
-                        self.x = x + width
-                        self.has_text = True
-                        continue
-                self._word(token, match.start())
+            elif kind == _WORD:
+                self._fit(token, match.start(), measured)
+            elif kind == _WIDE_RUN:  # each character a word of its own
+                start = match.start()
+                for offset, char in enumerate(token):
+                    self._fit(char, start + offset, measured)
             else:
                 self.has_text = True
                 self._new_line(at=match.end())
         if len(content) > self.span_start or not self.turn_has_span:
             self._close_span(len(content))
+
+    def _fit(
+        self, word: str, start: int, measured: dict[str, tuple[tuple[_Run, ...], float]]
+    ) -> None:
+        """Place ``word`` (at ``start`` in the content): most words were measured before, are
+        one run and fit on the open line, which takes no more than this; others go to
+        :meth:`_word`."""
+        found = measured.get(word)
+        if found is not None and len(found[0]) == 1 and self.line < self.max_lines:
+            (text, face, width), x = found[0][0], self.x
+            if x + width <= self.width:
+                if face >= 0:
+                    self.pieces[-1].append((self.line, x, text, face, False, None))
+                self.x = x + width
+                self.has_text = True
+                return
+        self._word(word, start)
 
     def _label(self, suffix: str) -> None:
         self._open_page_if_full()
