@@ -84,3 +84,14 @@ def test_tesseract_reads_a_dense_page_as_one_block_and_drops_no_lines(locomo_pat
     turns = [Turn(role=role, content=content) for role, content in sample.pieces[0]]
     page = PillowRenderer(font_size=17, line_spacing=1.1).render(turns, Mode.TINY)[0]
     assert page_accuracy(sample.texts[0], read_text(enlarge_for_probe(page.image))) > 0.97
+
+
+def test_rapidocr_starts_without_logging_every_model_it_loads(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optical_memory.experiments import ocr
+
+    monkeypatch.setattr(ocr, "_rapidocr_engine", None)  # construct it here, as a probe process does
+    page = PillowRenderer().render([Turn(role="user", content=TEXT)], Mode.SMALL)[0]
+    assert "48213" in read_text(page.image, "rapidocr")
+    assert "[RapidOCR]" not in capfd.readouterr().err

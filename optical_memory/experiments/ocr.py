@@ -56,9 +56,10 @@ def _read_rapidocr(image: Image.Image) -> str:
     global _rapidocr_engine
     if _rapidocr_engine is None:
         rapidocr = import_extra("rapidocr", "ocr")
-        # RapidOCR logs every model file it loads at INFO; keep the demo's output readable.
+        # RapidOCR logs every model file it loads at INFO, in every probe process; its engine
+        # sets its logger's level from this setting (the logger's own level is overwritten).
         logging.getLogger("RapidOCR").setLevel(logging.WARNING)
-        _rapidocr_engine = rapidocr.RapidOCR()
+        _rapidocr_engine = rapidocr.RapidOCR(params={"Global.log_level": "warning"})
     import numpy as np
 
     result = _rapidocr_engine(np.asarray(image.convert("RGB")))  # type: ignore[operator]
