@@ -10,9 +10,9 @@ per size; a word's width is the sum of its advances and its image is pasted toge
 glyphs (runs of right-to-left or complex scripts are shaped whole instead). The page is a
 palette image (:mod:`~optical_memory.renderers.palette`: a few greys, one entry per label
 colour): black text is pasted word by word straight into its grey indices, then the role labels
-in their colours; a page with colour emoji is drawn in RGB and reduced to 256 colours. From
-1024 px up words start at even pixels (smaller PNGs). Kerning is not applied between cached
-glyphs.
+in their colours; colour emoji keep their colours, only their pixels reduced into the rest of a
+256-colour palette. From 1024 px up words start at even pixels (smaller PNGs). Kerning is not
+applied between cached glyphs.
 
 Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or ``#12
 Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a turn

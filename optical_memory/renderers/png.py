@@ -39,12 +39,13 @@ def png_bytes(image: Image.Image) -> bytes:
     else:
         # The palette's length bounds the indices (a renderer's page has just the entries it
         # uses); a long palette, as from a quantizer, is cut to the highest index used.
-        colours = len(image.getpalette("RGB") or ()) // 3
+        entries = bytes(image.getpalette("RGB") or ())
+        colours = len(entries) // 3
         if colours > 16 or colours == 0:
             colours = int(np.asarray(image).max()) + 1
         bits = next(b for b in (1, 2, 4, 8) if colours <= 1 << b)
         colour_type, raw_mode = _PALETTE, "P" if bits == 8 else f"P;{bits}"
-        palette = bytes(image.getpalette("RGB") or ())[: 3 * colours].ljust(3 * colours, b"\0")
+        palette = entries[: 3 * colours].ljust(3 * colours, b"\0")
     raw = np.frombuffer(image.tobytes("raw", raw_mode), np.uint8).reshape(height, -1)
     rows = np.zeros((height, raw.shape[1] + 1), np.uint8)  # filter type 0 (none) before each row
     rows[:, 1:] = raw
