@@ -7,7 +7,6 @@ and are imported only when used.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Literal
 
 from optical_memory.extras import import_extra
@@ -57,8 +56,7 @@ def _read_rapidocr(image: Image.Image) -> str:
     if _rapidocr_engine is None:
         rapidocr = import_extra("rapidocr", "ocr")
         # RapidOCR logs every model file it loads at INFO, in every probe process; its engine
-        # sets its logger's level from this setting (the logger's own level is overwritten).
-        logging.getLogger("RapidOCR").setLevel(logging.WARNING)
+        # sets its logger's level from this setting, whatever the logger's level was before.
         _rapidocr_engine = rapidocr.RapidOCR(params={"Global.log_level": "warning"})
     import numpy as np
 

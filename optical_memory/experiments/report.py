@@ -557,9 +557,8 @@ def write_report(
         "- Probe: an OCR engine reads the page image (tesseract as one block of text, "
         "`--psm 6`: its automatic layout analysis can drop whole lines); pages under 1024 px "
         "are first enlarged by a whole factor (Lanczos), which adds no information. LARGE and "
-        "GUNDAM draw the same "
-        "1280-px image, read once. Accuracy: 1 − edit distance ÷ the longer text, whitespace "
-        "normalized.",
+        "GUNDAM draw the same 1280-px image, read once. Accuracy: 1 − edit distance ÷ the "
+        "longer text, whitespace normalized.",
         "- Recall: substring similarity = 1 − (fewest edits turning the turn's text into some "
         "substring of the reading) ÷ the turn's length, whitespace normalized; a turn split over "
         "two pages is matched piece by piece against each page's reading (distances and lengths "
