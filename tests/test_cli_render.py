@@ -117,7 +117,7 @@ def test_rendering_again_replaces_the_pages_of_an_earlier_longer_render(
     assert len(list(out.glob("page-*.png"))) > 1
     short = write_messages(tmp_path, [{"role": "user", "content": "hi"}])
     run_render(capsys, str(short), "--mode", "base", "--out", str(out))
-    assert [p.name for p in out.glob("page-*.png")] == ["page-0001.png"]
+    assert [p.name for p in out.glob("page-*.png")] == ["page-0001-base.png"]
 
 
 def test_locomo_conv_26_at_tiny_counts_the_same_text_tokens_as_its_transcript(
@@ -225,3 +225,28 @@ def test_an_unknown_sample_names_the_known_ones(
     )
     assert status != 0
     assert_one_clean_line(err, "conv-1", "conv-9")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serve", "--port", "99999"], "port 99999 is out of range: give 1 to 65535"),
+        (["serve", "--port", "http"], "port 'http' is not a whole number"),
+        (["threads", "list", "--db", "mysql://x/y"], "unsupported store address 'mysql://x/y'"),
+    ],
+)
+def test_bad_command_line_values_are_one_line_errors(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_density_help_prints_percent_signs_once(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["density", "--help"])
+    out = capsys.readouterr().out
+    assert ">= 95%" in out and "%%" not in out

@@ -36,7 +36,12 @@ def test_demo_writes_pages_contact_sheet_and_reports(demo_out: Path) -> None:
     reached = [
         m for m, n in report["pages_per_mode"].items() if n and m not in ("text", "forgotten")
     ]
-    assert sheet.width >= len(reached) * 300  # one column per mode reached
+    assert sheet.width >= len(reached) * 300  # one close-up per mode reached
+    # Every page is framed in its mode's colour: each reached mode's colour is on the sheet.
+    colours = {colour for _, colour in sheet.convert("RGB").getcolors(1 << 24) or []}
+    frames = {"small": (0xFF, 0x7F, 0x00), "tiny": (0xE3, 0x1A, 0x1C), "base": (0x33, 0xA0, 0x2C)}
+    for mode in reached:
+        assert frames[mode] in colours, mode
     markdown = (demo_out / "report.md").read_text()
     assert f"{report['compression_ratio']}x" in markdown
     assert str(report["history_text_tokens"]) in markdown

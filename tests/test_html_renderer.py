@@ -423,5 +423,5 @@ def test_the_render_command_prints_pages_with_renderer_html(tmp_path: Path) -> N
     )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["renderer"] == HtmlRenderer().settings_key
-    with Image.open(out / "page-0001.png") as page:
+    with Image.open(out / "page-0001-tiny.png") as page:
         assert page.size == (512, 512)

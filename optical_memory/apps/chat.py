@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from optical_memory.apps import page_file_name
 from optical_memory.extras import import_extra
 from optical_memory.memory import MemoryPage
 from optical_memory.memory.search import describe_hit, describe_turns
@@ -166,7 +167,7 @@ class ChatSession:
         folder.mkdir(parents=True, exist_ok=True)
         paths = []
         for page in self.context().pages:  # pages sent as text have no image
-            path = folder / f"page-{page.page_id:04d}-{page.mode.value}.png"
+            path = folder / page_file_name(page.page_id, page.mode)
             path.write_bytes(page.png())
             paths.append(path)
         return paths

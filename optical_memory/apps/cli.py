@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from optical_memory.apps import CommandError
+from optical_memory.apps import CommandError, page_file_name
 from optical_memory.apps.threads import add_db_argument
 from optical_memory.experiments.locomo import ConversationFormatError, read_conversation
 from optical_memory.modes import Mode
@@ -54,6 +54,16 @@ def _mode(name: str) -> Mode:
         return Mode.parse(name)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port {value!r} is not a whole number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range: give 1 to 65535")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _conversation_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.set_defaults(run=serve_command)
 
     from optical_memory.apps.experiment_commands import add_parsers as add_experiment_parsers
@@ -171,7 +181,7 @@ def render_command(args: argparse.Namespace) -> int:
         stale.unlink()  # a previous, longer render must not leave pages behind
     files = []
     for number, page in enumerate(pages, start=1):
-        name = f"page-{number:04d}.png"
+        name = page_file_name(number, args.mode)
         (args.out / name).write_bytes(page.png())
         files.append(name)
     manifest = render_manifest(turns, pages, files, renderer.settings_key)

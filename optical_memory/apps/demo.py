@@ -3,9 +3,11 @@
 Builds an :class:`~optical_memory.memory.OpticalMemory` over
 :func:`~optical_memory.experiments.synthetic.generate_dialogue`, then writes into ``out``:
 
-- ``pages/page-NNN-MODE.png``: every page at the mode its age earns (NNN = page number, oldest 0);
-- ``contact-sheet.png``: the newest page of each mode side by side at one display size, whole
-  and as a close-up of the same corner, so the fading from sharp to tiny is visible;
+- ``pages/page-NNNN-MODE.png``: every page at the mode its age earns (NNNN = page id, as the
+  recall tool and the viewer number pages);
+- ``contact-sheet.png``: every page in age order, each at a quarter of its own pixels and framed
+  in its mode's colour (legend on top), then the same corner of the newest page of each mode
+  close up at one display size, so the fading from sharp to tiny is visible;
 - ``report.md`` and ``report.json``: turns, pages per mode, text tokens of the whole history,
   tokens in the context, compression ratio, render counts (and, with ``ocr``, what a classical
   OCR engine reads back per tier and how many planted facts it finds);
@@ -22,11 +24,13 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from optical_memory.apps import page_file_name
 from optical_memory.experiments.synthetic import SyntheticDialogue, generate_dialogue
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
 from optical_memory.modes import FADING_ORDER
 
-#: Turns in the demo dialogue: enough pages (about 35) to reach every default tier.
+#: Turns in the demo dialogue: enough pages to reach every tier of the default schedule
+#: (tested in tests/test_demo.py).
 DEMO_TURNS = 640
 _TILE = 360  # px of one contact-sheet cell
 _CAPTION = 44
@@ -172,7 +176,7 @@ def _pages_per_mode(context: MemoryContext) -> dict[str, int]:
 def _write_pages(context: MemoryContext, folder: Path) -> list[Path]:
     paths = []
     for page in context.pages:
-        path = folder / f"page-{page.seq:03d}-{page.mode.value}.png"
+        path = folder / page_file_name(page.page_id, page.mode)
         path.write_bytes(page.png())
         paths.append(path)
     return paths
@@ -189,33 +193,81 @@ def _newest_per_mode(memory: OpticalMemory, context: MemoryContext) -> list[Memo
     return [newest[m.value] for m in FADING_ORDER if m.value in newest]
 
 
-def _contact_sheet(memory: OpticalMemory, context: MemoryContext) -> Image.Image:
-    """Row 1: the newest page of each mode, whole; row 2: its top-left corner, close up.
+#: The sheet's colour for each mode (and for pages sent as text): frame and legend.
+_MODE_COLOURS = {
+    "gundam": "#6a3d9a",
+    "large": "#1f78b4",
+    "base": "#33a02c",
+    "small": "#ff7f00",
+    "tiny": "#e31a1c",
+    "text": "#808080",
+}
+_SHEET_WIDTH = 1600
+_SCALE = 4  # every page drawn at 1/4 of its own pixels: a TINY page is smaller than a SMALL one
 
-    Every cell has the same display size, so a page drawn on fewer pixels looks softer: that is
-    the fading the model sees.
-    """
-    chosen = _newest_per_mode(memory, context)
-    as_text = {page.page_id for page in context.text_pages}
-    columns = max(1, len(chosen))
-    sheet = Image.new("RGB", (columns * _TILE, 2 * (_TILE + _CAPTION)), "white")
-    draw = ImageDraw.Draw(sheet)
+
+def _contact_sheet(memory: OpticalMemory, context: MemoryContext) -> Image.Image:
+    """Every page in age order (oldest first, left to right), each drawn at a quarter of the
+    pixels it is sent at and framed in its mode's colour, under a legend; then a close-up row:
+    the same top-left corner of the newest page of each mode, all at one display size, so a page
+    drawn on fewer pixels looks softer. That is the fading the model sees."""
     font = ImageFont.load_default(size=16)
-    for column, page in enumerate(chosen):
+    as_text = {page.page_id for page in context.text_pages}
+    every = sorted(
+        [*context.pages, *(memory.page_image(p.page_id, p.mode) for p in context.text_pages)],
+        key=lambda page: page.seq,
+    )
+    # Flow layout: thumbnails left to right, wrapping at the sheet's width.
+    gap, legend_height = 8, 40
+    placed: list[tuple[MemoryPage, int, int]] = []
+    x, y, row_height = gap, legend_height + gap, 0
+    for page in every:
+        width, height = page.width // _SCALE, page.height // _SCALE
+        if x + width + gap > _SHEET_WIDTH and placed:
+            x, y, row_height = gap, y + row_height + 20 + gap, 0
+        placed.append((page, x, y))
+        x += width + gap
+        row_height = max(row_height, height)
+    close_ups = _newest_per_mode(memory, context)
+    top = y + row_height + 20 + 2 * gap
+    sheet = Image.new("RGB", (_SHEET_WIDTH, top + _CAPTION + _TILE + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    legend_x = gap
+    shown = {"text" if page.page_id in as_text else page.mode.value for page in every}
+    for name, colour in _MODE_COLOURS.items():
+        if name not in shown:
+            continue
+        draw.rectangle((legend_x, 12, legend_x + 16, 28), fill=colour)
+        label = f"{name} ({_MODE_SIDES.get(name, 'sent as text')})"
+        draw.text((legend_x + 22, 12), label, fill="black", font=font)
+        legend_x += 30 + int(draw.textlength(label, font=font))
+    for page, px, py in placed:
+        kind = "text" if page.page_id in as_text else page.mode.value
+        thumb = page.image.convert("RGB").resize(
+            (page.width // _SCALE, page.height // _SCALE), Image.Resampling.BILINEAR
+        )
+        sheet.paste(thumb, (px, py))
+        draw.rectangle(
+            (px - 2, py - 2, px + thumb.width + 1, py + thumb.height + 1),
+            outline=_MODE_COLOURS[kind],
+            width=2,
+        )
+        draw.text((px, py + thumb.height + 3), f"page {page.page_id}", fill="dimgray", font=font)
+    for column, page in enumerate(close_ups):
+        cx = gap + column * (_TILE + gap)
+        if cx + _TILE > _SHEET_WIDTH:
+            break
         image = page.image.convert("RGB")
-        x = column * _TILE
-        whole = image.resize((_TILE - 8, _TILE - 8), Image.Resampling.BILINEAR)
-        sheet.paste(whole, (x + 4, _CAPTION))
         corner = image.crop((0, 0, image.width // 6, image.height // 6))
-        sheet.paste(corner.resize((_TILE - 8, _TILE - 8), Image.Resampling.BICUBIC),
-                    (x + 4, 2 * _CAPTION + _TILE))  # fmt: skip
-        caption = f"{page.mode.name} {page.width}px, {page.vision_tokens} tok"
-        draw.text((x + 8, 4), caption, fill="black", font=font)
-        note = " (sent as text: cheaper)" if page.page_id in as_text else ""
-        draw.text((x + 8, 22), f"page {page.seq}, age {page.age}{note}", fill="dimgray", font=font)
-        draw.text((x + 8, _TILE + _CAPTION + 12), "close-up", fill="dimgray", font=font)
-        draw.rectangle((x + 3, _CAPTION - 1, x + _TILE - 4, _CAPTION + _TILE - 8), outline="gray")
+        sheet.paste(corner.resize((_TILE, _TILE), Image.Resampling.BICUBIC), (cx, top + _CAPTION))
+        caption = f"close-up: {page.mode.name} {page.width}px, {page.vision_tokens} tok"
+        draw.text((cx, top + 4), caption, fill=_MODE_COLOURS[page.mode.value], font=font)
+        draw.text((cx, top + 22), f"page {page.page_id}, age {page.age}", fill="dimgray", font=font)
     return sheet
+
+
+_MODE_SIDES = {"gundam": "tiles", "large": "1280 px", "base": "1024 px", "small": "640 px",
+               "tiny": "512 px"}  # fmt: skip
 
 
 def _ocr_tiers(

@@ -95,7 +95,7 @@ def add_parsers(commands: Any) -> None:
         help="search the densest layout that stays legible on conversations it was not chosen on",
         description="Sweep the Pillow renderer's font size and line spacing over every "
         "conversation of --data, read sample pages with an OCR probe, choose the densest layout "
-        "every page of which TINY reads at >= 95%% (>= 97%% on average, every mode), hold each "
+        "every page of which TINY reads at >= 95% (>= 97% on average, every mode), hold each "
         "conversation out in turn (choose on the others, measure on it) and write the result "
         "as JSON.",
     )

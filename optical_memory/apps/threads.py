@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,15 @@ def store_location(value: str) -> str | Path:
     """A ``--db`` value: a ``postgresql://`` address as given, anything else a file path."""
     from optical_memory.store import is_postgres_address
 
-    return value if is_postgres_address(value) else Path(value)
+    if is_postgres_address(value):
+        return value
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", value)
+    if scheme:
+        raise argparse.ArgumentTypeError(
+            f"unsupported store address {value!r}: {scheme.group(1)}:// is not a memory store; "
+            "give an SQLite file path or a postgresql:// address"
+        )
+    return Path(value)
 
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +46,7 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         type=store_location,
-        default=store_location(os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB),
+        default=os.environ.get("OPTICAL_MEMORY_DB") or DEFAULT_DB,  # argparse applies `type`
         help=f"SQLite memory file or postgresql:// address (default: $OPTICAL_MEMORY_DB or "
         f"./{DEFAULT_DB})",
     )
