@@ -11,8 +11,9 @@ import pytest
 from pg_server import PostgresServer, postgres_bin
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-#: Real data lives beside the checkout, never inside it; a user's fresh clone has none.
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+#: The LoCoMo file (a JSON list in LoCoMo's format, e.g. its locomo10.json or a part of it) is
+#: never part of the repository: this variable names it, and the tests that need it skip without.
+LOCOMO_VARIABLE = "OPTICAL_MEMORY_LOCOMO"
 CHROMIUM = os.environ.get("OPTICAL_MEMORY_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -26,10 +27,13 @@ def _private_cache(
 
 @pytest.fixture
 def locomo_path() -> Path:
-    """The LoCoMo development split from ../shared/data; skips where the checkout has none."""
-    path = SHARED_DATA / "locomo" / "locomo_dev.json"
-    if not path.exists():
-        pytest.skip(f"real data not present: {path} (only beside the project's own checkout)")
+    """The LoCoMo file named by $OPTICAL_MEMORY_LOCOMO; skips when the variable is unset."""
+    named = os.environ.get(LOCOMO_VARIABLE)
+    if not named:
+        pytest.skip(f"real data not given: set {LOCOMO_VARIABLE} to a LoCoMo JSON file")
+    path = Path(named)
+    if not path.is_file():
+        pytest.fail(f"{LOCOMO_VARIABLE}={named} names no file")
     return path
 
 
