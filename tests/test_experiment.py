@@ -90,7 +90,7 @@ def _run(tmp_path: Path, *args: str) -> tuple[dict[str, Any], Path]:
 def _check_consistency(results: dict[str, Any], out: Path) -> None:
     """What every report must satisfy, whatever the data."""
     modes = results["settings"]["modes"]
-    assert modes == ["tiny", "base"]
+    assert modes == ["tiny", "base", "small"]  # as asked, then the schedule's own modes
     for conversation in results["conversations"]:
         pages = conversation["pages"]
         assert pages, "the run must freeze at least one page"
@@ -168,6 +168,12 @@ def test_synthetic_experiment_report_is_consistent_and_deterministic(tmp_path: P
     base = results["summary"]["per_mode"]["base"]
     assert base["mean_probe_accuracy"] > 0.95
     assert base["evidence_recall"] == 1.0
+    # A run cut short still draws its forgetting curve (the default schedule's modes are
+    # measured too) and leaves the goal unjudged.
+    assert results["settings"]["modes"] == ["tiny", "base", "small"]
+    assert results["summary"]["schedule"]["recall_by_age"]
+    report = (out / "report.md").read_text()
+    assert "not judged on a run cut to 60 turns" in report and "not met" not in report
     # Same data, same settings: the same numbers (the second run reads the OCR cache).
     again, _ = _run(tmp_path, "--data", "synthetic", "--limit", "60")
     assert again["conversations"] == results["conversations"]

@@ -74,7 +74,12 @@ def add_parsers(commands: Any) -> None:
     )
     experiment.add_argument("--renderer", choices=["pil", "html"], default="pil")
     experiment.add_argument("--probe", choices=["tesseract", "rapidocr"], default="tesseract")
-    experiment.add_argument("--modes", type=_modes, default=tuple(Mode), help=modes_help + ")")
+    experiment.add_argument(
+        "--modes",
+        type=_modes,
+        default=tuple(Mode),
+        help=modes_help + "; the default schedule's modes are always measured too)",
+    )
     experiment.add_argument(
         "--limit", type=int, metavar="N", help="only the first N turns of each conversation"
     )

@@ -484,6 +484,8 @@ def write_report(
     tiny = summary["per_mode"].get("tiny")
     if tiny is not None:
         verdict = "met" if goal["tiny_met"] else "not met"
+        if settings.get("limit") is not None:  # a smoke run: too few pages to judge
+            verdict = f"not judged on a run cut to {settings['limit']} turns a conversation"
         lines += [
             "",
             f"**Goal** (≥ {GOAL_ACCURACY:.0%} probe accuracy at ≥ {GOAL_COMPRESSION:.0f} text "

@@ -58,6 +58,7 @@ from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import page_size
+from optical_memory.schedule import DecaySchedule
 from optical_memory.tokens import cache_dir, count_text_tokens, vision_tokens
 from optical_memory.turns import Turn, turn_text
 
@@ -396,7 +397,10 @@ def run_experiment(settings: ExperimentSettings) -> ExperimentResult:
     ``settings.out``."""
     started = time.perf_counter()
     cpu_started = os.times()
-    modes = tuple(Mode.parse(m) for m in settings.modes)
+    # The forgetting curve reads each evidence page at the mode its age gives it, so the
+    # schedule's own modes are measured too, whatever else was asked for.
+    scheduled = [Mode.parse(mode) for mode, _ in DecaySchedule().tiers]
+    modes = tuple(dict.fromkeys([*(Mode.parse(m) for m in settings.modes), *scheduled]))
     spec = renderer_spec(settings.renderer)
     probe = Probe(settings.probe, settings.probe_cache())
     dialogs = load_dialogs(settings.data, settings.samples, settings.limit)
