@@ -93,6 +93,12 @@ def add_parsers(commands: Any) -> None:
     )
     experiment.add_argument("--cache", type=Path, help="OCR cache folder (default: user cache)")
     experiment.add_argument("--quiet", action="store_true", help="no progress bar")
+    experiment.add_argument(
+        "--results",
+        type=Path,
+        metavar="FILE",
+        help="also write the headline table here, for the docs (e.g. docs/results/locomo.md)",
+    )
     experiment.set_defaults(run=experiment_command)
 
     density = commands.add_parser(
@@ -148,6 +154,12 @@ def experiment_command(args: argparse.Namespace) -> int:
             + ("–" if row["evidence_recall"] is None else f"{100 * row['evidence_recall']:5.1f}%")
         )
     print(f"{result.timing['seconds']:.0f} s; report: {args.out / 'report.md'}")
+    if args.results:
+        from optical_memory.experiments.report import headline
+        from optical_memory.experiments.results_file import write_results
+
+        modes = result.settings["modes"]
+        print(f"results: {write_results(args.results, headline(result.summary, modes))}")
     return 0
 
 

@@ -408,6 +408,39 @@ def _expected_precision_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def headline(summary: dict[str, Any], modes: Sequence[str]) -> str:
+    """The run in a few lines, as the docs quote it: per mode the compression, the probe's and
+    the model's expected reading and evidence recall; then what the default schedule costs."""
+    lines = [
+        f"{summary['conversations']} conversation(s), {summary['turns']:,} turns, "
+        f"{summary['pages']} pages, {summary['evidence_turns']:,} evidence turns.",
+        "",
+        "| mode | text tokens per DeepSeek-OCR token | probe accuracy | expected model precision "
+        "| evidence recall (1–4) |",
+        "|---|---|---|---|---|",
+    ]
+    for mode in modes:
+        row = summary["per_mode"][mode]
+        lines.append(
+            f"| {mode} | {_num(row['mean_compression']['deepseek-ocr'])}× | "
+            f"{_pct(row['mean_probe_accuracy'])} | "
+            f"{_pct(summary['expected_model_precision']['per_mode'][mode])} | "
+            f"{_pct(row['evidence_recall_categories_1_4'])} |"
+        )
+    default = summary.get("schedule_curve", {}).get("default")
+    if default:
+        unbudgeted = default[0]
+        history = round(unbudgeted["tokens"] * unbudgeted["compression"])
+        lines += [
+            "",
+            f"With the default schedule and no budget the whole context costs "
+            f"{unbudgeted['tokens']:,} tokens for {history:,} of history text "
+            f"({unbudgeted['compression']:.1f}×); the evidence turns of categories 1–4 are "
+            f"expected to read at {_pct(unbudgeted['legibility'])}.",
+        ]
+    return "\n".join(lines)
+
+
 def write_report(
     out: Path,
     conversations: Sequence[ConversationResult],
