@@ -30,7 +30,9 @@ def test_the_readme_quotes_measured_tables_from_results_files() -> None:
 
 
 @pytest.mark.parametrize(("page", "name", "body"), blocks(), ids=lambda v: getattr(v, "name", v))
-def test_every_quoted_table_is_its_results_file_as_written(page: Path, name: str, body: str) -> None:
+def test_every_quoted_table_is_its_results_file_as_written(
+    page: Path, name: str, body: str
+) -> None:
     results = ROOT / "docs" / "results" / f"{name}.md"
     assert results.exists(), f"{page.name} quotes {name}, which no results file holds"
     assert body == results.read_text(encoding="utf-8"), (

@@ -21,6 +21,7 @@ from hostile_payloads import ViewerRequest, viewer_requests
 from playwright.sync_api import Dialog, Page, sync_playwright
 
 from optical_memory.apps.backends import EchoModel
+from optical_memory.apps.demo import DEMO_TURNS
 from optical_memory.apps.web.app import (
     CONTENT_SECURITY_POLICY,
     SECURITY_HEADERS,
@@ -57,6 +58,11 @@ class Viewer:
 def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     db = tmp_path_factory.mktemp("viewer") / "memory.db"
     app = create_app(db, model=EchoModel(), keep_recent_turns=KEEP_RECENT, schedule=SCHEDULE)
+    yield from _serve(app, db)
+
+
+def _serve(app: Any, db: Path) -> Iterator[Viewer]:
+    """Run ``app`` with uvicorn on an ephemeral loopback port until the generator is closed."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))  # an ephemeral port on loopback only
@@ -257,14 +263,46 @@ def test_the_viewer_lists_threads_and_shows_memory_fading_newest_first(
     )
     assert accounting["text"].startswith(f"{context.text_tokens} tokens in ")
 
-    screenshot = os.environ.get("OPTICAL_MEMORY_SCREENSHOT")
-    if screenshot:
-        page.locator(".page-thumb").nth(2).click()
-        page.wait_for_function("document.getElementById('page-text').textContent.length > 0")
-        page.evaluate("document.fonts.ready")
-        target = REPO_ROOT / screenshot
-        target.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(target), full_page=True)
+
+def test_the_viewer_opens_the_thread_written_last_when_none_is_named(
+    viewer: Viewer, page: Page
+) -> None:
+    with viewer.memory("older") as older, viewer.memory("written-last") as last:
+        older.add("user", "an early note")
+        last.add("user", "the newest note")
+    page.goto(f"{viewer.url}/")
+    page.wait_for_function("document.getElementById('thread-name').textContent.length > 0")
+    assert page.locator("#thread-name").text_content() == "written-last"
+    assert "default" not in page.locator("#threads a").all_text_contents()
+
+
+def test_a_memory_with_the_default_settings_shows_small_then_tiny_pages(
+    tmp_path: Path, page: Page
+) -> None:
+    """What a user sees after `make demo` and `optical-memory serve --db out/demo/memory.db`
+    (the README's screenshot, written when $OPTICAL_MEMORY_SCREENSHOT names a file)."""
+    db = tmp_path / "memory.db"
+    with OpticalMemory(db, thread_id="demo") as memory:
+        memory.add_messages(generate_dialogue(DEMO_TURNS, seed=0).messages())
+        context = memory.context()
+    served = _serve(create_app(db, model=EchoModel()), db)
+    defaults = next(served)
+    try:
+        page.goto(f"{defaults.url}/")  # no thread named: the demo's, the only one
+        page.wait_for_selector(".page-thumb")
+        assert page.locator("#thread-name").text_content() == "demo"
+        shown = {tier for _, tier in _shown_tiers(page)}
+        assert shown == {tier for _, tier in _tiers(context)} and {"small", "tiny"} <= shown
+        screenshot = os.environ.get("OPTICAL_MEMORY_SCREENSHOT")
+        if screenshot:
+            page.locator(".page-thumb").nth(2).click()
+            page.wait_for_function("document.getElementById('page-text').textContent.length > 0")
+            page.evaluate("document.fonts.ready")
+            target = REPO_ROOT / screenshot
+            target.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(target), full_page=True)
+    finally:
+        served.close()
 
 
 def test_the_api_sends_a_strict_csp_and_rejects_unknown_pages_and_nameless_threads(

@@ -6,7 +6,7 @@ the viewer sees what a terminal chat on the same file writes, and the other way 
 
 API (all JSON except the PNG):
 
-- ``GET  /api/threads``                       the thread ids in the file
+- ``GET  /api/threads``                       the thread ids in the file, and the one written last
 - ``GET  /api/memory?thread=T``               :class:`~optical_memory.apps.chat.MemorySummary`
 - ``GET  /api/page.png?thread=T&page_id=N&mode=M``   page ``N`` drawn at mode ``M`` (from the
   stored page, rendered once per mode and kept in the store; the context is not rebuilt)
@@ -152,7 +152,10 @@ def create_app(
     def threads() -> dict[str, Any]:
         with session("default") as chat:
             names = list(chat.memory.threads())
-        return {"threads": names, "model": model.name}
+            # The thread written to last (turn ids grow with every write): the one to open.
+            newest = {name: chat.memory.store.newest_turns(name, 1) for name in names}
+        latest = max(names, key=lambda n: newest[n][0].id or 0 if newest[n] else -1, default=None)
+        return {"threads": names, "latest": latest, "model": model.name}
 
     @app.get("/api/memory")
     def memory(thread: str) -> dict[str, Any]:

@@ -32,12 +32,13 @@ function q(params) {
 
 function threadFromHash() {
   const params = new URLSearchParams(location.hash.slice(1));
-  return params.get("thread") || "default";
+  return params.get("thread");
 }
 
 async function loadThreads() {
   const data = await api("/api/threads");
   $("model-name").textContent = `model: ${data.model}`;
+  if (thread === null) thread = data.latest || "default";  // no thread named: the newest one
   const names = data.threads.includes(thread) ? data.threads : [...data.threads, thread];
   const list = $("threads");
   list.replaceChildren();
