@@ -22,18 +22,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
-
 from optical_memory.apps import page_file_name
+from optical_memory.apps.demo_pictures import contact_sheet, overview_picture
 from optical_memory.experiments.synthetic import SyntheticDialogue, generate_dialogue
-from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory
+from optical_memory.memory import MemoryContext, OpticalMemory
 from optical_memory.modes import FADING_ORDER
 
 #: Turns in the demo dialogue: enough pages to reach every tier of the default schedule
 #: (tested in tests/test_demo.py).
 DEMO_TURNS = 640
-_TILE = 360  # px of one contact-sheet cell
-_CAPTION = 44
 
 
 @dataclass
@@ -115,7 +112,9 @@ def run_demo(
 
         page_files = _write_pages(context, pages_dir)
         sheet = out / "contact-sheet.png"
-        _contact_sheet(memory, context).save(sheet)
+        contact_sheet(memory, context).save(sheet)
+        overview = out / "overview.png"
+        overview_picture(memory, context, stats.history_text_tokens).save(overview)
 
         history = stats.history_text_tokens
         report = DemoReport(
@@ -144,6 +143,7 @@ def run_demo(
             files={
                 "pages": str(pages_dir),
                 "contact_sheet": str(sheet),
+                "overview": str(out / "overview.png"),
                 "report_md": str(out / "report.md"),
                 "report_json": str(out / "report.json"),
                 "memory": str(db),
@@ -157,6 +157,7 @@ def run_demo(
     (out / "report.md").write_text(_markdown(report, len(page_files)))
     log(f"pages:         {pages_dir} ({len(page_files)} PNG files)")
     log(f"contact sheet: {sheet}")
+    log(f"overview:      {overview}")
     log(f"report:        {out / 'report.md'} and {out / 'report.json'}")
     log(
         f"{report.turns} turns, {report.history_text_tokens} text tokens of history -> "
@@ -180,94 +181,6 @@ def _write_pages(context: MemoryContext, folder: Path) -> list[Path]:
         path.write_bytes(page.png())
         paths.append(path)
     return paths
-
-
-def _newest_per_mode(memory: OpticalMemory, context: MemoryContext) -> list[MemoryPage]:
-    """The newest page of each mode; a mode whose pages all went as text (the profitability
-    gate) shows its newest such page, drawn for the sheet only."""
-    newest: dict[str, MemoryPage] = {}
-    for text_page in context.text_pages:
-        newest[text_page.mode.value] = memory.page_image(text_page.page_id, text_page.mode)
-    for page in context.pages:  # oldest first: later pages overwrite
-        newest[page.mode.value] = page
-    return [newest[m.value] for m in FADING_ORDER if m.value in newest]
-
-
-#: The sheet's colour for each mode (and for pages sent as text): frame and legend.
-_MODE_COLOURS = {
-    "gundam": "#6a3d9a",
-    "large": "#1f78b4",
-    "base": "#33a02c",
-    "small": "#ff7f00",
-    "tiny": "#e31a1c",
-    "text": "#808080",
-}
-_SHEET_WIDTH = 1600
-_SCALE = 4  # every page drawn at 1/4 of its own pixels: a TINY page is smaller than a SMALL one
-
-
-def _contact_sheet(memory: OpticalMemory, context: MemoryContext) -> Image.Image:
-    """Every page in age order (oldest first, left to right), each drawn at a quarter of the
-    pixels it is sent at and framed in its mode's colour, under a legend; then a close-up row:
-    the same top-left corner of the newest page of each mode, all at one display size, so a page
-    drawn on fewer pixels looks softer. That is the fading the model sees."""
-    font = ImageFont.load_default(size=16)
-    as_text = {page.page_id for page in context.text_pages}
-    every = sorted(
-        [*context.pages, *(memory.page_image(p.page_id, p.mode) for p in context.text_pages)],
-        key=lambda page: page.seq,
-    )
-    # Flow layout: thumbnails left to right, wrapping at the sheet's width.
-    gap, legend_height = 8, 40
-    placed: list[tuple[MemoryPage, int, int]] = []
-    x, y, row_height = gap, legend_height + gap, 0
-    for page in every:
-        width, height = page.width // _SCALE, page.height // _SCALE
-        if x + width + gap > _SHEET_WIDTH and placed:
-            x, y, row_height = gap, y + row_height + 20 + gap, 0
-        placed.append((page, x, y))
-        x += width + gap
-        row_height = max(row_height, height)
-    close_ups = _newest_per_mode(memory, context)
-    top = y + row_height + 20 + 2 * gap
-    sheet = Image.new("RGB", (_SHEET_WIDTH, top + _CAPTION + _TILE + gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    legend_x = gap
-    shown = {"text" if page.page_id in as_text else page.mode.value for page in every}
-    for name, colour in _MODE_COLOURS.items():
-        if name not in shown:
-            continue
-        draw.rectangle((legend_x, 12, legend_x + 16, 28), fill=colour)
-        label = f"{name} ({_MODE_SIDES.get(name, 'sent as text')})"
-        draw.text((legend_x + 22, 12), label, fill="black", font=font)
-        legend_x += 30 + int(draw.textlength(label, font=font))
-    for page, px, py in placed:
-        kind = "text" if page.page_id in as_text else page.mode.value
-        thumb = page.image.convert("RGB").resize(
-            (page.width // _SCALE, page.height // _SCALE), Image.Resampling.BILINEAR
-        )
-        sheet.paste(thumb, (px, py))
-        draw.rectangle(
-            (px - 2, py - 2, px + thumb.width + 1, py + thumb.height + 1),
-            outline=_MODE_COLOURS[kind],
-            width=2,
-        )
-        draw.text((px, py + thumb.height + 3), f"page {page.page_id}", fill="dimgray", font=font)
-    for column, page in enumerate(close_ups):
-        cx = gap + column * (_TILE + gap)
-        if cx + _TILE > _SHEET_WIDTH:
-            break
-        image = page.image.convert("RGB")
-        corner = image.crop((0, 0, image.width // 6, image.height // 6))
-        sheet.paste(corner.resize((_TILE, _TILE), Image.Resampling.BICUBIC), (cx, top + _CAPTION))
-        caption = f"close-up: {page.mode.name} {page.width}px, {page.vision_tokens} tok"
-        draw.text((cx, top + 4), caption, fill=_MODE_COLOURS[page.mode.value], font=font)
-        draw.text((cx, top + 22), f"page {page.page_id}, age {page.age}", fill="dimgray", font=font)
-    return sheet
-
-
-_MODE_SIDES = {"gundam": "tiles", "large": "1280 px", "base": "1024 px", "small": "640 px",
-               "tiny": "512 px"}  # fmt: skip
 
 
 def _ocr_tiers(
