@@ -80,3 +80,60 @@ def page_legibility(text_tokens: int, mode: Mode | str, vision_tokens: int) -> f
     if vision_tokens > text_tokens:
         return 1.0
     return expected_precision(text_tokens, mode)
+
+
+# --- exact values -------------------------------------------------------------------------------
+
+#: Share of exact values (ids, codes, amounts read character for character) a size must be
+#: known to keep before a page's exact values are left to its image alone.
+EXACT_ACCURACY_NEEDED = 0.99
+
+#: Claude reading ids rendered in glyph cells of a given height: (cell height in px, share of
+#: 20 ids read exactly). Source: pxpipe's published measurements (Claude Opus 4.8; 5x8-px cells
+#: 10%, 10x16 95%, 20x32 100%).
+CLAUDE_CELL_ACCURACY: tuple[tuple[float, float], ...] = ((8.0, 0.10), (16.0, 0.95), (32.0, 1.0))
+
+
+#: The default renderer's font size in pixels on its 1024-px reference (BASE) page; the
+#: renderers' density search chooses it (``optical_memory.renderers.layout``).
+REFERENCE_FONT_PX = 17.0
+
+
+def glyph_height(mode: Mode | str, font_px: float = REFERENCE_FONT_PX) -> float:
+    """Height in pixels of glyph cells of a ``font_px`` font (on the 1024-px reference page)
+    once the page is sent at ``mode``: scaled with the page's side (TINY 512 px, SMALL 640,
+    BASE 1024, LARGE and GUNDAM 1280)."""
+    side = {Mode.TINY: 512, Mode.SMALL: 640, Mode.BASE: 1024}.get(Mode.parse(mode), 1280)
+    return font_px * side / 1024
+
+
+def exact_value_prior(target: str, mode: Mode | str) -> float | None:
+    """What is known, before any calibration, of the share of exact values ``target`` reads
+    from a page at ``mode``; None where nothing is published (then it is planned as unread).
+
+    Anthropic targets: :data:`CLAUDE_CELL_ACCURACY` at the page's glyph height, linear in
+    log-height between the measured cells, no better than the smallest cell below it and exact
+    above the largest. Every other target: unknown.
+    """
+    if not target.startswith("anthropic"):
+        return None
+    height = glyph_height(mode)
+    points = CLAUDE_CELL_ACCURACY
+    if height <= points[0][0]:
+        return points[0][1]
+    logs = np.log2([h for h, _ in points])
+    return float(np.interp(np.log2(height), logs, [a for _, a in points]))
+
+
+def reads_exactly(
+    target: str, mode: Mode | str, calibrated: dict[Mode, float] | None = None
+) -> bool:
+    """Whether ``target`` is known to read exact values off a page at ``mode``: its
+    ``calibrated`` exact-value accuracy at the mode if measured, else its prior, at least
+    :data:`EXACT_ACCURACY_NEEDED`. Unknown reads as no."""
+    mode = Mode.parse(mode)
+    if calibrated is not None and mode in calibrated:
+        accuracy: float | None = calibrated[mode]
+    else:
+        accuracy = exact_value_prior(target, mode)
+    return accuracy is not None and accuracy >= EXACT_ACCURACY_NEEDED

@@ -27,6 +27,7 @@ from optical_memory.schedule import DecaySchedule
 from optical_memory.store import PageRecord, Store, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
+from optical_memory.verbatim import MAX_VERBATIM_TOKENS
 
 if TYPE_CHECKING:
     from optical_memory.agents.messages import ImageRef
@@ -64,6 +65,9 @@ class OpticalMemory(Closing):
         keep_recent_turns: newest turns always kept as text (the recent window).
         render_ahead: after each ``add``, draw in a background thread the pages the next
             contexts will show (:mod:`optical_memory.memory.render_ahead`).
+        verbatim_tokens: most tokens of exact values (codes, ids, amounts, phone numbers,
+            URLs...) a page sent at a size its reader may misread carries as text beside its
+            image (:mod:`optical_memory.verbatim`); 0 sends none. Fixed per page when frozen.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class OpticalMemory(Closing):
         target: str = "deepseek-ocr",
         keep_recent_turns: int = 6,
         render_ahead: bool = False,
+        verbatim_tokens: int = MAX_VERBATIM_TOKENS,
     ) -> None:
         if not isinstance(thread_id, str) or not thread_id:
             raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
@@ -87,6 +92,12 @@ class OpticalMemory(Closing):
             or keep_recent_turns < 0
         ):
             raise ValueError(f"keep_recent_turns must be an int >= 0, not {keep_recent_turns!r}")
+        if (
+            isinstance(verbatim_tokens, bool)
+            or not isinstance(verbatim_tokens, int)
+            or verbatim_tokens < 0
+        ):
+            raise ValueError(f"verbatim_tokens must be an int >= 0, not {verbatim_tokens!r}")
         if schedule is not None and not isinstance(schedule, DecaySchedule):
             raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
         self.thread_id = thread_id
@@ -97,7 +108,9 @@ class OpticalMemory(Closing):
         self.keep_recent_turns = keep_recent_turns
         self.store: Store = path if isinstance(path, Store) else open_store(path)
         self._lock = threading.RLock()
-        self._packer = Packer(self.store, thread_id, self.renderer, keep_recent_turns)
+        self._packer = Packer(
+            self.store, thread_id, self.renderer, keep_recent_turns, verbatim_tokens
+        )
         self._planner = ContextPlanner(self._packer, self.schedule, target)
         self.render_ahead = RenderAhead(self) if render_ahead else None
 
