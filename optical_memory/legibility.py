@@ -17,6 +17,10 @@ stand.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
 import numpy as np
 
 from optical_memory.modes import Mode, gundam_paper_tokens
@@ -137,3 +141,56 @@ def reads_exactly(
     else:
         accuracy = exact_value_prior(target, mode)
     return accuracy is not None and accuracy >= EXACT_ACCURACY_NEEDED
+
+
+# --- calibrated tables ---------------------------------------------------------------------------
+
+#: Store blob namespace of calibrated legibility (content_hash: the model's key, mode: the
+#: mode, identity: :data:`CALIBRATION_IDENTITY`).
+LEGIBILITY_NAMESPACE = "legibility"
+#: Names the calibration set and the scoring; a new set is a new identity (old tables unused).
+CALIBRATION_IDENTITY = "calibration-set-v1"
+
+
+@dataclass(frozen=True)
+class ModeLegibility:
+    """What a reader made of the calibration pages at one mode: the share of their characters
+    (``character_accuracy``) and of their exact values (``exact_accuracy``), over ``pages``."""
+
+    character_accuracy: float
+    exact_accuracy: float
+    pages: int
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ModeLegibility:
+        return cls(**json.loads(data))
+
+
+class _BlobStore(Protocol):
+    def get_blob(
+        self, namespace: str, content_hash: str, mode: str, identity: str
+    ) -> bytes | None: ...
+
+    def put_blob(
+        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
+    ) -> None: ...
+
+
+def save_calibration(store: _BlobStore, model_key: str, table: dict[Mode, ModeLegibility]) -> None:
+    """Keep ``table`` in ``store`` as ``model_key``'s calibrated legibility."""
+    for mode, row in table.items():
+        data = row.to_json()
+        store.put_blob(LEGIBILITY_NAMESPACE, model_key, mode.value, CALIBRATION_IDENTITY, data)
+
+
+def load_calibration(store: _BlobStore, model_key: str) -> dict[Mode, ModeLegibility]:
+    """``model_key``'s calibrated legibility per mode ({} when it was never calibrated)."""
+    table = {}
+    for mode in Mode:
+        data = store.get_blob(LEGIBILITY_NAMESPACE, model_key, mode.value, CALIBRATION_IDENTITY)
+        if data is not None:
+            table[mode] = ModeLegibility.from_json(data)
+    return table

@@ -193,9 +193,12 @@ class MemoryRequestBuilder:
                     target=target,
                     keep_recent_turns=self.options.keep_recent_turns,
                     render_ahead=True,  # pages drawn between calls, not on them
+                    verbatim_tokens=base.verbatim_tokens,
                 )
             if self.options.calibrate:
                 memory.set_image_costs(self.cost_table(target, model).cost)
+            if model is not None:  # `optical-memory calibrate` measured what this model reads
+                memory.use_calibration(model_key(model))
             info = self._info.setdefault(name, {})
             thread = self._threads[key] = _Thread(memory, info, TurnMarks(memory))
         return thread

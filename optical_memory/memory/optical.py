@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory import renderers
 from optical_memory.closing import Closing
+from optical_memory.legibility import ModeLegibility, load_calibration
 from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
@@ -106,6 +107,7 @@ class OpticalMemory(Closing):
         self._owns_renderer = not isinstance(renderer, Renderer)
         self.target = target
         self.keep_recent_turns = keep_recent_turns
+        self.verbatim_tokens = verbatim_tokens
         self.store: Store = path if isinstance(path, Store) else open_store(path)
         self._lock = threading.RLock()
         self._packer = Packer(
@@ -252,6 +254,22 @@ class OpticalMemory(Closing):
         a model's bills) instead of the target's formula; ``None`` restores the formula."""
         with self._lock:
             self._planner.set_costs(costs)
+
+    def set_legibility(self, table: dict[Mode, ModeLegibility] | None) -> None:
+        """Plan with a model's calibrated legibility per mode (see
+        :mod:`optical_memory.experiments.legibility_calibration`) in place of the priors: the
+        modes a budget picks, and which pages carry their exact values as text. ``None``
+        restores the priors."""
+        with self._lock:
+            self._planner.set_legibility(table)
+
+    def use_calibration(self, model_key: str) -> dict[Mode, ModeLegibility]:
+        """Plan with ``model_key``'s calibrated legibility from the store, if it was
+        calibrated; returns the table ({}: not calibrated, the priors stay)."""
+        table = load_calibration(self.store, model_key)
+        if table:
+            self.set_legibility(table)
+        return table
 
     def page_image(self, page_id: int, mode: Mode | str) -> MemoryPage:
         """Page ``page_id`` drawn at ``mode`` (rendered once, then cached), whatever its tier."""

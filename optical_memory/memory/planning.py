@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from optical_memory.legibility import page_legibility, reads_exactly
+from optical_memory.legibility import ModeLegibility, page_legibility, reads_exactly
 from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.retention import prunable
@@ -74,6 +74,26 @@ class ContextPlanner:
         #: Whether the target reads exact values at a mode (then pages go without verbatim).
         self.reads_exactly: Callable[[Mode], bool] = lambda mode: reads_exactly(target, mode)
         self._verbatim: dict[str, tuple[str, int]] = {}  # content hash: (text, tokens)
+        self._legibility: dict[Mode, ModeLegibility] = {}  # calibrated, for the target's model
+
+    def set_legibility(self, table: dict[Mode, ModeLegibility] | None) -> None:
+        """Plan with ``table`` (the model's calibrated legibility per mode) in place of the
+        priors at the modes it measured; ``None`` or ``{}``: the priors again."""
+        self._legibility = dict(table or {})
+        exact = {mode: row.exact_accuracy for mode, row in self._legibility.items()}
+        target = self.target
+        self.reads_exactly = lambda mode: reads_exactly(target, mode, exact)
+
+    def legibility(self, text_tokens: int, mode: Mode) -> float:
+        """Expected share of a page's text the model reads at ``mode``: calibrated, else the
+        prior (:func:`~optical_memory.legibility.page_legibility`)."""
+        vision = self.vision_tokens(mode)
+        if vision > text_tokens:
+            return 1.0  # the page goes as text
+        row = self._legibility.get(mode)
+        if row is not None:
+            return row.character_accuracy
+        return page_legibility(text_tokens, mode, vision)
 
     def reset(self) -> None:
         """Forget what is known about the thread's renders (it was deleted or replaced)."""
@@ -115,7 +135,7 @@ class ContextPlanner:
         def page_value(index: int, mode: Mode) -> float:
             # Text tokens expected legible.
             tokens = records[index].text_tokens
-            return tokens * page_legibility(tokens, mode, self.vision_tokens(mode))
+            return tokens * self.legibility(tokens, mode)
 
         fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens, page_value)
         if budget_tokens is not None and logger.isEnabledFor(logging.DEBUG):
