@@ -1,18 +1,26 @@
-"""Expected legibility of a page at a mode: DeepSeek-OCR's own decoding precision on Fox.
+"""Expected legibility of a page at a mode, and what is known of each reader, with sources.
 
-Source: DeepSeek-OCR: Contexts Optical Compression (Wei, Sun, Li; arXiv:2510.18234), Table 2:
-the model decoding English Fox pages of 600-1,300 text tokens from 64 vision tokens (TINY) and
-100 (SMALL). Each row is a bin of pages by text-token count; the paper gives the bin's
-compression (text tokens per vision token) and the model's precision. A measurement of the
-model reading its own vision tokens, not a pixel probe.
+DeepSeek-OCR. Source: DeepSeek-OCR: Contexts Optical Compression (Wei, Sun, Li;
+arXiv:2510.18234), Table 2: the model decoding English Fox pages of 600-1,300 text tokens from
+64 vision tokens (TINY) and 100 (SMALL). Each row is a bin of pages by text-token count; the
+paper gives the bin's compression (text tokens per vision token), the model's precision and
+(in its text) how many pages each bin holds. A measurement of the model reading its own vision
+tokens, not a pixel probe.
 
-:func:`expected_precision` interpolates a mode's column linearly at a page's text tokens
-(each row placed at its mean text tokens, compression x vision tokens) and holds the end values
-outside the measured range. The paper has no Fox row for BASE, LARGE or GUNDAM; those read at
-SMALL's precision at the same compression (text tokens per paper vision token), which at the
-table's sizes is SMALL's best row. The paper counts text with DeepSeek-OCR's tokenizer; pages
-here count o200k_base tokens (:func:`optical_memory.tokens.count_text_tokens`), used as they
-stand.
+:func:`fox_precision` fits each measured column with a monotone curve: more text on a page
+never reads better, so where the table goes up between rows (TINY: 83.8% at 800-900 tokens,
+then 85.9%) the rows are pooled, weighted by their pages (pool-adjacent-violators), and the
+fit is linear between the rows' mean text tokens. Below the table it holds the first row (less
+text reads at least as well); above it, it goes on down the last segment's slope (more text
+reads worse still), never below 0. The paper has no Fox figure for BASE, LARGE or GUNDAM:
+:func:`fox_precision` says so (None), and :func:`expected_precision`, what the planner uses,
+plans them conservatively: no better than SMALL on the same page, so a budget never pays for
+a sharper page on a gain nobody measured. The paper counts text with DeepSeek-OCR's tokenizer;
+pages here count o200k_base tokens (:func:`optical_memory.tokens.count_text_tokens`), used as
+they stand.
+
+Exact values (:func:`exact_value_prior`) and calibrated tables (:func:`load_calibration`)
+follow below.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
-from optical_memory.modes import Mode, gundam_paper_tokens
+from optical_memory.modes import Mode
 
 #: Table 2 rows: (text tokens from, to, pages in the bin,
 #: (precision, compression) at 64 vision tokens, (precision, compression) at 100).
@@ -43,39 +51,71 @@ FOX_POINTS: dict[int, list[tuple[float, float]]] = {
     100: [(row[4][1], row[4][0]) for row in FOX_TABLE],
 }
 
+#: The modes the Fox table measured, by their vision tokens.
+FOX_VISION_TOKENS = {Mode.TINY: 64, Mode.SMALL: 100}
+
 #: A page's text tokens when none are given: the middle of the table's range.
 REFERENCE_TEXT_TOKENS = 950
 
 
-def _column(vision: int) -> tuple[np.ndarray, np.ndarray]:
+def _pooled(values: list[float], weights: list[float]) -> list[float]:
+    """The non-increasing sequence nearest ``values`` in weighted least squares
+    (pool-adjacent-violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for value, weight in zip(values, weights, strict=True):
+        blocks.append([value, weight, 1])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            value2, weight2, count2 = blocks.pop()
+            value1, weight1, count1 = blocks.pop()
+            total = weight1 + weight2
+            blocks.append([(value1 * weight1 + value2 * weight2) / total, total, count1 + count2])
+    return [mean for mean, _, count in blocks for _ in range(int(count))]
+
+
+def _fit(vision: int) -> tuple[np.ndarray, np.ndarray]:
     tokens = np.array([c * vision for c, _ in FOX_POINTS[vision]])
-    precision = np.array([p for _, p in FOX_POINTS[vision]])
+    pages = [float(row[2]) for row in FOX_TABLE]
+    precision = np.array(_pooled([p for _, p in FOX_POINTS[vision]], pages))
     return tokens, precision
 
 
-def expected_precision(text_tokens: float, mode: Mode | str) -> float:
-    """DeepSeek-OCR's expected decoding precision (0-1) for a page of ``text_tokens`` at
-    ``mode``, from Fox (see the module docstring).
+_FITS = {mode: _fit(vision) for mode, vision in FOX_VISION_TOKENS.items()}
 
-    >>> round(expected_precision(900, "tiny"), 3), round(expected_precision(900, "small"), 3)
-    (0.848, 0.968)
+
+def fox_precision(text_tokens: float, mode: Mode | str) -> float | None:
+    """DeepSeek-OCR's precision (0-1) on a page of ``text_tokens`` at ``mode`` by the monotone
+    fit of Fox (see the module docstring); None at the modes the paper never measured.
+
+    >>> round(fox_precision(900, "tiny"), 3), round(fox_precision(900, "small"), 3)
+    (0.845, 0.968)
+    >>> fox_precision(900, "base") is None
+    True
     """
     mode = Mode.parse(mode)
     if text_tokens < 0:
         raise ValueError(f"text_tokens must be >= 0, not {text_tokens}")
-    if mode is Mode.TINY:
-        tokens, precision = _column(64)
+    fit = _FITS.get(mode)
+    if fit is None:
+        return None
+    tokens, precision = fit
+    if text_tokens <= tokens[-1]:
         return float(np.interp(text_tokens, tokens, precision))
-    # SMALL's column, at this mode's compression (text tokens per paper vision token).
-    tokens, precision = _column(100)
-    # GUNDAM: its 2x2 tiles and global view of a page drawn at LARGE's size (656 tokens).
-    vision = (
-        gundam_paper_tokens(Mode.LARGE.size, Mode.LARGE.size)
-        if mode is Mode.GUNDAM
-        else mode.paper_tokens
-    )
-    at_small = text_tokens * Mode.SMALL.paper_tokens / vision
-    return float(np.interp(at_small, tokens, precision))
+    slope = (precision[-1] - precision[-2]) / (tokens[-1] - tokens[-2])
+    return float(max(0.0, precision[-1] + slope * (text_tokens - tokens[-1])))
+
+
+def expected_precision(text_tokens: float, mode: Mode | str) -> float:
+    """What the planner expects DeepSeek-OCR to read of a page of ``text_tokens`` at ``mode``:
+    :func:`fox_precision` where Fox measured the mode, else (BASE, LARGE, GUNDAM) no more than
+    SMALL on the same page.
+
+    >>> expected_precision(900, "base") == expected_precision(900, "small")
+    True
+    """
+    mode = Mode.parse(mode)
+    measured = fox_precision(text_tokens, mode if mode in _FITS else Mode.SMALL)
+    assert measured is not None
+    return measured
 
 
 def page_legibility(text_tokens: int, mode: Mode | str, vision_tokens: int) -> float:
