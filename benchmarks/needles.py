@@ -86,8 +86,11 @@ def main(argv: list[str] | None = None) -> list[str]:
             runs.append(run_conversation(name, planted, needles, target, readings))
         print(f"{name}: {len(turns)} turns, {len(needles)} needles", file=sys.stderr)
     summaries = summarize(runs)
+    given = list(sys.argv[1:] if argv is None else argv)
+    # The data file by its name only: where it lies on this machine is nobody's business.
+    shown = [Path(a).name if a == args.data else a for a in given]
     lines = [
-        f"`python benchmarks/needles.py {shlex.join(sys.argv[1:] if argv is None else argv)}` · "
+        f"`python benchmarks/needles.py {shlex.join(shown)}` · "
         f"{datetime.date.today().isoformat()} · {platform.machine()}, {platform.system()} · "
         f"reader {reader.name}",
         "",

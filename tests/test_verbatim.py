@@ -157,3 +157,25 @@ def test_the_agent_request_puts_each_pages_values_right_after_its_image() -> Non
         assert str(follower["text"]).startswith(VERBATIM_LEAD)
         printed = memory.recall(page.page_id)
         assert all(code in str(follower["text"]) for code in codes if code in printed)
+
+
+def test_a_store_that_refuses_the_verbatim_text_still_sends_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from optical_memory.store import StoreError
+
+    caplog.set_level("WARNING", logger="optical_memory")
+    with OpticalMemory(None, keep_recent_turns=2) as memory:
+
+        def refuse(*args: object) -> None:
+            raise StoreError("disk full")
+
+        monkeypatch.setattr(memory.store, "put_blob", refuse)
+        codes = _fill(memory, random.Random(13), 40)
+        context = memory.context()
+        assert context.pages
+        sent = " ".join(page.verbatim for page in context.pages)
+        on_pages = [c for c in codes if any(c in memory.recall(p.page_id) for p in context.pages)]
+        assert on_pages and all(code in sent for code in on_pages)
+        assert "not stored (disk full)" in caplog.text
+        assert len(memory.turns(1, 40)) == 40  # nothing stored was lost

@@ -21,7 +21,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from optical_memory.renderers.page import Renderer, Span
-from optical_memory.store import NewPage, PageRecord, PageSpan, Store
+from optical_memory.store import (
+    NewPage,
+    PageRecord,
+    PageSpan,
+    Store,
+    StoreDamagedError,
+    StoreError,
+)
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, numbered_text
 from optical_memory.verbatim import MAX_VERBATIM_TOKENS, VERBATIM_NAMESPACE, verbatim_text
@@ -175,7 +182,14 @@ class Packer:
         stored = self.store.get_blob(VERBATIM_NAMESPACE, content_hash, "-", identity)
         if stored is not None:
             return stored.decode("utf-8")
-        self.store.put_blob(VERBATIM_NAMESPACE, content_hash, "-", identity, text.encode("utf-8"))
+        try:
+            self.store.put_blob(
+                VERBATIM_NAMESPACE, content_hash, "-", identity, text.encode("utf-8")
+            )
+        except StoreDamagedError:
+            raise
+        except StoreError as error:  # disk full, read-only: sent now, fixed on a later call
+            logger.warning("verbatim text of page %s not stored (%s)", content_hash[:12], error)
         return text
 
     def verbatim(self, record: PageRecord) -> str:
