@@ -179,3 +179,15 @@ def test_a_store_that_refuses_the_verbatim_text_still_sends_it(
         assert on_pages and all(code in sent for code in on_pages)
         assert "not stored (disk full)" in caplog.text
         assert len(memory.turns(1, 40)) == 40  # nothing stored was lost
+
+
+def test_deleting_a_thread_leaves_none_of_its_values_in_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    with OpticalMemory(path, keep_recent_turns=2) as memory:
+        codes = _fill(memory, random.Random(17), 40)
+        assert any(page.verbatim for page in memory.context().pages)
+        memory.delete_thread()
+    data = path.read_bytes() + b"".join(
+        p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("m.db-")
+    )
+    assert not any(code.encode() in data for code in codes)
