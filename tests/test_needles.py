@@ -97,3 +97,24 @@ def test_on_locomo_every_planted_value_comes_back_for_a_tenth_more_tokens(
     assert run.verbatim_tokens >= sum(
         len(enc.encode(o.needle.value)) for o in run.outcomes if o.shown_as == "image"
     )
+
+
+def test_the_deepseek_reader_sends_each_page_at_the_mode_it_is_read_at(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("langchain_core")
+    from tiny_deepseek import tiny_model
+
+    from optical_memory import renderers
+    from optical_memory.agents.chat_model import ChatDeepSeekOCR
+    from optical_memory.experiments.readers import DEEPSEEK_PROMPT, ChatModelReader
+    from optical_memory.modes import Mode
+
+    model = tiny_model(tmp_path)
+    reader = ChatModelReader(ChatDeepSeekOCR(model=model, max_new_tokens=4), DEEPSEEK_PROMPT)
+    page = renderers.create("pil").render([Turn(role="user", content="code B8O0-lI15")], Mode.TINY)
+    prompt = 1 + len(model.tokenizer.encode(f"\n{DEEPSEEK_PROMPT}", add_special_tokens=False))
+    assert isinstance(reader.read(page[0].image, Mode.TINY), str)
+    assert reader.input_tokens == 73 + prompt  # TINY: 64 tokens, 8 newlines, 1 separator
+    reader.read(page[0].image, Mode.BASE)  # the same pixels, encoded as BASE says
+    assert reader.input_tokens == 73 + 273 + 2 * prompt
+    assert reader.calls == 2

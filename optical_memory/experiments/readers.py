@@ -99,7 +99,9 @@ class ChatModelReader:
         }
         if mode is not None:
             block["extras"] = {"mode": Mode.parse(mode).value}
-        message = HumanMessage(content_blocks=[{"type": "text", "text": self.prompt}, block])  # type: ignore[list-item]
+        # The page first, then the request: DeepSeek-OCR's own prompt form ("<image>\nFree OCR.").
+        text = {"type": "text", "text": f"\n{self.prompt}"}
+        message = HumanMessage(content_blocks=[block, text])  # type: ignore[list-item]
         response = self.model.invoke([message])
         self.calls += 1
         usage = getattr(response, "usage_metadata", None) or {}
@@ -108,12 +110,13 @@ class ChatModelReader:
         return str(response.text).strip()
 
 
-def deepseek_reader(checkpoint: str) -> ChatModelReader:
+def deepseek_reader(checkpoint: str, **fields: Any) -> ChatModelReader:
     """The local DeepSeek-OCR at ``checkpoint`` (a folder of the official weights; nothing is
-    downloaded) as a reader, with :data:`DEEPSEEK_PROMPT`."""
+    downloaded) as a reader, with :data:`DEEPSEEK_PROMPT`; ``fields`` go to
+    ``ChatDeepSeekOCR`` (e.g. ``max_new_tokens``)."""
     from optical_memory.agents.chat_model import ChatDeepSeekOCR
 
-    model = ChatDeepSeekOCR.from_checkpoint(checkpoint)
+    model = ChatDeepSeekOCR.from_checkpoint(checkpoint, **fields)
     return ChatModelReader(model, DEEPSEEK_PROMPT, name="deepseek-ocr")
 
 
