@@ -2,9 +2,9 @@
 
 Age is counted in pages: the newest page has age 0. The default tiers are the ones that keep
 the most evidence legible at 6x whole-context compression on the development conversations
-(``python benchmarks/schedules.py`` measures them against others): SMALL reads at nearly
-BASE's expected precision for well under half its tokens, and GUNDAM and LARGE read no better
-than BASE (:mod:`optical_memory.legibility`):
+(``python benchmarks/schedules.py`` measures them against others): SMALL is the sharpest mode
+whose legibility was measured, and BASE, LARGE and GUNDAM are planned as reading no better
+(:mod:`optical_memory.legibility`):
 
 ======  =======  ==========
 mode    width    ages

@@ -14,13 +14,12 @@ import base64
 import io
 import json
 import math
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from http_stub import send_json
+from http_stub import send_json, serving
 from PIL import Image
 
 from optical_memory.tokens import count_text_tokens
@@ -175,11 +174,5 @@ def provider_stubs() -> Iterator[_Server]:
     """The stub server, listening on 127.0.0.1 (``server.server_address``) until the block ends."""
     server = _Server(("127.0.0.1", 0), _Handler)
     server.requests, server.bills = [], []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

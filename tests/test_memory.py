@@ -156,6 +156,9 @@ def test_context_pages_carry_images_at_their_mode_and_honest_token_counts(
             assert page.vision_tokens <= page.text_tokens  # the profitability gate
         expected_text = sum(count_text_tokens(turn_text(t.role, t.content)) for t in context.recent)
         expected_text += sum(page.text_tokens for page in context.text_pages)
+        # Ids such as "w3x7" on pages the target is not known to read exactly go as text too.
+        expected_text += sum(count_text_tokens(page.verbatim) for page in context.pages)
+        assert all("w" in page.verbatim for page in context.pages)
         assert context.text_tokens == expected_text
         assert context.vision_tokens == sum(page.vision_tokens for page in context.pages)
         assert context.total_tokens == context.text_tokens + context.vision_tokens

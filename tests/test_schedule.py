@@ -121,10 +121,11 @@ def test_no_budget_keeps_the_tiers_and_all_text() -> None:
 
 
 def test_a_budget_buys_no_sharper_mode_than_reads_better() -> None:
-    # GUNDAM and LARGE read no better than BASE: under any budget BASE is all they get.
+    # Fox measured nothing sharper than SMALL: BASE, LARGE and GUNDAM are planned no better,
+    # so under any budget SMALL is all they get.
     fit = DecaySchedule(tiers=EVERY_MODE, batch=1).fit(3, cost, [100], 1760)
-    assert fit.modes == [Mode.BASE] * 3
-    assert fit.total == 3 * 273 + 100
+    assert fit.modes == [Mode.SMALL] * 3
+    assert fit.total == 3 * 111 + 100
 
 
 def test_a_budget_is_spent_where_it_buys_the_most_legibility_not_oldest_first() -> None:

@@ -193,9 +193,12 @@ class MemoryRequestBuilder:
                     target=target,
                     keep_recent_turns=self.options.keep_recent_turns,
                     render_ahead=True,  # pages drawn between calls, not on them
+                    verbatim_tokens=base.verbatim_tokens,
                 )
             if self.options.calibrate:
                 memory.set_image_costs(self.cost_table(target, model).cost)
+            if model is not None:  # `optical-memory calibrate` measured what this model reads
+                memory.use_calibration(model_key(model))
             info = self._info.setdefault(name, {})
             thread = self._threads[key] = _Thread(memory, info, TurnMarks(memory))
         return thread
@@ -421,12 +424,14 @@ class _Composer:
                 )
                 blocks.append(self.images.block(item))
                 sent_images.append(SentImage(item.width, item.height, item.mode))
+                blocks.extend(verbatim_blocks(item.pages))
             elif isinstance(item, MemoryPage):
                 caption = captions.caption(item)
                 if caption:  # "" continues a run of pages of one long turn
                     blocks.append({"type": "text", "text": caption})
                 blocks.append(self.images.block(item))
                 sent_images.append(SentImage(item.width, item.height, item.mode))
+                blocks.extend(verbatim_blocks([item]))
             else:
                 caption = captions.caption(item)
                 blocks.append({"type": "text", "text": f"{caption}\n{item.text}".lstrip("\n")})
@@ -564,6 +569,12 @@ class _Composer:
             f"exceed budget_tokens={self.builder.options.budget_tokens}: raise the budget, or "
             "shorten the system prompt or the tools' descriptions"
         )
+
+
+def verbatim_blocks(pages: Sequence[MemoryPage]) -> list[dict[str, Any]]:
+    """The text block of exact values that follows a page's image (one per page that has
+    them): fixed when the page was frozen, so it never changes a cached prefix."""
+    return [{"type": "text", "text": page.verbatim} for page in pages if page.verbatim]
 
 
 def _quiet(memory: OpticalMemory) -> AbstractContextManager[None]:

@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_threads_parser(commands)  # threads list|export|import|delete
 
+    from optical_memory.apps.calibrate import add_parser as add_calibrate_parser
+
+    add_calibrate_parser(commands)  # calibrate --model SPEC
+
     demo = commands.add_parser(
         "demo",
         help="build memory over a bundled long dialogue; write pages, contact sheet, report",

@@ -23,8 +23,11 @@ class MemoryPage:
     """A page shown as an image.
 
     ``age`` counts pages back from the newest (0); ``text_tokens`` is what its text would have
-    cost; ``spans`` say which characters of which turns it prints. The image is read from the
-    store the first time ``image`` or ``png()`` is used, so use pages before closing the memory.
+    cost; ``spans`` say which characters of which turns it prints. ``verbatim`` is the exact
+    values it prints, as text to send right after its image (``""`` when it prints none or
+    when its reader reads its size exactly; see :mod:`optical_memory.verbatim`), and
+    ``verbatim_tokens`` what that text costs. The image is read from the store the first time
+    ``image`` or ``png()`` is used, so use pages before closing the memory.
     """
 
     page_id: int
@@ -42,6 +45,8 @@ class MemoryPage:
     _load_png: Callable[[], bytes] = field(repr=False, compare=False)
     _png: bytes | None = field(default=None, repr=False, compare=False)
     _image: Image.Image | None = field(default=None, repr=False, compare=False)
+    verbatim: str = ""
+    verbatim_tokens: int = 0
 
     @functools.cached_property
     def image_key(self) -> str:
@@ -87,10 +92,10 @@ class MemoryContext:
     ``pages`` are images; ``text_pages`` are pages kept as text by the profitability gate;
     ``recent`` are the newest turns as text: the turns not yet packed onto a page followed by the
     recent window (the first may be the tail of a turn whose head is on the newest page; then its
-    ``content`` is that tail). ``text_tokens`` counts all text here (``recent`` and
-    ``text_pages``), ``vision_tokens`` the images, for ``target``. ``replaced_text_tokens`` is
-    what the images stand for as text. ``forgotten_turn_ids`` lists turns with no character left
-    in this context.
+    ``content`` is that tail). ``text_tokens`` counts all text here (``recent``,
+    ``text_pages`` and the pages' ``verbatim`` text), ``vision_tokens`` the images, for
+    ``target``. ``replaced_text_tokens`` is what the images stand for as text.
+    ``forgotten_turn_ids`` lists turns with no character left in this context.
     """
 
     pages: list[MemoryPage]

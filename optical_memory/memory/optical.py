@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory import renderers
 from optical_memory.closing import Closing
+from optical_memory.legibility import ModeLegibility, load_calibration
 from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
@@ -27,6 +28,7 @@ from optical_memory.schedule import DecaySchedule
 from optical_memory.store import PageRecord, Store, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
+from optical_memory.verbatim import MAX_VERBATIM_TOKENS
 
 if TYPE_CHECKING:
     from optical_memory.agents.messages import ImageRef
@@ -64,6 +66,9 @@ class OpticalMemory(Closing):
         keep_recent_turns: newest turns always kept as text (the recent window).
         render_ahead: after each ``add``, draw in a background thread the pages the next
             contexts will show (:mod:`optical_memory.memory.render_ahead`).
+        verbatim_tokens: most tokens of exact values (codes, ids, amounts, phone numbers,
+            URLs...) a page sent at a size its reader may misread carries as text beside its
+            image (:mod:`optical_memory.verbatim`); 0 sends none. Fixed per page when frozen.
     """
 
     def __init__(
@@ -76,6 +81,7 @@ class OpticalMemory(Closing):
         target: str = "deepseek-ocr",
         keep_recent_turns: int = 6,
         render_ahead: bool = False,
+        verbatim_tokens: int = MAX_VERBATIM_TOKENS,
     ) -> None:
         if not isinstance(thread_id, str) or not thread_id:
             raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
@@ -87,6 +93,12 @@ class OpticalMemory(Closing):
             or keep_recent_turns < 0
         ):
             raise ValueError(f"keep_recent_turns must be an int >= 0, not {keep_recent_turns!r}")
+        if (
+            isinstance(verbatim_tokens, bool)
+            or not isinstance(verbatim_tokens, int)
+            or verbatim_tokens < 0
+        ):
+            raise ValueError(f"verbatim_tokens must be an int >= 0, not {verbatim_tokens!r}")
         if schedule is not None and not isinstance(schedule, DecaySchedule):
             raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
         self.thread_id = thread_id
@@ -95,9 +107,12 @@ class OpticalMemory(Closing):
         self._owns_renderer = not isinstance(renderer, Renderer)
         self.target = target
         self.keep_recent_turns = keep_recent_turns
+        self.verbatim_tokens = verbatim_tokens
         self.store: Store = path if isinstance(path, Store) else open_store(path)
         self._lock = threading.RLock()
-        self._packer = Packer(self.store, thread_id, self.renderer, keep_recent_turns)
+        self._packer = Packer(
+            self.store, thread_id, self.renderer, keep_recent_turns, verbatim_tokens
+        )
         self._planner = ContextPlanner(self._packer, self.schedule, target)
         self.render_ahead = RenderAhead(self) if render_ahead else None
 
@@ -239,6 +254,22 @@ class OpticalMemory(Closing):
         a model's bills) instead of the target's formula; ``None`` restores the formula."""
         with self._lock:
             self._planner.set_costs(costs)
+
+    def set_legibility(self, table: dict[Mode, ModeLegibility] | None) -> None:
+        """Plan with a model's calibrated legibility per mode (see
+        :mod:`optical_memory.experiments.legibility_calibration`) in place of the priors: the
+        modes a budget picks, and which pages carry their exact values as text. ``None``
+        restores the priors."""
+        with self._lock:
+            self._planner.set_legibility(table)
+
+    def use_calibration(self, model_key: str) -> dict[Mode, ModeLegibility]:
+        """Plan with ``model_key``'s calibrated legibility from the store, if it was
+        calibrated; returns the table ({}: not calibrated, the priors stay)."""
+        table = load_calibration(self.store, model_key)
+        if table:
+            self.set_legibility(table)
+        return table
 
     def page_image(self, page_id: int, mode: Mode | str) -> MemoryPage:
         """Page ``page_id`` drawn at ``mode`` (rendered once, then cached), whatever its tier."""

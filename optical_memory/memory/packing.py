@@ -6,6 +6,10 @@ with exactly the pieces of turns it holds (a long turn may be split over pages; 
 ``(turn_id, start, end)`` spans) and never changes again, only its mode does. What does not fill
 a page yet stays in the context as text. Capacity is the renderer's layout; a frozen page is
 drawn from its pieces alone, each piece under its turn's role label.
+
+When a page is frozen its verbatim text (the exact values it prints, bounded in tokens: see
+:mod:`optical_memory.verbatim`) is fixed with it, in the store's blobs under its content hash,
+so it never changes while the page lives, whatever later versions pick out of text.
 """
 
 from __future__ import annotations
@@ -17,9 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from optical_memory.renderers.page import Renderer, Span
-from optical_memory.store import NewPage, PageRecord, PageSpan, Store
+from optical_memory.store import (
+    NewPage,
+    PageRecord,
+    PageSpan,
+    Store,
+    StoreDamagedError,
+    StoreError,
+)
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, numbered_text
+from optical_memory.verbatim import MAX_VERBATIM_TOKENS, VERBATIM_NAMESPACE, verbatim_text
 
 logger = logging.getLogger("optical_memory")
 
@@ -86,12 +98,18 @@ class Packer:
     """
 
     def __init__(
-        self, store: Store, thread_id: str, renderer: Renderer, keep_recent_turns: int
+        self,
+        store: Store,
+        thread_id: str,
+        renderer: Renderer,
+        keep_recent_turns: int,
+        verbatim_tokens: int = MAX_VERBATIM_TOKENS,
     ) -> None:
         self.store = store
         self.thread_id = thread_id
         self.renderer = renderer
         self.keep_recent_turns = keep_recent_turns
+        self.verbatim_tokens = verbatim_tokens
         self.records: list[PageRecord] = []
         self._packed_at: tuple[int | None, int] | None = None  # (newest turn id, page count)
 
@@ -124,6 +142,7 @@ class Packer:
                 self._packed_at = signature
                 return
             new_pages: list[NewPage] = []
+            printed: list[list[str]] = []
             for spans in layout[:-1]:
                 pieces = select(pending, spans)
                 # A page that opens mid-turn is drawn alone under a plain label, not the
@@ -137,16 +156,53 @@ class Packer:
                     if overflows:
                         pieces = select(pieces, alone[0])
                 new_pages.append(new_page(pieces))
+                printed.append([piece.as_turn().content for piece in pieces])
                 if overflows:
                     break
             # On False another process froze pages first: start again from its pages.
             if self.store.append_pages(self.thread_id, after_seq, new_pages):
+                for page, texts in zip(new_pages, printed, strict=True):
+                    self._fix_verbatim(page.content_hash, texts)
                 logger.info(
                     "thread %r: froze pages %d-%d",
                     self.thread_id,
                     after_seq + 1,
                     after_seq + len(new_pages),
                 )
+
+    @property
+    def _verbatim_identity(self) -> str:
+        return f"max{self.verbatim_tokens}"
+
+    def _fix_verbatim(self, content_hash: str, texts: Sequence[str]) -> str:
+        """Compute and store the verbatim text of the page printing ``texts``; the first
+        stored text of a content hash stays (another process may have fixed it first)."""
+        text = verbatim_text(texts, self.verbatim_tokens)
+        identity = self._verbatim_identity
+        stored = self.store.get_blob(VERBATIM_NAMESPACE, content_hash, "-", identity)
+        if stored is not None:
+            return stored.decode("utf-8")
+        try:
+            self.store.put_blob(
+                VERBATIM_NAMESPACE, content_hash, "-", identity, text.encode("utf-8")
+            )
+        except StoreDamagedError:
+            raise
+        except StoreError as error:  # disk full, read-only: sent now, fixed on a later call
+            logger.warning("verbatim text of page %s not stored (%s)", content_hash[:12], error)
+        return text
+
+    def verbatim(self, record: PageRecord) -> str:
+        """The exact values ``record`` prints, as fixed when it was frozen ("" when none, or
+        when ``verbatim_tokens`` is 0). A page frozen before it had one gets it fixed now."""
+        if self.verbatim_tokens <= 0:
+            return ""
+        identity = self._verbatim_identity
+        stored = self.store.get_blob(VERBATIM_NAMESPACE, record.content_hash, "-", identity)
+        if stored is not None:
+            return stored.decode("utf-8")
+        texts = [piece.content for piece in self.page_pieces(record)]
+        return self._fix_verbatim(record.content_hash, texts)
 
     def unpacked(self, before_id: int | None) -> list[Piece]:
         """Turn pieces after the newest page (and before ``before_id``), oldest first."""

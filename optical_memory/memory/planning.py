@@ -6,6 +6,9 @@ text tokens times :func:`~optical_memory.legibility.page_legibility` at the mode
 recency); only when the text alone is over budget are all pages forgotten and the oldest text
 trimmed. A page whose image would cost the target more tokens than its
 text is given as text instead (the profitability gate), and is then worth all its tokens.
+A page shown as an image at a size its reader is not known to read exactly
+(:func:`~optical_memory.legibility.reads_exactly`) carries its verbatim text, the exact values
+it prints, fixed when it was frozen; its cost counts those tokens too.
 Images are rendered lazily, the first time a page is needed at a mode, and cached in the store
 by (content hash, mode, renderer settings), so each page renders at most once per mode, across
 processes too.
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from optical_memory.legibility import page_legibility
+from optical_memory.legibility import ModeLegibility, page_legibility, reads_exactly
 from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.retention import prunable
@@ -68,6 +71,29 @@ class ContextPlanner:
         self._pruned_at = 0  # page count when renders were last pruned
         self._costs: Callable[[int, int, Mode], int] | None = None
         self._render_lock = threading.Lock()
+        #: Whether the target reads exact values at a mode (then pages go without verbatim).
+        self.reads_exactly: Callable[[Mode], bool] = lambda mode: reads_exactly(target, mode)
+        self._verbatim: dict[str, tuple[str, int]] = {}  # content hash: (text, tokens)
+        self._legibility: dict[Mode, ModeLegibility] = {}  # calibrated, for the target's model
+
+    def set_legibility(self, table: dict[Mode, ModeLegibility] | None) -> None:
+        """Plan with ``table`` (the model's calibrated legibility per mode) in place of the
+        priors at the modes it measured; ``None`` or ``{}``: the priors again."""
+        self._legibility = dict(table or {})
+        exact = {mode: row.exact_accuracy for mode, row in self._legibility.items()}
+        target = self.target
+        self.reads_exactly = lambda mode: reads_exactly(target, mode, exact)
+
+    def legibility(self, text_tokens: int, mode: Mode) -> float:
+        """Expected share of a page's text the model reads at ``mode``: calibrated, else the
+        prior (:func:`~optical_memory.legibility.page_legibility`)."""
+        vision = self.vision_tokens(mode)
+        if vision > text_tokens:
+            return 1.0  # the page goes as text
+        row = self._legibility.get(mode)
+        if row is not None:
+            return row.character_accuracy
+        return page_legibility(text_tokens, mode, vision)
 
     def reset(self) -> None:
         """Forget what is known about the thread's renders (it was deleted or replaced)."""
@@ -100,12 +126,16 @@ class ContextPlanner:
 
         def page_cost(index: int, mode: Mode) -> int:
             # The profitability gate: a page costs the cheaper of its image and its text.
-            return min(self.vision_tokens(mode), records[index].text_tokens)
+            record = records[index]
+            image = self.vision_tokens(mode)
+            if image > record.text_tokens:
+                return record.text_tokens
+            return image + self.verbatim(record, mode)[1]
 
         def page_value(index: int, mode: Mode) -> float:
             # Text tokens expected legible.
             tokens = records[index].text_tokens
-            return tokens * page_legibility(tokens, mode, self.vision_tokens(mode))
+            return tokens * self.legibility(tokens, mode)
 
         fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens, page_value)
         if budget_tokens is not None and logger.isEnabledFor(logging.DEBUG):
@@ -173,6 +203,7 @@ class ContextPlanner:
                     shown.update(record.turn_ids)
             hidden -= shown
         text_tokens = sum(plan.recent_tokens[kept:]) + sum(p.text_tokens for p in text_pages)
+        text_tokens += sum(p.verbatim_tokens for p in pages)
         return MemoryContext(
             pages=pages,
             text_pages=text_pages,
@@ -201,6 +232,7 @@ class ContextPlanner:
                 self.cache_hits += 1
                 self._known_images[(record.content_hash, mode)] = size
         content_hash = record.content_hash
+        verbatim, verbatim_tokens = self.verbatim(record, mode)
 
         def load() -> bytes:
             data = store.get_image(content_hash, mode.value, key)
@@ -224,7 +256,20 @@ class ContextPlanner:
             _load_png=load,
             _png=png,
             _image=image,
+            verbatim=verbatim,
+            verbatim_tokens=verbatim_tokens,
         )
+
+    def verbatim(self, record: PageRecord, mode: Mode) -> tuple[str, int]:
+        """The verbatim text ``record`` goes with as an image at ``mode``, and its tokens:
+        ``("", 0)`` when the target reads that size exactly."""
+        if self.reads_exactly(mode):
+            return "", 0
+        known = self._verbatim.get(record.content_hash)
+        if known is None:
+            text = self.packer.verbatim(record)
+            known = self._verbatim[record.content_hash] = (text, count_text_tokens(text))
+        return known
 
     def render(self, record: PageRecord, mode: Mode) -> tuple[Image.Image, bytes]:
         """Draw ``record`` at ``mode`` and cache it: the image and its PNG bytes."""
