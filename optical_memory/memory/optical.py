@@ -19,7 +19,12 @@ from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.memory.render_ahead import RenderAhead
 from optical_memory.memory.search import SearchHit, parse_query, rerank
-from optical_memory.memory.threads import export_thread, import_thread
+from optical_memory.memory.threads import (
+    TURN_IMAGE_NAMESPACE,
+    export_thread,
+    import_thread,
+    turn_image_blobs,
+)
 from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
@@ -33,8 +38,6 @@ if TYPE_CHECKING:
     from optical_memory.agents.runnable import OpticalMemoryRunnable
 
 logger = logging.getLogger("optical_memory")
-#: Store blob namespace of the images that came with turns (identity: turn id / number).
-TURN_IMAGE_NAMESPACE = "turn-images"
 
 
 class OpticalMemory(Closing):
@@ -138,16 +141,9 @@ class OpticalMemory(Closing):
             ahead.schedule()
 
     def _put_images(self, turn: Turn, images: Sequence[ImageRef]) -> None:
-        manifest = [image.to_json() for image in images]
-        key = str(turn.id)
-        for number, image in enumerate(images, start=1):
-            if image.data is not None:
-                self.store.put_blob(
-                    TURN_IMAGE_NAMESPACE, self.thread_id, "", f"{key}/{number}", image.data
-                )
-        self.store.put_blob(
-            TURN_IMAGE_NAMESPACE, self.thread_id, "", key, json.dumps(manifest).encode()
-        )
+        entries = [{**image.to_json(), "data": image.data} for image in images]
+        for namespace, key, data in turn_image_blobs(turn.id or 0, entries):
+            self.store.put_blob(namespace, self.thread_id, "", key, data)
 
     def turn_images(self, turn_id: int) -> list[ImageRef]:
         """The images stored with turn ``turn_id``, in order (numbered from 1 in its text)."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -72,6 +72,16 @@ class StoreDamagedError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The database server cannot be reached (down, wrong address, refused login)."""
+
+
+class ThreadNotEmptyError(ValueError):
+    """An import was refused because the thread already holds turns or pages."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(
+            f"thread {thread_id!r} already holds turns: import into a new thread_id, or call "
+            "delete_thread() on it first (nothing was imported)"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,17 @@ class NewPage:
     content_hash: str
     spans: tuple[PageSpan, ...]
     text_tokens: int
+
+
+@dataclass(frozen=True)
+class ImportedParts:
+    """What an import writes once its turns have their new ids (see :meth:`Store.import_thread`):
+    the pages (oldest first), the recalls as ``(page seq, page count)``, and the blobs the thread
+    owns as ``(namespace, identity, data)``."""
+
+    pages: Sequence[NewPage] = ()
+    recalls: Sequence[tuple[int, int]] = ()
+    blobs: Sequence[tuple[str, str, bytes]] = ()
 
 
 @runtime_checkable
@@ -245,6 +266,18 @@ class Store(Protocol):
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
     ) -> list[Turn]:
         """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction."""
+        ...
+
+    def import_thread(
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        derive: Callable[[list[Turn]], ImportedParts],
+    ) -> list[Turn]:
+        """Write a whole thread in one transaction under the thread's lock: the turns, then what
+        ``derive`` makes of them once they have ids. Raises :class:`ThreadNotEmptyError`, writing
+        nothing, when the thread already holds turns or pages (so of concurrent imports into one
+        thread exactly one stores anything)."""
         ...
 
     def prune_renders(
@@ -368,6 +401,7 @@ __all__ = [
     "NEIGHBOUR_CHARS",
     "SCHEMA_VERSION",
     "SNIPPET_WORDS",
+    "ImportedParts",
     "NewPage",
     "PageRecord",
     "PageSpan",
@@ -377,6 +411,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TextQuery",
+    "ThreadNotEmptyError",
     "TurnMatch",
     "is_postgres_address",
     "logger",

@@ -22,7 +22,7 @@ reconnects.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -34,11 +34,13 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from optical_memory.store import (
     SCHEMA_VERSION,
+    ImportedParts,
     NewPage,
     PageRecord,
     Store,
     StoreError,
     StoreUnavailableError,
+    ThreadNotEmptyError,
     checked_version,
     logger,
     page_from_row,
@@ -267,35 +269,44 @@ class PostgresStore(PostgresSearch, Store):
     def add_turns(
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
     ) -> list[Turn]:
-        added: list[Turn] = []
         with self._thread_write(thread_id) as db:
-            newest = db.execute(
-                self._sql("SELECT MAX(number) FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
+            return self._insert_turns(db, thread_id, turns)
+
+    def _insert_turns(
+        self,
+        db: psycopg.Connection[Any],
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+    ) -> list[Turn]:
+        """Insert turns with the thread's next numbers (inside the caller's locked transaction)."""
+        added: list[Turn] = []
+        newest = db.execute(
+            self._sql("SELECT MAX(number) FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
+        ).fetchone()
+        number = (newest[0] if newest is not None else None) or 0
+        for role, content, timestamp, text_tokens in turns:
+            stamp = timestamp.isoformat() if timestamp is not None else None
+            number += 1
+            row = db.execute(
+                self._sql(
+                    "INSERT INTO {s}.turns (thread_id, number, role, content, timestamp, "
+                    f"text_tokens, search) VALUES (%s, %s, %s, %s, %s, %s, {SEARCH_VALUE}) "
+                    "RETURNING id"
+                ),
+                (
+                    thread_id,
+                    number,
+                    _utf8(role),
+                    _utf8(content),
+                    stamp,
+                    text_tokens,
+                    index_text(content),
+                ),
             ).fetchone()
-            number = (newest[0] if newest is not None else None) or 0
-            for role, content, timestamp, text_tokens in turns:
-                stamp = timestamp.isoformat() if timestamp is not None else None
-                number += 1
-                row = db.execute(
-                    self._sql(
-                        "INSERT INTO {s}.turns (thread_id, number, role, content, timestamp, "
-                        f"text_tokens, search) VALUES (%s, %s, %s, %s, %s, %s, {SEARCH_VALUE}) "
-                        "RETURNING id"
-                    ),
-                    (
-                        thread_id,
-                        number,
-                        _utf8(role),
-                        _utf8(content),
-                        stamp,
-                        text_tokens,
-                        index_text(content),
-                    ),
-                ).fetchone()
-                assert row is not None
-                added.append(
-                    Turn(id=row[0], role=role, content=content, timestamp=timestamp, number=number)
-                )
+            assert row is not None
+            added.append(
+                Turn(id=row[0], role=role, content=content, timestamp=timestamp, number=number)
+            )
         return added
 
     _TURNS = "SELECT id, role, content, timestamp, number FROM {s}.turns "
@@ -397,6 +408,48 @@ class PostgresStore(PostgresSearch, Store):
         except pg_errors.UniqueViolation:
             return False  # another writer froze the same seq first (cannot happen under the lock)
         return True
+
+    def import_thread(
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        derive: Callable[[list[Turn]], ImportedParts],
+    ) -> list[Turn]:
+        # The thread's advisory lock serializes concurrent imports (any process, any host):
+        # the second one waits, then finds the thread taken and writes nothing.
+        with self._thread_write(thread_id) as db:
+            taken = db.execute(
+                self._sql(
+                    "SELECT EXISTS (SELECT 1 FROM {s}.turns WHERE thread_id = %(t)s) "
+                    "OR EXISTS (SELECT 1 FROM {s}.pages WHERE thread_id = %(t)s)"
+                ),
+                {"t": thread_id},
+            ).fetchone()
+            if taken is not None and taken[0]:
+                raise ThreadNotEmptyError(thread_id)
+            added = self._insert_turns(db, thread_id, turns)
+            parts = derive(added)
+            page_ids = []
+            for seq, page in enumerate(parts.pages):
+                row = db.execute(
+                    self._sql(
+                        "INSERT INTO {s}.pages (thread_id, seq, content_hash, spans, text_tokens) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+                    ),
+                    (thread_id, seq, page.content_hash, spans_json(page.spans), page.text_tokens),
+                ).fetchone()
+                assert row is not None
+                page_ids.append(row[0])
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    self._sql("INSERT INTO {s}.recalls VALUES (%s, %s, %s)"),
+                    [(thread_id, page_ids[seq], count) for seq, count in parts.recalls],
+                )
+                cursor.executemany(
+                    self._sql("INSERT INTO {s}.blobs VALUES (%s, %s, '', %s, %s)"),
+                    [(ns, thread_id, key, bytes(data)) for ns, key, data in parts.blobs],
+                )
+        return added
 
     # --- caches --------------------------------------------------------------------------------
 

@@ -13,17 +13,19 @@ import os
 import shlex
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from optical_memory.store import (
     SCHEMA_VERSION,
+    ImportedParts,
     NewPage,
     PageRecord,
     Store,
     StoreDamagedError,
     StoreError,
+    ThreadNotEmptyError,
     checked_version,
     logger,
     page_from_row,
@@ -428,6 +430,48 @@ class SQLiteStore(SQLiteSearch, Store):
                 ],
             )
         return True
+
+    def import_thread(
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        derive: Callable[[list[Turn]], ImportedParts],
+    ) -> list[Turn]:
+        # BEGIN IMMEDIATE takes the file's write lock: a concurrent import (any process) waits,
+        # then finds the thread taken and writes nothing.
+        with self._write() as db:
+            taken = db.execute(
+                "SELECT EXISTS (SELECT 1 FROM turns WHERE thread_id = ?) "
+                "OR EXISTS (SELECT 1 FROM pages WHERE thread_id = ?)",
+                (thread_id, thread_id),
+            ).fetchone()[0]
+            if taken:
+                raise ThreadNotEmptyError(thread_id)
+            added: list[Turn] = []
+            for role, content, timestamp, text_tokens in turns:
+                stamp = timestamp.isoformat() if timestamp is not None else None
+                turn_id, number = insert_turn(db, thread_id, role, content, stamp, text_tokens)
+                added.append(
+                    Turn(id=turn_id, role=role, content=content, timestamp=timestamp, number=number)
+                )
+            parts = derive(added)
+            page_ids = [
+                db.execute(
+                    "INSERT INTO pages (thread_id, seq, content_hash, spans, text_tokens) "
+                    "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                    (thread_id, seq, page.content_hash, spans_json(page.spans), page.text_tokens),
+                ).fetchone()[0]
+                for seq, page in enumerate(parts.pages)
+            ]
+            db.executemany(
+                "INSERT OR REPLACE INTO recalls VALUES (?, ?, ?)",
+                [(thread_id, page_ids[seq], count) for seq, count in parts.recalls],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO blobs VALUES (?, ?, '', ?, ?)",
+                [(namespace, thread_id, key, bytes(data)) for namespace, key, data in parts.blobs],
+            )
+        return added
 
     # --- caches --------------------------------------------------------------------------------
 
