@@ -14,6 +14,7 @@ import pytest
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.store import (
     SCHEMA_VERSION,
+    BlobOwner,
     NewPage,
     PageSpan,
     SQLiteStore,
@@ -333,8 +334,11 @@ def test_pruning_and_deleting_keep_what_another_thread_shares(store_location: st
             for mode in ("gundam", "tiny"):
                 store.put_image(content_hash, mode, "pil", 1, 1, b"png")
                 store.put_blob("visual-tokens", content_hash, mode, "enc", b"v")
-        store.put_blob("message-ids", "a", "", "m1", b"1")  # keyed by the thread id itself
-        store.put_blob("message-ids", "b", "", "m1", b"2")
+        store.put_blob("message-ids", "a", "", "m1", b"1", owner=BlobOwner.thread("a"))
+        store.put_blob("message-ids", "b", "", "m1", b"2", owner=BlobOwner.thread("b"))
+        # A model's learnt costs keyed by a name that is also a thread id: not the thread's.
+        store.put_blob("image-costs", "a", "anthropic", "512x512", b"cost")
+        store.put_blob("learnt", "a", "", "k", b"model", owner=BlobOwner.model())
         assert store.prune_renders("a", 0, 1, ["gundam"]) == 2  # only-a's image and blob
         assert store.get_image("only-a", "gundam", "pil") is None
         assert store.get_blob("visual-tokens", "only-a", "gundam", "enc") is None
@@ -348,6 +352,8 @@ def test_pruning_and_deleting_keep_what_another_thread_shares(store_location: st
         assert store.get_blob("visual-tokens", "shared", "tiny", "enc") == b"v"
         assert store.get_blob("message-ids", "a", "", "m1") is None
         assert store.get_blob("message-ids", "b", "", "m1") == b"2"
+        assert store.get_blob("image-costs", "a", "anthropic", "512x512") == b"cost"
+        assert store.get_blob("learnt", "a", "", "k") == b"model"
         assert [t.content for t in store.iter_turns("b")] == ["beta"]
         assert store.delete_thread("a") == 0  # deleting twice is harmless
 

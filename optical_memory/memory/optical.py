@@ -29,7 +29,7 @@ from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
-from optical_memory.store import PageRecord, Store, open_store
+from optical_memory.store import BlobOwner, PageRecord, Store, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
@@ -142,8 +142,9 @@ class OpticalMemory(Closing):
 
     def _put_images(self, turn: Turn, images: Sequence[ImageRef]) -> None:
         entries = [{**image.to_json(), "data": image.data} for image in images]
+        owner = BlobOwner.thread(self.thread_id)
         for namespace, key, data in turn_image_blobs(turn.id or 0, entries):
-            self.store.put_blob(namespace, self.thread_id, "", key, data)
+            self.store.put_blob(namespace, self.thread_id, "", key, data, owner=owner)
 
     def turn_images(self, turn_id: int) -> list[ImageRef]:
         """The images stored with turn ``turn_id``, in order (numbered from 1 in its text)."""

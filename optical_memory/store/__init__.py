@@ -11,20 +11,23 @@ Everything is scoped by ``thread_id`` except the two caches, which are keyed by 
 identical pixels and may share a cache entry without revealing anything another thread did not
 already hold.
 
-Schema (version 2)::
+Schema (version 3)::
 
     schema_version(version)
     turns(id, thread_id, number, role, content, timestamp, text_tokens)  -- append only
     (full-text index)                -- each turn read with its neighbours
     pages(id, thread_id, seq, content_hash, spans, text_tokens)      -- frozen once written
     page_images(content_hash, mode, renderer, width, height, png)    -- render cache
-    blobs(namespace, content_hash, mode, identity, data)             -- e.g. encoded visual tokens
+    blobs(namespace, content_hash, mode, identity, data,             -- derived data, e.g.
+          owner_kind, owner_thread, owner_page)                      -- encoded visual tokens
     recalls(thread_id, page_id, page_count)                          -- pages read back exactly
 
 ``number`` counts a thread's turns from 1: the number captions, search hits and page labels
 show. The full-text index is SQLite's FTS5 or PostgreSQL's ``tsvector``, kept in the same
-transaction as :meth:`Store.add_turn`. A version-1 store is upgraded in place when opened
-(numbers assigned, index built).
+transaction as :meth:`Store.add_turn`. Every blob has one owner (:class:`BlobOwner`), which
+says what deletes it: a thread's delete, retention of a page's mode, or nothing a thread does.
+An older store is upgraded in place when opened (version 1: numbers assigned, index built;
+version 2: blob owners filled in from their namespaces).
 """
 
 from __future__ import annotations
@@ -36,11 +39,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from optical_memory.turns import Turn
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Characters of each neighbouring turn that the search index reads with a turn.
 NEIGHBOUR_CHARS = 2000
 #: Words in a search hit's snippet.
@@ -152,6 +155,73 @@ class NewPage:
     text_tokens: int
 
 
+OwnerKind = Literal["page", "thread", "model"]
+
+
+@dataclass(frozen=True)
+class BlobOwner:
+    """Who a derived blob belongs to, which says what deletes it.
+
+    * ``page``: made from one page's content (``page_hash``), e.g. its encoded visual tokens;
+      retention drops it once no page of that content can show at its mode again, and
+      :meth:`Store.delete_thread` when the last thread holding that page goes. With
+      ``thread_id`` it also goes with that thread (a mosaic of the thread's pages, owned by the
+      newest of them).
+    * ``thread``: a thread's own data (its turns' images, message keys): goes with the thread.
+    * ``model``: per model, not per thread (learnt image costs): no thread's delete or retention
+      reaches it, whatever its key.
+    """
+
+    kind: OwnerKind
+    thread_id: str | None = None
+    page_hash: str | None = None
+
+    @classmethod
+    def page(cls, content_hash: str, thread_id: str | None = None) -> BlobOwner:
+        return cls("page", thread_id, content_hash)
+
+    @classmethod
+    def thread(cls, thread_id: str) -> BlobOwner:
+        return cls("thread", thread_id)
+
+    @classmethod
+    def model(cls) -> BlobOwner:
+        return cls("model")
+
+
+#: Owners of blobs written without one, by namespace: a thread's message keys and turn images
+#: are keyed by the thread id, learnt image costs by the model; any other blob by a page's
+#: content hash. (Also how a version-2 store's blobs get their owners.)
+THREAD_NAMESPACES = ("turn-images", "langchain-message-id")
+MODEL_NAMESPACES = ("image-costs",)
+
+
+#: The owners a version-2 store's blobs get (``{s}``: the schema holding the tables). Mosaics
+#: name no owner there; they are dropped (a cache: drawn again when next sent).
+OWNER_BACKFILL = f"""
+UPDATE {{s}}.blobs SET owner_kind = 'thread', owner_thread = content_hash, owner_page = NULL
+    WHERE namespace IN ({", ".join(f"'{n}'" for n in THREAD_NAMESPACES)});
+UPDATE {{s}}.blobs SET owner_kind = 'model', owner_thread = NULL, owner_page = NULL
+    WHERE namespace IN ({", ".join(f"'{n}'" for n in MODEL_NAMESPACES)});
+UPDATE {{s}}.blobs SET owner_kind = 'page', owner_thread = NULL, owner_page = content_hash
+    WHERE owner_page IS NULL AND owner_kind = 'page';
+DELETE FROM {{s}}.blobs WHERE namespace = 'mosaics'
+"""
+
+
+def blob_owner(namespace: str, content_hash: str, owner: BlobOwner | None) -> BlobOwner:
+    """``owner``, or the owner a blob written without one gets (see :data:`THREAD_NAMESPACES`)."""
+    if owner is not None:
+        if not isinstance(owner, BlobOwner):
+            raise TypeError(f"owner must be a BlobOwner, not {type(owner).__name__}")
+        return owner
+    if namespace in THREAD_NAMESPACES:
+        return BlobOwner.thread(content_hash)
+    if namespace in MODEL_NAMESPACES:
+        return BlobOwner.model()
+    return BlobOwner.page(content_hash)
+
+
 @dataclass(frozen=True)
 class ImportedParts:
     """What an import writes once its turns have their new ids (see :meth:`Store.import_thread`):
@@ -257,8 +327,18 @@ class Store(Protocol):
         ...
 
     def put_blob(
-        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
-    ) -> None: ...
+        self,
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes,
+        *,
+        owner: BlobOwner | None = None,
+    ) -> None:
+        """Keep a derived blob (a second put of the same key replaces it), owned by ``owner``
+        (default: by its namespace, :func:`blob_owner`)."""
+        ...
 
     def count_images(self) -> int: ...
 
@@ -283,16 +363,16 @@ class Store(Protocol):
     def prune_renders(
         self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
     ) -> int:
-        """Drop cached renders and blobs at ``modes`` of the thread's pages with
-        ``first_seq <= seq <= last_seq``, except content another thread's pages share; return
-        how many rows went."""
+        """Drop cached renders at ``modes`` of the thread's pages with
+        ``first_seq <= seq <= last_seq``, and the page-owned blobs at ``modes`` of those pages,
+        except content another thread's pages share; return how many rows went."""
         ...
 
     def delete_thread(self, thread_id: str) -> int:
         """Delete the thread's turns, their search index entries, pages, recalls, every cached
-        render or blob of its pages that no other thread shares, and the blobs keyed by the
-        thread id itself (thread-scoped data, e.g. message ids), leaving none of its text in
-        the store; return the turns deleted."""
+        render of its pages that no other thread shares, and every blob it owns (owned by the
+        thread, or by one of those pages), leaving none of its text in the store; return the
+        turns deleted. Blobs owned by a model are kept."""
         ...
 
     def size_bytes(self) -> int:
@@ -397,10 +477,14 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "MODEL_NAMESPACES",
     "NEIGHBOURS",
     "NEIGHBOUR_CHARS",
+    "OWNER_BACKFILL",
     "SCHEMA_VERSION",
     "SNIPPET_WORDS",
+    "THREAD_NAMESPACES",
+    "BlobOwner",
     "ImportedParts",
     "NewPage",
     "PageRecord",
@@ -413,6 +497,7 @@ __all__ = [
     "TextQuery",
     "ThreadNotEmptyError",
     "TurnMatch",
+    "blob_owner",
     "is_postgres_address",
     "logger",
     "open_store",

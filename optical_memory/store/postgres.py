@@ -33,7 +33,9 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from optical_memory.store import (
+    OWNER_BACKFILL,
     SCHEMA_VERSION,
+    BlobOwner,
     ImportedParts,
     NewPage,
     PageRecord,
@@ -41,6 +43,7 @@ from optical_memory.store import (
     StoreError,
     StoreUnavailableError,
     ThreadNotEmptyError,
+    blob_owner,
     checked_version,
     logger,
     page_from_row,
@@ -56,11 +59,12 @@ from optical_memory.store.postgres_search import (
 )
 from optical_memory.turns import Turn
 
-#: Tables of schema version 1, created in the store's PostgreSQL schema (version 2 adds
-#: :data:`~optical_memory.store.postgres_search.SEARCH_SCHEMA`). Pruning deletes renders as
-#: pages age, and a deleted render's bytes are reused only after ``VACUUM``: the render and blob
-#: tables ask autovacuum to run once 2% of their rows are dead (PostgreSQL's default waits for
-#: 20%), so pruned renders do not pile up beside the ones still shown.
+#: Tables of the store's PostgreSQL schema (version 2 adds
+#: :data:`~optical_memory.store.postgres_search.SEARCH_SCHEMA`, version 3 the blobs' owners).
+#: Pruning deletes renders as pages age, and a deleted render's bytes are reused only after
+#: ``VACUUM``: the render and blob tables ask autovacuum to run once 2% of their rows are dead
+#: (PostgreSQL's default waits for 20%), so pruned renders do not pile up beside the ones still
+#: shown.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {s}.schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.turns (
@@ -97,8 +101,16 @@ CREATE TABLE IF NOT EXISTS {s}.blobs (
     mode         TEXT  NOT NULL,
     identity     TEXT  NOT NULL,
     data         BYTEA NOT NULL,
+    owner_kind   TEXT  NOT NULL DEFAULT 'page',
+    owner_thread TEXT,
+    owner_page   TEXT,
     PRIMARY KEY (namespace, content_hash, mode, identity)
 );
+ALTER TABLE {s}.blobs ADD COLUMN IF NOT EXISTS owner_kind TEXT NOT NULL DEFAULT 'page';
+ALTER TABLE {s}.blobs ADD COLUMN IF NOT EXISTS owner_thread TEXT;
+ALTER TABLE {s}.blobs ADD COLUMN IF NOT EXISTS owner_page TEXT;
+CREATE INDEX IF NOT EXISTS blobs_by_thread ON {s}.blobs (owner_thread);
+CREATE INDEX IF NOT EXISTS blobs_by_page ON {s}.blobs (owner_page, mode);
 ALTER TABLE {s}.page_images SET (autovacuum_vacuum_scale_factor = 0.02,
     toast.autovacuum_vacuum_scale_factor = 0.02);
 ALTER TABLE {s}.blobs SET (autovacuum_vacuum_scale_factor = 0.02,
@@ -106,6 +118,10 @@ ALTER TABLE {s}.blobs SET (autovacuum_vacuum_scale_factor = 0.02,
 """
 
 _TABLES = frozenset({"schema_version", "turns", "pages", "page_images", "blobs", "recalls"})
+
+_BLOB_COLUMNS = (
+    "namespace, content_hash, mode, identity, data, owner_kind, owner_thread, owner_page"
+)
 
 # Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
 _PRIVATE_HASHES = """
@@ -204,6 +220,11 @@ class PostgresStore(PostgresSearch, Store):
                 logger.info(
                     "%s: upgraded to version 2, %d turns numbered and indexed", where, turns
                 )
+            if tables and version < 3:
+                for statement in self._sql(OWNER_BACKFILL).split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                logger.info("%s: upgraded to version 3, blobs have owners", where)
             if not tables:
                 db.execute(
                     self._sql("INSERT INTO {s}.schema_version VALUES (%s)"), (SCHEMA_VERSION,)
@@ -446,8 +467,11 @@ class PostgresStore(PostgresSearch, Store):
                     [(thread_id, page_ids[seq], count) for seq, count in parts.recalls],
                 )
                 cursor.executemany(
-                    self._sql("INSERT INTO {s}.blobs VALUES (%s, %s, '', %s, %s)"),
-                    [(ns, thread_id, key, bytes(data)) for ns, key, data in parts.blobs],
+                    self._sql(
+                        f"INSERT INTO {{s}}.blobs ({_BLOB_COLUMNS}) "
+                        "VALUES (%s, %s, '', %s, %s, 'thread', %s, NULL)"
+                    ),
+                    [(ns, thread_id, key, bytes(data), thread_id) for ns, key, data in parts.blobs],
                 )
         return added
 
@@ -489,18 +513,37 @@ class PostgresStore(PostgresSearch, Store):
         return bytes(rows[0][0]) if rows else None
 
     def put_blob(
-        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
+        self,
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes,
+        *,
+        owner: BlobOwner | None = None,
     ) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
+        found = blob_owner(namespace, content_hash, owner)
         with self._connection() as db:
             db.execute(
                 self._sql(
-                    "INSERT INTO {s}.blobs VALUES (%s, %s, %s, %s, %s) "
+                    f"INSERT INTO {{s}}.blobs ({_BLOB_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (namespace, content_hash, mode, identity) "
-                    "DO UPDATE SET data = EXCLUDED.data"
+                    "DO UPDATE SET data = EXCLUDED.data, owner_kind = EXCLUDED.owner_kind, "
+                    "owner_thread = EXCLUDED.owner_thread, owner_page = EXCLUDED.owner_page"
                 ),
-                (namespace, content_hash, mode, identity, bytes(data)),
+                (
+                    namespace,
+                    content_hash,
+                    mode,
+                    identity,
+                    bytes(data),
+                    found.kind,
+                    found.thread_id,
+                    found.page_hash,
+                ),
             )
 
     def count_images(self) -> int:
@@ -514,11 +557,12 @@ class PostgresStore(PostgresSearch, Store):
         params = {"thread": thread_id, "first": first_seq, "last": last_seq, "modes": list(modes)}
         gone = 0
         with self._connection() as db, db.transaction():
-            for table in ("page_images", "blobs"):
+            for table, owned in (("page_images", "content_hash"), ("blobs", "owner_page")):
+                only_pages = "owner_kind = 'page' AND " if table == "blobs" else ""
                 cursor = db.execute(
                     self._sql(
-                        f"DELETE FROM {{s}}.{table} WHERE mode = ANY(%(modes)s) "
-                        f"AND content_hash IN ({_PRIVATE_HASHES})"
+                        f"DELETE FROM {{s}}.{table} WHERE {only_pages}mode = ANY(%(modes)s) "
+                        f"AND {owned} IN ({_PRIVATE_HASHES})"
                     ),
                     params,
                 )
@@ -534,14 +578,19 @@ class PostgresStore(PostgresSearch, Store):
     def delete_thread(self, thread_id: str) -> int:
         params = {"thread": thread_id, "first": -1, "last": 2**31 - 1}
         with self._thread_write(thread_id) as db:
-            for table in ("page_images", "blobs"):
-                db.execute(
-                    self._sql(
-                        f"DELETE FROM {{s}}.{table} WHERE content_hash IN ({_PRIVATE_HASHES})"
-                    ),
-                    params,
-                )
-            db.execute(self._sql("DELETE FROM {s}.blobs WHERE content_hash = %s"), (thread_id,))
+            db.execute(
+                self._sql(
+                    f"DELETE FROM {{s}}.page_images WHERE content_hash IN ({_PRIVATE_HASHES})"
+                ),
+                params,
+            )
+            db.execute(
+                self._sql(
+                    "DELETE FROM {s}.blobs WHERE owner_kind <> 'model' AND "
+                    f"(owner_thread = %(thread)s OR owner_page IN ({_PRIVATE_HASHES}))"
+                ),
+                params,
+            )
             for table in ("recalls", "pages"):
                 db.execute(
                     self._sql(f"DELETE FROM {{s}}.{table} WHERE thread_id = %s"), (thread_id,)

@@ -18,7 +18,9 @@ from datetime import datetime
 from pathlib import Path
 
 from optical_memory.store import (
+    OWNER_BACKFILL,
     SCHEMA_VERSION,
+    BlobOwner,
     ImportedParts,
     NewPage,
     PageRecord,
@@ -26,6 +28,7 @@ from optical_memory.store import (
     StoreDamagedError,
     StoreError,
     ThreadNotEmptyError,
+    blob_owner,
     checked_version,
     logger,
     page_from_row,
@@ -82,6 +85,9 @@ CREATE TABLE IF NOT EXISTS blobs (
     mode         TEXT NOT NULL,
     identity     TEXT NOT NULL,
     data         BLOB NOT NULL,
+    owner_kind   TEXT NOT NULL DEFAULT 'page',
+    owner_thread TEXT,
+    owner_page   TEXT,
     PRIMARY KEY (namespace, content_hash, mode, identity)
 );
 CREATE TABLE IF NOT EXISTS recalls (
@@ -92,6 +98,10 @@ CREATE TABLE IF NOT EXISTS recalls (
 );
 """
 
+_BLOB_COLUMNS = (
+    "namespace, content_hash, mode, identity, data, owner_kind, owner_thread, owner_page"
+)
+
 # Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
 _PRIVATE_HASHES = """
 SELECT p.content_hash FROM pages p
@@ -100,6 +110,32 @@ WHERE p.thread_id = ? AND p.seq BETWEEN ? AND ?
     SELECT 1 FROM pages o WHERE o.content_hash = p.content_hash AND o.thread_id <> p.thread_id
   )
 """
+
+
+# Blob owners (schema version 3): the columns a version-2 store lacks, and their indexes.
+_OWNER_COLUMNS = (
+    ("owner_kind", "TEXT NOT NULL DEFAULT 'page'"),
+    ("owner_thread", "TEXT"),
+    ("owner_page", "TEXT"),
+)
+_OWNER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS blobs_by_thread ON blobs (owner_thread)",
+    "CREATE INDEX IF NOT EXISTS blobs_by_page ON blobs (owner_page, mode)",
+)
+
+
+def upgrade_blob_owners(db: sqlite3.Connection, backfill: str) -> None:
+    """Give every blob an owner (inside the caller's transaction): the columns and indexes,
+    then ``backfill``, the owners a version-2 store's blobs get from their namespaces."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(blobs)")}
+    for name, kind in _OWNER_COLUMNS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE blobs ADD COLUMN {name} {kind}")
+    for statement in backfill.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    for statement in _OWNER_INDEXES:
+        db.execute(statement)
 
 
 class SQLiteStore(SQLiteSearch, Store):
@@ -163,12 +199,16 @@ class SQLiteStore(SQLiteSearch, Store):
                 self._create()  # tables or indexes an older store may still lack
                 if version < 2:
                     upgrade_from_version_1(self._db)
+                if version < 3:
+                    upgrade_blob_owners(self._db, OWNER_BACKFILL.replace("{s}.", ""))
+                if version < SCHEMA_VERSION:
                     logger.info("store %s upgraded to schema version %d", where, SCHEMA_VERSION)
                 if version < SCHEMA_VERSION:
                     self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 self._create_search()
             else:
                 self._create()
+                upgrade_blob_owners(self._db, "")
                 self._create_search()
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             self._db.execute("COMMIT")
@@ -468,8 +508,9 @@ class SQLiteStore(SQLiteSearch, Store):
                 [(thread_id, page_ids[seq], count) for seq, count in parts.recalls],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO blobs VALUES (?, ?, '', ?, ?)",
-                [(namespace, thread_id, key, bytes(data)) for namespace, key, data in parts.blobs],
+                f"INSERT OR REPLACE INTO blobs ({_BLOB_COLUMNS}) "
+                "VALUES (?, ?, '', ?, ?, 'thread', ?, NULL)",
+                [(ns, thread_id, key, bytes(data), thread_id) for ns, key, data in parts.blobs],
             )
         return added
 
@@ -508,14 +549,31 @@ class SQLiteStore(SQLiteSearch, Store):
         return bytes(rows[0][0]) if rows else None
 
     def put_blob(
-        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
+        self,
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes,
+        *,
+        owner: BlobOwner | None = None,
     ) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
+        found = blob_owner(namespace, content_hash, owner)
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
-                (namespace, content_hash, mode, identity, bytes(data)),
+                f"INSERT OR REPLACE INTO blobs ({_BLOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    namespace,
+                    content_hash,
+                    mode,
+                    identity,
+                    bytes(data),
+                    found.kind,
+                    found.thread_id,
+                    found.page_hash,
+                ),
             )
 
     def count_images(self) -> int:
@@ -530,12 +588,16 @@ class SQLiteStore(SQLiteSearch, Store):
         params = [*modes, thread_id, first_seq, last_seq]
         gone = 0
         with self._write() as db:
-            for table in ("page_images", "blobs"):
-                gone += db.execute(
-                    f"DELETE FROM {table} WHERE mode IN ({marks}) "
-                    f"AND content_hash IN ({_PRIVATE_HASHES})",
-                    params,
-                ).rowcount
+            gone += db.execute(
+                f"DELETE FROM page_images WHERE mode IN ({marks}) "
+                f"AND content_hash IN ({_PRIVATE_HASHES})",
+                params,
+            ).rowcount
+            gone += db.execute(
+                f"DELETE FROM blobs WHERE owner_kind = 'page' AND mode IN ({marks}) "
+                f"AND owner_page IN ({_PRIVATE_HASHES})",
+                params,
+            ).rowcount
         return gone
 
     # --- threads, lifetime ---------------------------------------------------------------------
@@ -556,8 +618,11 @@ class SQLiteStore(SQLiteSearch, Store):
             db.execute(
                 f"DELETE FROM page_images WHERE content_hash IN ({_PRIVATE_HASHES})", everything
             )
-            db.execute(f"DELETE FROM blobs WHERE content_hash IN ({_PRIVATE_HASHES})", everything)
-            db.execute("DELETE FROM blobs WHERE content_hash = ?", (thread_id,))
+            db.execute(
+                "DELETE FROM blobs WHERE owner_kind <> 'model' AND (owner_thread = ? "
+                f"OR owner_page IN ({_PRIVATE_HASHES}))",
+                (thread_id, *everything),
+            )
             db.execute("DELETE FROM pages WHERE thread_id = ?", (thread_id,))
             deleted = db.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
         if self.path is not None:
