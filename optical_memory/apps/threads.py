@@ -3,7 +3,7 @@
     optical-memory threads list [--db PATH|postgresql://...]
     optical-memory threads export THREAD [--out FILE]      # JSON on stdout without --out
     optical-memory threads import FILE --thread THREAD   # creates a new SQLite --db file
-    optical-memory threads delete THREAD --yes
+    optical-memory threads delete THREAD --yes [--vacuum-full]
 
 Export writes :meth:`~optical_memory.memory.OpticalMemory.export`'s JSON; import restores it
 into an empty thread; delete removes the thread's turns, pages and private renders for good.
@@ -68,6 +68,12 @@ def add_parser(commands: Any) -> None:
     parsers["delete"].add_argument("thread")
     parsers["delete"].add_argument(
         "--yes", action="store_true", help="confirm: deleting cannot be undone"
+    )
+    parsers["delete"].add_argument(
+        "--vacuum-full",
+        action="store_true",
+        help="PostgreSQL: then rewrite the store's tables (VACUUM FULL, locks them meanwhile) so "
+        "the deleted bytes leave the table files now (an SQLite file is always rewritten)",
     )
     threads.set_defaults(run=threads_command)
 
@@ -141,6 +147,10 @@ def _delete(memory: Any, args: argparse.Namespace) -> int:
         raise CommandError(f"no thread {args.thread!r} in {args.db}: see `threads list`")
     deleted = memory.delete_thread()
     print(f"deleted thread {args.thread!r} ({deleted} turns)")
+    vacuum_full = getattr(memory.store, "vacuum_full", None)
+    if args.vacuum_full and callable(vacuum_full):
+        vacuum_full()
+        print("rewrote the store's tables (VACUUM FULL): the deleted rows left the table files")
     return 0
 
 

@@ -600,6 +600,16 @@ class PostgresStore(PostgresSearch, Store):
             )
             return int(cursor.rowcount)
 
+    def vacuum_full(self) -> None:
+        """Rewrite the store's tables, their TOAST tables and indexes into new files
+        (``VACUUM FULL``), so the bytes of deleted rows leave the table files now instead of
+        lingering until autovacuum reuses their space. Each table is locked while it is
+        rewritten (writers and readers wait). The write-ahead log and backups keep copies: see
+        docs/deploying.md. Needs the tables' owner."""
+        with self._connection() as db:  # autocommit: VACUUM cannot run in a transaction
+            for table in sorted(_TABLES):
+                db.execute(self._sql(f"VACUUM FULL {{s}}.{table}"))
+
     def size_bytes(self) -> int:
         rows = self._read(
             "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
