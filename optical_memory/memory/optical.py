@@ -29,7 +29,7 @@ from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
-from optical_memory.store import BlobOwner, PageRecord, Store, open_store
+from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
@@ -80,8 +80,7 @@ class OpticalMemory(Closing):
         keep_recent_turns: int = 6,
         render_ahead: bool = False,
     ) -> None:
-        if not isinstance(thread_id, str) or not thread_id:
-            raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
+        check_thread_id(thread_id)
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
         if (

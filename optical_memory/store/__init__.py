@@ -446,6 +446,37 @@ def checked_version(rows: Sequence[Sequence[object]], where: str) -> int:
     return version
 
 
+#: Longest thread id, in characters, on every store (4 bytes each in UTF-8 at most, so an id
+#: always fits PostgreSQL's index rows).
+MAX_THREAD_ID_CHARS = 256
+
+
+def check_thread_id(thread_id: object) -> str:
+    """``thread_id`` if every store can hold it, else a ValueError/TypeError saying why: a
+    non-empty str of at most :data:`MAX_THREAD_ID_CHARS` characters, valid Unicode (no lone
+    surrogate), without control characters (NUL included)."""
+    if not isinstance(thread_id, str):
+        raise TypeError(f"a thread_id is a str, not {type(thread_id).__name__}")
+    if not thread_id or len(thread_id) > MAX_THREAD_ID_CHARS:
+        raise ValueError(
+            f"a thread_id has 1 to {MAX_THREAD_ID_CHARS} characters, not {len(thread_id):,}: "
+            "use a short key (e.g. a user or conversation id, or a hash of a longer one)"
+        )
+    for index, char in enumerate(thread_id):
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError(
+                f"the thread_id holds a lone surrogate at index {index}, which is not valid "
+                "Unicode text: decode the source with errors='replace' first"
+            )
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            raise ValueError(
+                f"the thread_id holds the control character {char!r} at index {index}: use "
+                "printable characters"
+            )
+    return thread_id
+
+
 def is_postgres_address(location: object) -> bool:
     """True for ``postgresql://...`` and ``postgres://...`` addresses."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
@@ -477,6 +508,7 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "MAX_THREAD_ID_CHARS",
     "MODEL_NAMESPACES",
     "NEIGHBOURS",
     "NEIGHBOUR_CHARS",
@@ -498,6 +530,7 @@ __all__ = [
     "ThreadNotEmptyError",
     "TurnMatch",
     "blob_owner",
+    "check_thread_id",
     "is_postgres_address",
     "logger",
     "open_store",

@@ -44,6 +44,7 @@ from optical_memory.store import (
     StoreUnavailableError,
     ThreadNotEmptyError,
     blob_owner,
+    check_thread_id,
     checked_version,
     logger,
     page_from_row,
@@ -280,7 +281,7 @@ class PostgresStore(PostgresSearch, Store):
     @contextmanager
     def _thread_write(self, thread_id: str) -> Iterator[psycopg.Connection[Any]]:
         """A transaction holding the thread's advisory lock (serializes its writers)."""
-        _check_thread_id(thread_id)
+        check_thread_id(thread_id)
         with self._connection() as db, db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (thread_id,))
             yield db
@@ -659,11 +660,6 @@ def _check_connection(db: psycopg.Connection[Any]) -> None:
     except psycopg.Error:
         logger.info("PostgreSQL connection lost (server restarted?); reconnecting")
         raise
-
-
-def _check_thread_id(thread_id: str) -> None:
-    if "\x00" in thread_id:
-        raise ValueError("a thread id for PostgreSQL cannot hold NUL characters")
 
 
 def _utf8(text: str) -> bytes:

@@ -29,6 +29,7 @@ from optical_memory.store import (
     StoreError,
     ThreadNotEmptyError,
     blob_owner,
+    check_thread_id,
     checked_version,
     logger,
     page_from_row,
@@ -350,6 +351,7 @@ class SQLiteStore(SQLiteSearch, Store):
     def add_turns(
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
     ) -> list[Turn]:
+        check_thread_id(thread_id)
         added: list[Turn] = []
         with self._write() as db:
             for role, content, timestamp, text_tokens in turns:
@@ -449,6 +451,7 @@ class SQLiteStore(SQLiteSearch, Store):
         return page_from_row(rows[0]) if rows else None
 
     def append_pages(self, thread_id: str, after_seq: int, pages: Sequence[NewPage]) -> bool:
+        check_thread_id(thread_id)
         with self._write() as db:
             newest = db.execute(
                 "SELECT MAX(seq) FROM pages WHERE thread_id = ?", (thread_id,)
@@ -477,6 +480,7 @@ class SQLiteStore(SQLiteSearch, Store):
         turns: Sequence[tuple[str, str, datetime | None, int]],
         derive: Callable[[list[Turn]], ImportedParts],
     ) -> list[Turn]:
+        check_thread_id(thread_id)
         # BEGIN IMMEDIATE takes the file's write lock: a concurrent import (any process) waits,
         # then finds the thread taken and writes nothing.
         with self._write() as db:
@@ -606,6 +610,7 @@ class SQLiteStore(SQLiteSearch, Store):
         return [row[0] for row in self._read("SELECT DISTINCT thread_id FROM turns ORDER BY 1")]
 
     def delete_thread(self, thread_id: str) -> int:
+        check_thread_id(thread_id)
         everything = (thread_id, -1, 2**62)
         with self._write() as db:
             ids = [
