@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -20,9 +19,9 @@ from optical_memory.memory.planning import ContextPlanner
 from optical_memory.memory.render_ahead import RenderAhead
 from optical_memory.memory.search import SearchHit, parse_query, rerank
 from optical_memory.memory.threads import (
-    TURN_IMAGE_NAMESPACE,
     export_thread,
     import_thread,
+    stored_images,
     turn_image_blobs,
 )
 from optical_memory.modes import FADING_ORDER, Mode
@@ -149,26 +148,16 @@ class OpticalMemory(Closing):
         """The images stored with turn ``turn_id``, in order (numbered from 1 in its text)."""
         from optical_memory.agents.messages import ImageRef
 
-        manifest = self.store.get_blob(TURN_IMAGE_NAMESPACE, self.thread_id, "", str(turn_id))
-        if manifest is None:
-            return []
-        images = []
-        for number, entry in enumerate(json.loads(manifest), start=1):
-            data = None
-            if entry.get("url") is None:
-                data = self.store.get_blob(
-                    TURN_IMAGE_NAMESPACE, self.thread_id, "", f"{turn_id}/{number}"
-                )
-            images.append(
-                ImageRef(
-                    mime_type=entry["mime_type"],
-                    data=data,
-                    url=entry.get("url"),
-                    width=entry.get("width"),
-                    height=entry.get("height"),
-                )
+        return [
+            ImageRef(
+                mime_type=entry["mime_type"],
+                data=entry["data"],
+                url=entry.get("url"),
+                width=entry.get("width"),
+                height=entry.get("height"),
             )
-        return images
+            for entry in stored_images(self.store, self.thread_id, turn_id)
+        ]
 
     def page_images(self, page_id: int) -> list[ImageRef]:
         """The images whose placeholders page ``page_id`` prints, in order."""

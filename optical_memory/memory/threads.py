@@ -76,9 +76,12 @@ def export_thread(store: Store, thread_id: str) -> dict[str, Any]:
             "content": turn.content,
             "timestamp": turn.timestamp.isoformat() if turn.timestamp else None,
         }
-        images = _stored_images(store, thread_id, turn.id or 0)
+        images = stored_images(store, thread_id, turn.id or 0)
         if images:
-            entry["images"] = images
+            entry["images"] = [
+                {**image, "data": None if image["data"] is None else _base64(image["data"])}
+                for image in images
+            ]
         turns.append(entry)
     return {
         "format": FORMAT,
@@ -97,8 +100,9 @@ def export_thread(store: Store, thread_id: str) -> dict[str, Any]:
     }
 
 
-def _stored_images(store: Store, thread_id: str, turn_id: int) -> list[dict[str, Any]]:
-    """The manifest entries of a turn's images, each with its bytes as base64 (or None)."""
+def stored_images(store: Store, thread_id: str, turn_id: int) -> list[dict[str, Any]]:
+    """The manifest entries of a turn's images, in order, each with its bytes as ``data``
+    (None for an image kept by URL only)."""
     manifest = store.get_blob(TURN_IMAGE_NAMESPACE, thread_id, "", str(turn_id))
     if manifest is None:
         return []
@@ -107,9 +111,12 @@ def _stored_images(store: Store, thread_id: str, turn_id: int) -> list[dict[str,
         data = None
         if entry.get("url") is None:
             data = store.get_blob(TURN_IMAGE_NAMESPACE, thread_id, "", f"{turn_id}/{number}")
-        encoded = None if data is None else base64.b64encode(data).decode("ascii")
-        entries.append({**entry, "data": encoded})
+        entries.append({**entry, "data": data})
     return entries
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def turn_image_blobs(turn_id: int, entries: list[dict[str, Any]]) -> list[tuple[str, str, bytes]]:
@@ -339,5 +346,6 @@ __all__ = [
     "checked_export",
     "export_thread",
     "import_thread",
+    "stored_images",
     "turn_image_blobs",
 ]
