@@ -39,8 +39,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from optical_memory.store.owners import (
+    MODEL_NAMESPACES,
+    OWNER_BACKFILL,
+    THREAD_NAMESPACES,
+    BlobOwner,
+    OwnerKind,
+    blob_owner,
+)
 from optical_memory.turns import Turn
 
 SCHEMA_VERSION = 3
@@ -153,73 +161,6 @@ class NewPage:
     content_hash: str
     spans: tuple[PageSpan, ...]
     text_tokens: int
-
-
-OwnerKind = Literal["page", "thread", "model"]
-
-
-@dataclass(frozen=True)
-class BlobOwner:
-    """Who a derived blob belongs to, which says what deletes it.
-
-    * ``page``: made from one page's content (``page_hash``), e.g. its encoded visual tokens;
-      retention drops it once no page of that content can show at its mode again, and
-      :meth:`Store.delete_thread` when the last thread holding that page goes. With
-      ``thread_id`` it also goes with that thread (a mosaic of the thread's pages, owned by the
-      newest of them).
-    * ``thread``: a thread's own data (its turns' images, message keys): goes with the thread.
-    * ``model``: per model, not per thread (learnt image costs): no thread's delete or retention
-      reaches it, whatever its key.
-    """
-
-    kind: OwnerKind
-    thread_id: str | None = None
-    page_hash: str | None = None
-
-    @classmethod
-    def page(cls, content_hash: str, thread_id: str | None = None) -> BlobOwner:
-        return cls("page", thread_id, content_hash)
-
-    @classmethod
-    def thread(cls, thread_id: str) -> BlobOwner:
-        return cls("thread", thread_id)
-
-    @classmethod
-    def model(cls) -> BlobOwner:
-        return cls("model")
-
-
-#: Owners of blobs written without one, by namespace: a thread's message keys and turn images
-#: are keyed by the thread id, learnt image costs by the model; any other blob by a page's
-#: content hash. (Also how a version-2 store's blobs get their owners.)
-THREAD_NAMESPACES = ("turn-images", "langchain-message-id")
-MODEL_NAMESPACES = ("image-costs",)
-
-
-#: The owners a version-2 store's blobs get (``{s}``: the schema holding the tables). Mosaics
-#: name no owner there; they are dropped (a cache: drawn again when next sent).
-OWNER_BACKFILL = f"""
-UPDATE {{s}}.blobs SET owner_kind = 'thread', owner_thread = content_hash, owner_page = NULL
-    WHERE namespace IN ({", ".join(f"'{n}'" for n in THREAD_NAMESPACES)});
-UPDATE {{s}}.blobs SET owner_kind = 'model', owner_thread = NULL, owner_page = NULL
-    WHERE namespace IN ({", ".join(f"'{n}'" for n in MODEL_NAMESPACES)});
-UPDATE {{s}}.blobs SET owner_kind = 'page', owner_thread = NULL, owner_page = content_hash
-    WHERE owner_page IS NULL AND owner_kind = 'page';
-DELETE FROM {{s}}.blobs WHERE namespace = 'mosaics'
-"""
-
-
-def blob_owner(namespace: str, content_hash: str, owner: BlobOwner | None) -> BlobOwner:
-    """``owner``, or the owner a blob written without one gets (see :data:`THREAD_NAMESPACES`)."""
-    if owner is not None:
-        if not isinstance(owner, BlobOwner):
-            raise TypeError(f"owner must be a BlobOwner, not {type(owner).__name__}")
-        return owner
-    if namespace in THREAD_NAMESPACES:
-        return BlobOwner.thread(content_hash)
-    if namespace in MODEL_NAMESPACES:
-        return BlobOwner.model()
-    return BlobOwner.page(content_hash)
 
 
 @dataclass(frozen=True)
@@ -519,6 +460,7 @@ __all__ = [
     "BlobOwner",
     "ImportedParts",
     "NewPage",
+    "OwnerKind",
     "PageRecord",
     "PageSpan",
     "SQLiteStore",

@@ -22,7 +22,7 @@ reconnects.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -36,13 +36,11 @@ from optical_memory.store import (
     OWNER_BACKFILL,
     SCHEMA_VERSION,
     BlobOwner,
-    ImportedParts,
     NewPage,
     PageRecord,
     Store,
     StoreError,
     StoreUnavailableError,
-    ThreadNotEmptyError,
     blob_owner,
     check_thread_id,
     checked_version,
@@ -51,6 +49,7 @@ from optical_memory.store import (
     spans_json,
     turn_from_row,
 )
+from optical_memory.store.owners import BLOB_COLUMNS
 from optical_memory.store.postgres_search import (
     SEARCH_SCHEMA,
     SEARCH_VALUE,
@@ -58,6 +57,7 @@ from optical_memory.store.postgres_search import (
     index_text,
     upgrade_from_version_1,
 )
+from optical_memory.store.postgres_threads import PostgresThreads
 from optical_memory.turns import Turn
 
 #: Tables of the store's PostgreSQL schema (version 2 adds
@@ -120,21 +120,8 @@ ALTER TABLE {s}.blobs SET (autovacuum_vacuum_scale_factor = 0.02,
 
 _TABLES = frozenset({"schema_version", "turns", "pages", "page_images", "blobs", "recalls"})
 
-_BLOB_COLUMNS = (
-    "namespace, content_hash, mode, identity, data, owner_kind, owner_thread, owner_page"
-)
 
-# Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
-_PRIVATE_HASHES = """
-SELECT p.content_hash FROM {s}.pages p
-WHERE p.thread_id = %(thread)s AND p.seq BETWEEN %(first)s AND %(last)s
-  AND NOT EXISTS (
-    SELECT 1 FROM {s}.pages o WHERE o.content_hash = p.content_hash AND o.thread_id <> p.thread_id
-  )
-"""
-
-
-class PostgresStore(PostgresSearch, Store):
+class PostgresStore(PostgresSearch, PostgresThreads, Store):
     """:class:`~optical_memory.store.Store` in a PostgreSQL database.
 
     Args:
@@ -431,51 +418,6 @@ class PostgresStore(PostgresSearch, Store):
             return False  # another writer froze the same seq first (cannot happen under the lock)
         return True
 
-    def import_thread(
-        self,
-        thread_id: str,
-        turns: Sequence[tuple[str, str, datetime | None, int]],
-        derive: Callable[[list[Turn]], ImportedParts],
-    ) -> list[Turn]:
-        # The thread's advisory lock serializes concurrent imports (any process, any host):
-        # the second one waits, then finds the thread taken and writes nothing.
-        with self._thread_write(thread_id) as db:
-            taken = db.execute(
-                self._sql(
-                    "SELECT EXISTS (SELECT 1 FROM {s}.turns WHERE thread_id = %(t)s) "
-                    "OR EXISTS (SELECT 1 FROM {s}.pages WHERE thread_id = %(t)s)"
-                ),
-                {"t": thread_id},
-            ).fetchone()
-            if taken is not None and taken[0]:
-                raise ThreadNotEmptyError(thread_id)
-            added = self._insert_turns(db, thread_id, turns)
-            parts = derive(added)
-            page_ids = []
-            for seq, page in enumerate(parts.pages):
-                row = db.execute(
-                    self._sql(
-                        "INSERT INTO {s}.pages (thread_id, seq, content_hash, spans, text_tokens) "
-                        "VALUES (%s, %s, %s, %s, %s) RETURNING id"
-                    ),
-                    (thread_id, seq, page.content_hash, spans_json(page.spans), page.text_tokens),
-                ).fetchone()
-                assert row is not None
-                page_ids.append(row[0])
-            with db.cursor() as cursor:
-                cursor.executemany(
-                    self._sql("INSERT INTO {s}.recalls VALUES (%s, %s, %s)"),
-                    [(thread_id, page_ids[seq], count) for seq, count in parts.recalls],
-                )
-                cursor.executemany(
-                    self._sql(
-                        f"INSERT INTO {{s}}.blobs ({_BLOB_COLUMNS}) "
-                        "VALUES (%s, %s, '', %s, %s, 'thread', %s, NULL)"
-                    ),
-                    [(ns, thread_id, key, bytes(data), thread_id) for ns, key, data in parts.blobs],
-                )
-        return added
-
     # --- caches --------------------------------------------------------------------------------
 
     _IMAGE_KEY = "WHERE content_hash = %s AND mode = %s AND renderer = %s"
@@ -529,7 +471,7 @@ class PostgresStore(PostgresSearch, Store):
         with self._connection() as db:
             db.execute(
                 self._sql(
-                    f"INSERT INTO {{s}}.blobs ({_BLOB_COLUMNS}) "
+                    f"INSERT INTO {{s}}.blobs ({BLOB_COLUMNS}) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (namespace, content_hash, mode, identity) "
                     "DO UPDATE SET data = EXCLUDED.data, owner_kind = EXCLUDED.owner_kind, "
@@ -550,56 +492,11 @@ class PostgresStore(PostgresSearch, Store):
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM {s}.page_images")[0][0])
 
-    def prune_renders(
-        self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
-    ) -> int:
-        if not modes or last_seq < first_seq:
-            return 0
-        params = {"thread": thread_id, "first": first_seq, "last": last_seq, "modes": list(modes)}
-        gone = 0
-        with self._connection() as db, db.transaction():
-            for table, owned in (("page_images", "content_hash"), ("blobs", "owner_page")):
-                only_pages = "owner_kind = 'page' AND " if table == "blobs" else ""
-                cursor = db.execute(
-                    self._sql(
-                        f"DELETE FROM {{s}}.{table} WHERE {only_pages}mode = ANY(%(modes)s) "
-                        f"AND {owned} IN ({_PRIVATE_HASHES})"
-                    ),
-                    params,
-                )
-                gone += cursor.rowcount
-        return gone
-
     # --- threads, lifetime ---------------------------------------------------------------------
 
     def thread_ids(self) -> list[str]:
         rows = self._read("SELECT DISTINCT thread_id FROM {s}.turns")
         return sorted(row[0] for row in rows)  # code point order, as SQLite's
-
-    def delete_thread(self, thread_id: str) -> int:
-        params = {"thread": thread_id, "first": -1, "last": 2**31 - 1}
-        with self._thread_write(thread_id) as db:
-            db.execute(
-                self._sql(
-                    f"DELETE FROM {{s}}.page_images WHERE content_hash IN ({_PRIVATE_HASHES})"
-                ),
-                params,
-            )
-            db.execute(
-                self._sql(
-                    "DELETE FROM {s}.blobs WHERE owner_kind <> 'model' AND "
-                    f"(owner_thread = %(thread)s OR owner_page IN ({_PRIVATE_HASHES}))"
-                ),
-                params,
-            )
-            for table in ("recalls", "pages"):
-                db.execute(
-                    self._sql(f"DELETE FROM {{s}}.{table} WHERE thread_id = %s"), (thread_id,)
-                )
-            cursor = db.execute(
-                self._sql("DELETE FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
-            )
-            return int(cursor.rowcount)
 
     def vacuum_full(self) -> None:
         """Rewrite the store's tables, their TOAST tables and indexes into new files
