@@ -107,6 +107,7 @@ def crafted(good: dict) -> list[tuple[Any, str]]:
         (changed(turns=huge_role), "one line"),
         (changed(turns=huge_content), "4,000,001 characters"),
         (changed(turns=huge_id), "64-bit integer 'id'"),
+        (changed(message_keys=[{"message_id": "m1", "turn_id": 10**9}]), "exported turn"),
     ]
 
 
@@ -200,3 +201,40 @@ def test_an_export_round_trip_keeps_turns_pages_images_and_context(
             assert [(t.role, t.content) for t in after.recent] == [
                 (t.role, t.content) for t in before.recent
             ]
+
+
+def test_an_agent_resumes_an_imported_thread_without_storing_its_messages_twice(
+    store_location: str, renderer: PillowRenderer, tmp_path: Path
+) -> None:
+    pytest.importorskip("langchain")
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+    from langchain_core.runnables import RunnableConfig
+    from langgraph.checkpoint.memory import InMemorySaver
+    from recording_model import RecordingChatModel
+
+    from optical_memory.agents import OpticalMemoryMiddleware
+
+    saver = InMemorySaver()  # the agent's checkpoints hold every message of the conversation
+    config: RunnableConfig = {"configurable": {"thread_id": "user-7"}}
+
+    def converse(location: str, first: int, last: int) -> tuple[list[str], dict]:
+        model = RecordingChatModel(messages=iter(["noted"] * 50))
+        with OpticalMemory(location, thread_id="user-7", renderer=renderer) as memory:
+            middleware = OpticalMemoryMiddleware(memory, keep_recent_turns=4)
+            agent = create_agent(model, [], middleware=[middleware], checkpointer=saver)
+            for i in range(first, last):
+                agent.invoke({"messages": [HumanMessage(f"question {i} " * 30)]}, config)
+            return [t.content for t in memory.store.iter_turns("user-7")], memory.export()
+
+    _, exported = converse(store_location, 0, 12)
+    assert len(exported["message_keys"]) == len(exported["turns"])
+    moved = str(tmp_path / "moved.db")
+    with OpticalMemory(moved, thread_id="user-7", renderer=renderer) as memory:
+        memory.import_thread(json.loads(json.dumps(exported)))
+    stored, _ = converse(moved, 12, 14)  # the same agent, its memory now in the new store
+    assert len(stored) > len(exported["turns"])
+    checkpoint = saver.get(config)
+    assert checkpoint is not None
+    held = [m.content for m in checkpoint["channel_values"]["messages"]]
+    assert stored == held[: len(stored)] and len(stored) >= len(held) - 1  # each message once

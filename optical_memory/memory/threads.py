@@ -4,8 +4,10 @@ The exported form (``FORMAT``, version 1) holds everything the thread owns: the 
 ids, numbers, timestamps and images (bytes as base64, or the URL only), the frozen pages as spans
 of those ids, and the recalls rehearsal counts (by page ``seq``), so an import rebuilds exactly
 the same pages (same breaks, same fading), numbers, images and search index in any store; ids
-are assigned anew there and the spans follow them. ``number``, ``images`` and ``recalls`` are
-optional (exports written before them import too)::
+are assigned anew there and the spans follow them. ``message_keys`` say which LangChain message
+each turn was stored from, so an agent resuming the thread from its checkpoints, in the new
+store too, stores none of them twice. ``number``, ``images``, ``recalls`` and ``message_keys``
+are optional (exports written before them import too)::
 
     {"format": "optical-memory/thread", "version": 1, "thread_id": "...",
      "turns": [{"id": 7, "number": 1, "role": "user", "content": "... [image 1: ...]",
@@ -13,7 +15,8 @@ optional (exports written before them import too)::
                 "images": [{"mime_type": "image/png", "url": null, "width": 4, "height": 4,
                             "bytes": 75, "data": "iVBORw0KGgo..."}]}],
      "pages": [{"seq": 0, "spans": [[7, 0, 1200], [8, 0, 40]]}],
-     "recalls": [{"seq": 0, "page_count": 5}]}
+     "recalls": [{"seq": 0, "page_count": 5}],
+     "message_keys": [{"message_id": "run-1a2b", "turn_id": 7}]}
 
 An import checks the whole export before it writes anything (:func:`checked_export`), then
 writes it in one transaction under the thread's lock (:meth:`~optical_memory.store.Store.
@@ -31,6 +34,7 @@ from typing import Any, TypeGuard
 
 from optical_memory.memory.packing import Piece, new_page
 from optical_memory.store import ImportedParts, Store
+from optical_memory.store.owners import MESSAGE_KEY_NAMESPACE
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
@@ -46,6 +50,8 @@ MAX_TURN_CHARS = 4_000_000
 MAX_IMAGE_BYTES = 32 * 2**20
 #: Images one imported turn may carry.
 MAX_TURN_IMAGES = 64
+#: Longest LangChain message id an import accepts.
+MAX_MESSAGE_ID_CHARS = 1000
 #: Ids, offsets and counts are whole numbers in this range (the stores' 64-bit integers).
 _INT_RANGE = range(-(2**63), 2**63)
 #: Recall page counts are stored as 32-bit integers.
@@ -60,6 +66,7 @@ class _Exported:
     pages: list[list[tuple[int, int, int]]]
     recalls: list[tuple[int, int]]
     images: dict[int, list[dict[str, Any]]]  # turn index -> manifest entries with "data"
+    message_keys: list[tuple[str, int]]  # (LangChain message id, exported turn id)
 
 
 def export_thread(store: Store, thread_id: str) -> dict[str, Any]:
@@ -97,7 +104,19 @@ def export_thread(store: Store, thread_id: str) -> dict[str, Any]:
             for page_id, count in sorted(recalls.items())
             if page_id in seq_of
         ],
+        "message_keys": _message_keys(store, thread_id, {t["id"] for t in turns}),
     }
+
+
+def _message_keys(store: Store, thread_id: str, turn_ids: set[int]) -> list[dict[str, Any]]:
+    """Which LangChain message each turn was stored from (an agent resuming the thread from its
+    checkpoints then stores none of them again)."""
+    keys = []
+    for message_id, data in store.thread_blobs(thread_id, MESSAGE_KEY_NAMESPACE).items():
+        text = data.decode("ascii", "replace")
+        if text.isdigit() and int(text) in turn_ids:
+            keys.append({"message_id": message_id, "turn_id": int(text)})
+    return keys
 
 
 def stored_images(store: Store, thread_id: str, turn_id: int) -> list[dict[str, Any]]:
@@ -157,6 +176,8 @@ def import_thread(store: Store, thread_id: str, data: object) -> list[Turn]:
         blobs = []
         for index, entries in exported.images.items():
             blobs.extend(turn_image_blobs(added[index].id or 0, entries))
+        for message_id, old_id in exported.message_keys:
+            blobs.append((MESSAGE_KEY_NAMESPACE, message_id, str(by_old_id[old_id].id).encode()))
         return ImportedParts(pages=pages, recalls=exported.recalls, blobs=blobs)
 
     return store.import_thread(thread_id, rows, derive)
@@ -185,7 +206,8 @@ def checked_export(data: object) -> _Exported:
         if turn.get("images") is not None:
             images[index] = _checked_images(index, turn["images"])
     pages = _checked_pages(raw_pages, turns, index_of)
-    return _Exported(turns, pages, _checked_recalls(data, len(pages)), images)
+    keys = _checked_message_keys(data, index_of)
+    return _Exported(turns, pages, _checked_recalls(data, len(pages)), images, keys)
 
 
 def _shown(value: object) -> str:
@@ -312,6 +334,32 @@ def _checked_pages(
             checked.append((span[0], span[1], span[2]))
         pages.append(checked)
     return pages
+
+
+def _checked_message_keys(data: dict[str, Any], index_of: dict[int, int]) -> list[tuple[str, int]]:
+    """The ``(message id, turn id)`` keys of an export (none when it has no list)."""
+    raw = data.get("message_keys", [])
+    if not isinstance(raw, list):
+        raise ValueError("an exported thread's 'message_keys' must be a list")
+    keys: dict[str, int] = {}
+    for key in raw:
+        message_id = key.get("message_id") if isinstance(key, dict) else None
+        turn_id = key.get("turn_id") if isinstance(key, dict) else None
+        if (
+            not isinstance(message_id, str)
+            or not 0 < len(message_id) <= MAX_MESSAGE_ID_CHARS
+            or not message_id.isprintable()
+            or message_id in keys
+            or not _is_int(turn_id)
+            or turn_id not in index_of
+        ):
+            raise ValueError(
+                f"message key {_shown(key)} needs a unique 'message_id' (1 to "
+                f"{MAX_MESSAGE_ID_CHARS} printable characters) and the 'turn_id' of an "
+                "exported turn"
+            )
+        keys[message_id] = turn_id
+    return list(keys.items())
 
 
 def _checked_recalls(data: dict[str, Any], page_count: int) -> list[tuple[int, int]]:

@@ -301,6 +301,10 @@ class Store(Protocol):
         thread exactly one stores anything)."""
         ...
 
+    def thread_blobs(self, thread_id: str, namespace: str) -> dict[str, bytes]:
+        """Identity -> data of the blobs in ``namespace`` that the thread owns."""
+        ...
+
     def prune_renders(
         self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
     ) -> int:

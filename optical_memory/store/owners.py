@@ -50,7 +50,9 @@ BLOB_COLUMNS = "namespace, content_hash, mode, identity, data, owner_kind, owner
 #: Owners of blobs written without one, by namespace: a thread's message keys and turn images
 #: are keyed by the thread id, learnt image costs by the model; any other blob by a page's
 #: content hash. (Also how a version-2 store's blobs get their owners.)
-THREAD_NAMESPACES = ("turn-images", "langchain-message-id")
+#: LangChain message id -> the id of the turn it was stored as (identity: the message id).
+MESSAGE_KEY_NAMESPACE = "langchain-message-id"
+THREAD_NAMESPACES = ("turn-images", MESSAGE_KEY_NAMESPACE)
 MODEL_NAMESPACES = ("image-costs",)
 
 
@@ -82,6 +84,7 @@ def blob_owner(namespace: str, content_hash: str, owner: BlobOwner | None) -> Bl
 
 __all__ = [
     "BLOB_COLUMNS",
+    "MESSAGE_KEY_NAMESPACE",
     "MODEL_NAMESPACES",
     "OWNER_BACKFILL",
     "THREAD_NAMESPACES",

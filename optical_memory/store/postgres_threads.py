@@ -35,6 +35,10 @@ class PostgresThreads:
 
         def _sql(self, text: str) -> str: ...
 
+        def _read(
+            self, sql: str, params: Sequence[object] | dict[str, object] = ()
+        ) -> list[Any]: ...
+
         def _connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
         def _thread_write(
@@ -92,6 +96,14 @@ class PostgresThreads:
                     [(ns, thread_id, key, bytes(data), thread_id) for ns, key, data in parts.blobs],
                 )
         return added
+
+    def thread_blobs(self, thread_id: str, namespace: str) -> dict[str, bytes]:
+        rows = self._read(
+            "SELECT identity, data FROM {s}.blobs WHERE owner_kind = 'thread' "
+            "AND owner_thread = %s AND namespace = %s ORDER BY identity",
+            (thread_id, namespace),
+        )
+        return {str(identity): bytes(data) for identity, data in rows}
 
     def prune_renders(
         self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]

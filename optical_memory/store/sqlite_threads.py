@@ -76,6 +76,8 @@ class SQLiteThreads:
 
         def _failure(self, error: sqlite3.Error, doing: str) -> StoreError: ...
 
+        def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]: ...
+
     def import_thread(
         self,
         thread_id: str,
@@ -119,6 +121,14 @@ class SQLiteThreads:
                 [(ns, thread_id, key, bytes(data), thread_id) for ns, key, data in parts.blobs],
             )
         return added
+
+    def thread_blobs(self, thread_id: str, namespace: str) -> dict[str, bytes]:
+        rows = self._read(
+            "SELECT identity, data FROM blobs WHERE owner_kind = 'thread' AND owner_thread = ? "
+            "AND namespace = ? ORDER BY identity",
+            (thread_id, namespace),
+        )
+        return {str(identity): bytes(data) for identity, data in rows}
 
     def prune_renders(
         self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
