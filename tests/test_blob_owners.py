@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import pytest
 from test_store import raw_execute
 
 from optical_memory import DecaySchedule, Mode, OpticalMemory
@@ -137,3 +138,18 @@ def test_a_blob_owner_must_be_a_blob_owner(store_location: str) -> None:
         assert store.get_blob("x", "h", "", "i") is None
         store.put_blob("x", "h", "", "i", b"d", owner=BlobOwner.model())
         assert store.get_blob("x", "h", "", "i") == b"d"
+
+
+def test_callers_that_name_no_owner_get_the_owner_their_namespace_means() -> None:
+    """The store gives blobs written without an owner the one their namespace means: these are
+    the namespaces the library's own callers write."""
+    pytest.importorskip("langchain")
+    from optical_memory.agents.calibration import COST_NAMESPACE
+    from optical_memory.agents.request import MESSAGE_KEY_NAMESPACE
+    from optical_memory.memory.threads import TURN_IMAGE_NAMESPACE
+    from optical_memory.store import blob_owner
+
+    assert blob_owner(MESSAGE_KEY_NAMESPACE, "user-1", None) == BlobOwner.thread("user-1")
+    assert blob_owner(TURN_IMAGE_NAMESPACE, "user-1", None) == BlobOwner.thread("user-1")
+    assert blob_owner(COST_NAMESPACE, "user-1", None) == BlobOwner.model()
+    assert blob_owner("visual-tokens", "abc", None) == BlobOwner.page("abc")
