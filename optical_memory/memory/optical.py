@@ -56,6 +56,8 @@ class OpticalMemory(Closing):
             extra), or None to keep everything in RAM. A
             :class:`~optical_memory.store.Store` instance is accepted too (another backend).
         thread_id: conversation to read and write; threads in one file never see each other.
+            1 to :data:`~optical_memory.store.MAX_THREAD_ID_CHARS` characters of valid
+            Unicode without control characters (the same on every store).
         schedule: the :class:`DecaySchedule` (default: ``DecaySchedule()``).
         renderer: a :class:`~optical_memory.renderers.Renderer`, or a name for
             :func:`optical_memory.renderers.create` (``"pil"``, the default, or ``"html"``,
@@ -375,9 +377,11 @@ class OpticalMemory(Closing):
     # --- deleting, exporting, importing a thread ----------------------------------------------
 
     def delete_thread(self) -> int:
-        """Delete this thread: its turns, pages, and every cached render or blob of its pages
-        that no other thread shares; none of its text stays in the store. Returns the number
-        of turns deleted. The memory stays usable (the thread starts empty)."""
+        """Delete this thread: its turns, pages, every cached render of its pages that no other
+        thread shares and every blob it owns (see :class:`~optical_memory.store.BlobOwner`);
+        none of its text stays in the store (on PostgreSQL after ``vacuum_full()``, see the
+        deployment guide). Returns the number of turns deleted. This memory, and any other
+        still open on the thread (in this process or another), go on with an empty thread."""
         with self._lock:
             deleted = self.store.delete_thread(self.thread_id)
             self._packer.reset()
@@ -386,14 +390,17 @@ class OpticalMemory(Closing):
         return deleted
 
     def export(self) -> dict[str, Any]:
-        """This thread as JSON-serializable data: turns with ids and timestamps, and pages as
-        spans of those turns (format: :mod:`optical_memory.memory.threads`)."""
+        """Everything this thread owns as JSON-serializable data: turns with ids, timestamps and
+        images, pages as spans of those turns, recalls and message keys (format:
+        :mod:`optical_memory.memory.threads`)."""
         with self._lock:
             return export_thread(self.store, self.thread_id)
 
     def import_thread(self, data: object) -> list[Turn]:
-        """Restore an :meth:`export` into this (empty) thread, pages and all; returns the turns
-        with their new ids. Bad data raises ValueError and stores nothing."""
+        """Restore an :meth:`export` into this (empty) thread, pages and images and all; returns
+        the turns with their new ids. The whole export is checked, then written in one
+        transaction under the thread's lock: bad data, or a thread that holds anything (another
+        import may have filled it first), raises ValueError and stores nothing."""
         with self._lock:
             turns = import_thread(self.store, self.thread_id, data)
             self._packer.reset()

@@ -91,7 +91,10 @@ class PostgresThreads:
                 cursor.executemany(
                     self._sql(
                         f"INSERT INTO {{s}}.blobs ({BLOB_COLUMNS}) "
-                        "VALUES (%s, %s, '', %s, %s, 'thread', %s, NULL)"
+                        "VALUES (%s, %s, '', %s, %s, 'thread', %s, NULL) "
+                        "ON CONFLICT (namespace, content_hash, mode, identity) "
+                        "DO UPDATE SET data = EXCLUDED.data, owner_kind = 'thread', "
+                        "owner_thread = EXCLUDED.owner_thread, owner_page = NULL"
                     ),
                     [(ns, thread_id, key, bytes(data), thread_id) for ns, key, data in parts.blobs],
                 )
