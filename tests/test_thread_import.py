@@ -145,6 +145,7 @@ def test_the_cli_import_says_what_is_wrong_in_one_line(
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert words in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not new_store.exists() or stored(str(new_store), "t") == (0, 0)
     good_file = tmp_path / "good.json"
     good_file.write_text(json.dumps(good))
     assert main(["threads", "import", str(good_file), "--thread", "t", "--db", str(new_store)]) == 0

@@ -6,7 +6,8 @@
     optical-memory threads delete THREAD --yes [--vacuum-full]
 
 Export writes :meth:`~optical_memory.memory.OpticalMemory.export`'s JSON; import restores it
-into an empty thread; delete removes the thread's turns, pages and private renders for good.
+into an empty thread (all or nothing); delete removes the thread's turns, pages, private renders
+and every blob it owns for good.
 """
 
 from __future__ import annotations
