@@ -97,6 +97,33 @@ class PostgresServer:
             [str(self.bin_dir / "pg_dump"), dsn], check=True, capture_output=True
         ).stdout
 
+    def table_files(self, dsn: str, schema: str = "optical_memory") -> bytes:
+        """Every byte of the files holding ``schema``'s tables on disk: their heaps, TOAST
+        tables and every index, each file as ``pg_relation_filepath`` names it (all its 1 GB
+        segments) after a ``CHECKPOINT`` wrote the changed pages out. Dead rows a query no
+        longer sees are still there until they are vacuumed."""
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as db:
+            db.execute("CHECKPOINT")
+            data = Path(db.execute("SHOW data_directory").fetchone()[0])  # type: ignore[index]
+            rows = db.execute(
+                "WITH own AS (SELECT c.oid, c.reltoastrelid FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s), "
+                "rels AS (SELECT oid FROM own UNION SELECT reltoastrelid FROM own "
+                "WHERE reltoastrelid <> 0) "
+                "SELECT pg_relation_filepath(r.oid) FROM rels r "
+                "UNION SELECT pg_relation_filepath(i.indexrelid) FROM pg_index i "
+                "JOIN rels r ON i.indrelid = r.oid",
+                (schema,),
+            ).fetchall()
+        chunks: list[bytes] = []
+        for (path,) in rows:
+            main = data / path
+            segments = [main, *sorted(main.parent.glob(main.name + ".*"))]  # name.1, name.2 ...
+            chunks.extend(segment.read_bytes() for segment in segments if segment.exists())
+        return b"".join(chunks)
+
     def remove(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
             self.stop("immediate")

@@ -35,8 +35,10 @@ def test_threads_list_export_import_delete(
 
     assert main(["threads", "delete", "alice", *db]) == 1  # no --yes: refused
     assert "cannot be undone: add --yes" in capsys.readouterr().err
-    assert main(["threads", "delete", "alice", "--yes", *db]) == 0
-    assert "deleted thread 'alice' (30 turns)" in capsys.readouterr().out
+    assert main(["threads", "delete", "alice", "--yes", "--vacuum-full", *db]) == 0
+    out = capsys.readouterr().out
+    assert "deleted thread 'alice' (30 turns)" in out
+    assert ("VACUUM FULL" in out) == store_location.startswith("postgresql://")
     assert main(["threads", "export", "alice", *db]) == 1
     assert "no thread 'alice'" in capsys.readouterr().err
 

@@ -408,6 +408,23 @@ def test_a_renderer_passed_to_a_memory_stays_open_for_its_owner() -> None:
     assert chromium_left(before) == set()
 
 
+def test_a_closed_renderer_stays_closed_for_a_memory_still_using_it() -> None:
+    from optical_memory import OpticalMemory
+    from optical_memory.renderers.html import RendererClosedError
+
+    before = chromium_browser_pids(helpers=True)
+    renderer = HtmlRenderer()
+    with OpticalMemory(None, renderer=renderer, keep_recent_turns=1) as memory:
+        for number in range(3):
+            memory.add("user", f"turn {number}")
+        renderer.close()  # its owner is done with it; the memory is not
+        assert chromium_left(before) == set()
+        with pytest.raises(RendererClosedError, match="create a new HtmlRenderer"):
+            memory.add("user", "one more turn to lay out")
+        assert chromium_left(before) == set()  # no browser started again behind the owner
+        assert memory.store.count_turns("default") == 4  # the turn itself is kept
+
+
 def test_the_render_command_prints_pages_with_renderer_html(tmp_path: Path) -> None:
     import json
 

@@ -323,6 +323,46 @@ def test_only_loopback_hosts_count_as_loopback() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
 
 
+def test_a_host_header_is_a_name_and_at_most_a_port() -> None:
+    from optical_memory.apps.web.guard import host_name
+
+    assert host_name("LocalHost:8000") == "localhost" and host_name("[::1]:80") == "[::1]"
+    assert host_name("127.0.0.1") == "127.0.0.1"
+    for forged in ("localhost:8000@evil.com", "[::1]evil", "localhost:80:81", "localhost:x"):
+        assert host_name(forged) == ""
+
+
+def test_the_viewer_checks_its_store_once_when_it_opens_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from optical_memory.store import SQLiteStore, StoreError
+
+    db = tmp_path / "memory.db"
+    with OpticalMemory(db, thread_id="t") as memory:
+        memory.add("user", "hello")
+    checks: list[str] = []
+    check = SQLiteStore._quick_check
+
+    def counted(store: SQLiteStore, where: str) -> None:
+        checks.append(where)  # each check reads the whole file
+        check(store, where)
+
+    monkeypatch.setattr(SQLiteStore, "_quick_check", counted)
+    app = create_app(db, model=EchoModel())
+    assert checks == [str(db)]
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for _ in range(5):
+            assert client.get("/api/memory", params={"thread": "t"}).status_code == 200
+        assert client.get("/api/threads").json()["threads"] == ["t"]
+    assert checks == [str(db)]
+    assert app.state.store._closed  # closed when the viewer shut down
+    (tmp_path / "other.db").write_bytes(b"not a database at all " * 200)
+    with pytest.raises(StoreError, match="not an SQLite database"):
+        create_app(tmp_path / "other.db", model=EchoModel())  # refused at start, not per request
+
+
 class _BrokenModel:
     name = "broken"
 

@@ -218,6 +218,7 @@ class MemoryRequestBuilder:
         from optical_memory.agents.messages import message_to_turn
 
         store, name = thread.memory.store, thread.memory.thread_id
+        self._forget_if_deleted(thread)
         for message in messages:
             if isinstance(message, SystemMessage) or is_memory_message(message):
                 continue
@@ -241,6 +242,18 @@ class MemoryRequestBuilder:
             else:
                 turn_id_ = int(stored.decode())
             thread.info[message.id] = MessageInfo(turn_id_, len(turn.content), turn.images)
+
+    def _forget_if_deleted(self, thread: _Thread) -> None:
+        """Forget which messages were stored when the newest turn known is gone: the thread
+        was deleted (by this process or another), so the caller's messages are stored again
+        and the memory goes on from an empty thread instead of leaving them out."""
+        if not thread.info:
+            return
+        name = thread.memory.thread_id
+        newest = max(known.turn_id for known in thread.info.values())
+        if not thread.memory.store.get_turns(name, [newest]):
+            logger.info("thread %r was deleted: its messages are stored anew", name)
+            thread.info.clear()
 
     # --- building ------------------------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 
     optical-memory threads list [--db PATH|postgresql://...]
     optical-memory threads export THREAD [--out FILE]      # JSON on stdout without --out
-    optical-memory threads import FILE --thread THREAD
-    optical-memory threads delete THREAD --yes
+    optical-memory threads import FILE --thread THREAD   # creates a new SQLite --db file
+    optical-memory threads delete THREAD --yes [--vacuum-full]
 
 Export writes :meth:`~optical_memory.memory.OpticalMemory.export`'s JSON; import restores it
-into an empty thread; delete removes the thread's turns, pages and private renders for good.
+into an empty thread (all or nothing); delete removes the thread's turns, pages, private renders
+and every blob it owns for good.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from optical_memory.apps import CommandError
 #: The memory file ``chat``, ``serve`` and ``threads`` share unless ``--db`` or
 #: ``$OPTICAL_MEMORY_DB`` says.
 DEFAULT_DB = "optical-memory.db"
+#: Largest export file ``threads import`` reads (a thread's images travel inside it).
+MAX_EXPORT_BYTES = 2**30
 
 
 def store_location(value: str) -> str | Path:
@@ -76,6 +79,12 @@ def add_parser(commands: Any) -> None:
     parsers["delete"].add_argument(
         "--yes", action="store_true", help="confirm: deleting cannot be undone"
     )
+    parsers["delete"].add_argument(
+        "--vacuum-full",
+        action="store_true",
+        help="PostgreSQL: then rewrite the store's tables (VACUUM FULL, locks them meanwhile) so "
+        "the deleted bytes leave the table files now (an SQLite file is always rewritten)",
+    )
     threads.set_defaults(run=threads_command)
 
 
@@ -84,8 +93,11 @@ def threads_command(args: argparse.Namespace) -> int:
     from optical_memory.memory import OpticalMemory
     from optical_memory.store import StoreError
 
-    if isinstance(args.db, Path) and not args.db.exists():
+    creates = args.action == "import"  # an import may start a new store file
+    if isinstance(args.db, Path) and not args.db.exists() and not creates:
         raise CommandError(f"no memory store at {args.db}: pass --db PATH or postgresql://...")
+    if creates:
+        args.data = read_export(args.file)  # before the store: a bad file creates no store
     thread = getattr(args, "thread", None) or "default"
     try:
         with OpticalMemory(args.db, thread_id=thread) as memory:
@@ -113,13 +125,29 @@ def _export(memory: Any, args: argparse.Namespace) -> int:
 
 
 def _import(memory: Any, args: argparse.Namespace) -> int:
-    try:
-        data = json.loads(args.file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CommandError(f"{args.file} is not an exported thread (not JSON: {error})") from None
-    turns = memory.import_thread(data)
+    turns = memory.import_thread(args.data)
     print(f"imported {len(turns)} turns into thread {args.thread!r}")
     return 0
+
+
+def read_export(file: Path) -> object:
+    """The parsed JSON of an exported thread file, or a one-line :class:`CommandError`."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_EXPORT_BYTES:
+            raise CommandError(
+                f"{file} holds {size:,} bytes, over the {MAX_EXPORT_BYTES:,} an import reads: "
+                "it is not a thread export"
+            )
+        return json.loads(file.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise CommandError(f"cannot read {file}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CommandError(f"{file} is not an exported thread (not JSON: {error})") from None
+    except RecursionError:
+        raise CommandError(
+            f"{file} is not an exported thread (its JSON nests too deeply to be one)"
+        ) from None
 
 
 def _delete(memory: Any, args: argparse.Namespace) -> int:
@@ -129,6 +157,10 @@ def _delete(memory: Any, args: argparse.Namespace) -> int:
         raise CommandError(f"no thread {args.thread!r} in {args.db}: see `threads list`")
     deleted = memory.delete_thread()
     print(f"deleted thread {args.thread!r} ({deleted} turns)")
+    vacuum_full = getattr(memory.store, "vacuum_full", None)
+    if args.vacuum_full and callable(vacuum_full):
+        vacuum_full()
+        print("rewrote the store's tables (VACUUM FULL): the deleted rows left the table files")
     return 0
 
 

@@ -20,7 +20,7 @@ from io import BytesIO
 from optical_memory.memory.context import MemoryPage
 from optical_memory.modes import Mode
 from optical_memory.renderers.page import png_bytes
-from optical_memory.store import Store
+from optical_memory.store import BlobOwner, Store
 from optical_memory.tokens import RequestLimits
 
 #: Store blob namespace of drawn mosaics (content_hash: a hash of the pages and their modes).
@@ -167,7 +167,10 @@ def _mosaic(pages: list[MemoryPage], cost: Callable[[int, int, Mode], int], stor
                     x, y = (index % 2) * pages[0].width, (index // 2) * pages[0].height
                     canvas.paste(image.convert("RGB"), (x, y))
             data = png_bytes(canvas)
-            store.put_blob(MOSAIC_NAMESPACE, key, mode.value, "2x2", data)
+            # Owned by its newest page: retention drops it with that page's sharper modes,
+            # and it goes with the thread that holds the page.
+            owner = BlobOwner.page(pages[-1].content_hash)
+            store.put_blob(MOSAIC_NAMESPACE, key, mode.value, "2x2", data, owner=owner)
         cached.append(data)
         return data
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -20,12 +19,17 @@ from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.memory.render_ahead import RenderAhead
 from optical_memory.memory.search import SearchHit, parse_query, rerank
-from optical_memory.memory.threads import export_thread, import_thread
+from optical_memory.memory.threads import (
+    export_thread,
+    import_thread,
+    stored_images,
+    turn_image_blobs,
+)
 from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
-from optical_memory.store import PageRecord, Store, open_store
+from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 from optical_memory.verbatim import MAX_VERBATIM_TOKENS
@@ -35,8 +39,6 @@ if TYPE_CHECKING:
     from optical_memory.agents.runnable import OpticalMemoryRunnable
 
 logger = logging.getLogger("optical_memory")
-#: Store blob namespace of the images that came with turns (identity: turn id / number).
-TURN_IMAGE_NAMESPACE = "turn-images"
 
 
 class OpticalMemory(Closing):
@@ -56,6 +58,8 @@ class OpticalMemory(Closing):
             extra), or None to keep everything in RAM. A
             :class:`~optical_memory.store.Store` instance is accepted too (another backend).
         thread_id: conversation to read and write; threads in one file never see each other.
+            1 to :data:`~optical_memory.store.MAX_THREAD_ID_CHARS` characters of valid
+            Unicode without control characters (the same on every store).
         schedule: the :class:`DecaySchedule` (default: ``DecaySchedule()``).
         renderer: a :class:`~optical_memory.renderers.Renderer`, or a name for
             :func:`optical_memory.renderers.create` (``"pil"``, the default, or ``"html"``,
@@ -83,8 +87,7 @@ class OpticalMemory(Closing):
         render_ahead: bool = False,
         verbatim_tokens: int = MAX_VERBATIM_TOKENS,
     ) -> None:
-        if not isinstance(thread_id, str) or not thread_id:
-            raise ValueError(f"thread_id must be a non-empty str, not {thread_id!r}")
+        check_thread_id(thread_id)
         if target not in TARGETS:
             raise ValueError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
         if (
@@ -153,41 +156,25 @@ class OpticalMemory(Closing):
             ahead.schedule()
 
     def _put_images(self, turn: Turn, images: Sequence[ImageRef]) -> None:
-        manifest = [image.to_json() for image in images]
-        key = str(turn.id)
-        for number, image in enumerate(images, start=1):
-            if image.data is not None:
-                self.store.put_blob(
-                    TURN_IMAGE_NAMESPACE, self.thread_id, "", f"{key}/{number}", image.data
-                )
-        self.store.put_blob(
-            TURN_IMAGE_NAMESPACE, self.thread_id, "", key, json.dumps(manifest).encode()
-        )
+        entries = [{**image.to_json(), "data": image.data} for image in images]
+        owner = BlobOwner.thread(self.thread_id)
+        for namespace, key, data in turn_image_blobs(turn.id or 0, entries):
+            self.store.put_blob(namespace, self.thread_id, "", key, data, owner=owner)
 
     def turn_images(self, turn_id: int) -> list[ImageRef]:
         """The images stored with turn ``turn_id``, in order (numbered from 1 in its text)."""
         from optical_memory.agents.messages import ImageRef
 
-        manifest = self.store.get_blob(TURN_IMAGE_NAMESPACE, self.thread_id, "", str(turn_id))
-        if manifest is None:
-            return []
-        images = []
-        for number, entry in enumerate(json.loads(manifest), start=1):
-            data = None
-            if entry.get("url") is None:
-                data = self.store.get_blob(
-                    TURN_IMAGE_NAMESPACE, self.thread_id, "", f"{turn_id}/{number}"
-                )
-            images.append(
-                ImageRef(
-                    mime_type=entry["mime_type"],
-                    data=data,
-                    url=entry.get("url"),
-                    width=entry.get("width"),
-                    height=entry.get("height"),
-                )
+        return [
+            ImageRef(
+                mime_type=entry["mime_type"],
+                data=entry["data"],
+                url=entry.get("url"),
+                width=entry.get("width"),
+                height=entry.get("height"),
             )
-        return images
+            for entry in stored_images(self.store, self.thread_id, turn_id)
+        ]
 
     def page_images(self, page_id: int) -> list[ImageRef]:
         """The images whose placeholders page ``page_id`` prints, in order."""
@@ -421,9 +408,11 @@ class OpticalMemory(Closing):
     # --- deleting, exporting, importing a thread ----------------------------------------------
 
     def delete_thread(self) -> int:
-        """Delete this thread: its turns, pages, and every cached render or blob of its pages
-        that no other thread shares; none of its text stays in the store. Returns the number
-        of turns deleted. The memory stays usable (the thread starts empty)."""
+        """Delete this thread: its turns, pages, every cached render of its pages that no other
+        thread shares and every blob it owns (see :class:`~optical_memory.store.BlobOwner`);
+        none of its text stays in the store (on PostgreSQL after ``vacuum_full()``, see the
+        deployment guide). Returns the number of turns deleted. This memory, and any other
+        still open on the thread (in this process or another), go on with an empty thread."""
         with self._lock:
             deleted = self.store.delete_thread(self.thread_id)
             self._packer.reset()
@@ -432,14 +421,17 @@ class OpticalMemory(Closing):
         return deleted
 
     def export(self) -> dict[str, Any]:
-        """This thread as JSON-serializable data: turns with ids and timestamps, and pages as
-        spans of those turns (format: :mod:`optical_memory.memory.threads`)."""
+        """Everything this thread owns as JSON-serializable data: turns with ids, timestamps and
+        images, pages as spans of those turns, recalls and message keys (format:
+        :mod:`optical_memory.memory.threads`)."""
         with self._lock:
             return export_thread(self.store, self.thread_id)
 
     def import_thread(self, data: object) -> list[Turn]:
-        """Restore an :meth:`export` into this (empty) thread, pages and all; returns the turns
-        with their new ids. Bad data raises ValueError and stores nothing."""
+        """Restore an :meth:`export` into this (empty) thread, pages and images and all; returns
+        the turns with their new ids. The whole export is checked, then written in one
+        transaction under the thread's lock: bad data, or a thread that holds anything (another
+        import may have filled it first), raises ValueError and stores nothing."""
         with self._lock:
             turns = import_thread(self.store, self.thread_id, data)
             self._packer.reset()

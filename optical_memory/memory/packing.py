@@ -112,16 +112,31 @@ class Packer:
         self.verbatim_tokens = verbatim_tokens
         self.records: list[PageRecord] = []
         self._packed_at: tuple[int | None, int] | None = None  # (newest turn id, page count)
+        #: Counts the times the thread was found deleted or replaced (the records were reset),
+        #: so what others cache about it can follow.
+        self.generation = 0
 
     def refresh(self) -> list[PageRecord]:
-        """The thread's pages, including those other processes froze since the last look."""
-        self.records.extend(self.store.pages(self.thread_id, after_seq=len(self.records) - 1))
+        """The thread's pages, including those other processes froze since the last look.
+
+        The newest page already known is read again with them: when it is gone, the thread was
+        deleted (and perhaps filled again) by another memory or process, and the records start
+        over from what the store holds now."""
+        if self.records:
+            found = self.store.pages(self.thread_id, after_seq=len(self.records) - 2)
+            if found and found[0].id == self.records[-1].id:
+                self.records.extend(found[1:])
+                return self.records
+            logger.info("thread %r was deleted elsewhere: starting from the store", self.thread_id)
+            self.reset()
+        self.records.extend(self.store.pages(self.thread_id))
         return self.records
 
     def reset(self) -> None:
         """Forget the cached records (the thread was deleted or replaced)."""
         self.records.clear()
         self._packed_at = None
+        self.generation += 1
 
     def pack(self) -> None:
         """Freeze every full page behind the recent window (see the module docstring)."""

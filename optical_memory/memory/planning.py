@@ -69,6 +69,7 @@ class ContextPlanner:
         self._token_memo: dict[tuple[Mode, int, int], int] = {}
         self._mode_tokens: dict[Mode, int] = {}  # at the renderer's page size
         self._pruned_at = 0  # page count when renders were last pruned
+        self._generation = packer.generation  # the packer's, when this knew the thread
         self._costs: Callable[[int, int, Mode], int] | None = None
         self._render_lock = threading.Lock()
         #: Whether the target reads exact values at a mode (then pages go without verbatim).
@@ -99,6 +100,7 @@ class ContextPlanner:
         """Forget what is known about the thread's renders (it was deleted or replaced)."""
         self._known_images.clear()
         self._pruned_at = 0
+        self._generation = self.packer.generation
 
     def set_costs(self, costs: Callable[[int, int, Mode], int] | None) -> None:
         """Price images with ``costs(width, height, mode)`` (e.g. costs learnt from a model's
@@ -109,6 +111,8 @@ class ContextPlanner:
 
     def plan(self, budget_tokens: int | None) -> Plan:
         records = list(self.packer.refresh())
+        if self._generation != self.packer.generation:  # the thread was deleted elsewhere
+            self.reset()
         if len(records) > self._pruned_at:
             self.prune(self._pruned_at, len(records))
         pieces = self.packer.unpacked(None)

@@ -77,6 +77,7 @@ __all__ = [
     "ChromiumNotFoundError",
     "HtmlRenderer",
     "HtmlRendererError",
+    "RendererClosedError",
 ]
 
 #: A fragment that does not fit starts the next page when less room than this is left, CSS px.
@@ -105,6 +106,10 @@ class _Fragment:
     is_text: bool = True
 
 
+class RendererClosedError(HtmlRendererError):
+    """The renderer was closed; a new one is needed to draw pages."""
+
+
 class HtmlRenderer(Closing):
     """Prints turns as typeset markdown pages through a headless Chromium.
 
@@ -116,6 +121,7 @@ class HtmlRenderer(Closing):
         #: The browser this renderer lays out and prints in.
         self.sandbox = ChromiumSandbox(chromium, viewport=(PAGE_SIZE, PAGE_SIZE))
         self._layouts: dict[tuple[Any, ...], list[list[_Fragment]]] = {}
+        self._closed = False
 
     # -- public interface ---------------------------------------------------------------------
 
@@ -141,6 +147,7 @@ class HtmlRenderer(Closing):
 
     def paginate(self, turns: Sequence[Turn]) -> list[list[Span]]:
         """The page breaks ``render`` makes, measured by the browser (same for every mode)."""
+        self._check_open()
         return self.sandbox.run(
             lambda: [_spans(page) for page in self._layout(turns)], "paginating"
         )
@@ -148,6 +155,7 @@ class HtmlRenderer(Closing):
     def render(self, turns: Sequence[Turn], mode: Mode | str) -> list[RenderedPage]:
         """Every page of ``turns`` at ``mode``'s canvas, in one batch."""
         mode = Mode.parse(mode)
+        self._check_open()
         return self.sandbox.run(lambda: self._render(turns, mode), "rendering")
 
     def page_text(self, turns: Sequence[Turn]) -> list[str]:
@@ -162,11 +170,22 @@ class HtmlRenderer(Closing):
                 texts.append(str(page.evaluate("() => document.body.innerText")))
             return texts
 
+        self._check_open()
         return self.sandbox.run(read, "reading pages back")
 
     def close(self) -> None:
-        """Close the browser and its thread (if started); a later call starts them again."""
+        """Close the browser and its thread (if started). The renderer stays closed: a memory
+        still using it gets :class:`RendererClosedError` instead of a new browser its owner
+        would not know to close."""
+        self._closed = True
         self.sandbox.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RendererClosedError(
+                "this HtmlRenderer was closed by its owner: create a new HtmlRenderer (or close "
+                "it only after every memory using it is closed)"
+            )
 
     # -- layout -------------------------------------------------------------------------------
 

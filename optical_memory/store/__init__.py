@@ -11,36 +11,47 @@ Everything is scoped by ``thread_id`` except the two caches, which are keyed by 
 identical pixels and may share a cache entry without revealing anything another thread did not
 already hold.
 
-Schema (version 2)::
+Schema (version 3)::
 
     schema_version(version)
     turns(id, thread_id, number, role, content, timestamp, text_tokens)  -- append only
     (full-text index)                -- each turn read with its neighbours
     pages(id, thread_id, seq, content_hash, spans, text_tokens)      -- frozen once written
     page_images(content_hash, mode, renderer, width, height, png)    -- render cache
-    blobs(namespace, content_hash, mode, identity, data)             -- e.g. encoded visual tokens
+    blobs(namespace, content_hash, mode, identity, data,             -- derived data, e.g.
+          owner_kind, owner_thread, owner_page)                      -- encoded visual tokens
     recalls(thread_id, page_id, page_count)                          -- pages read back exactly
 
 ``number`` counts a thread's turns from 1: the number captions, search hits and page labels
 show. The full-text index is SQLite's FTS5 or PostgreSQL's ``tsvector``, kept in the same
-transaction as :meth:`Store.add_turn`. A version-1 store is upgraded in place when opened
-(numbers assigned, index built).
+transaction as :meth:`Store.add_turn`. Every blob has one owner (:class:`BlobOwner`), which
+says what deletes it: a thread's delete, retention of a page's mode, or nothing a thread does.
+An older store is upgraded in place when opened (version 1: numbers assigned, index built;
+version 2: blob owners filled in from their namespaces).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from optical_memory.store.owners import (
+    MODEL_NAMESPACES,
+    OWNER_BACKFILL,
+    THREAD_NAMESPACES,
+    BlobOwner,
+    OwnerKind,
+    blob_owner,
+)
 from optical_memory.turns import Turn
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Characters of each neighbouring turn that the search index reads with a turn.
 NEIGHBOUR_CHARS = 2000
 #: Words in a search hit's snippet.
@@ -72,6 +83,16 @@ class StoreDamagedError(StoreError):
 
 class StoreUnavailableError(StoreError):
     """The database server cannot be reached (down, wrong address, refused login)."""
+
+
+class ThreadNotEmptyError(ValueError):
+    """An import was refused because the thread already holds turns or pages."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(
+            f"thread {thread_id!r} already holds turns: import into a new thread_id, or call "
+            "delete_thread() on it first (nothing was imported)"
+        )
 
 
 @dataclass(frozen=True)
@@ -140,6 +161,17 @@ class NewPage:
     content_hash: str
     spans: tuple[PageSpan, ...]
     text_tokens: int
+
+
+@dataclass(frozen=True)
+class ImportedParts:
+    """What an import writes once its turns have their new ids (see :meth:`Store.import_thread`):
+    the pages (oldest first), the recalls as ``(page seq, page count)``, and the blobs the thread
+    owns as ``(namespace, identity, data)``."""
+
+    pages: Sequence[NewPage] = ()
+    recalls: Sequence[tuple[int, int]] = ()
+    blobs: Sequence[tuple[str, str, bytes]] = ()
 
 
 @runtime_checkable
@@ -236,8 +268,18 @@ class Store(Protocol):
         ...
 
     def put_blob(
-        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
-    ) -> None: ...
+        self,
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes,
+        *,
+        owner: BlobOwner | None = None,
+    ) -> None:
+        """Keep a derived blob (a second put of the same key replaces it), owned by ``owner``
+        (default: by its namespace, :func:`blob_owner`)."""
+        ...
 
     def count_images(self) -> int: ...
 
@@ -247,19 +289,35 @@ class Store(Protocol):
         """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction."""
         ...
 
+    def import_thread(
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        derive: Callable[[list[Turn]], ImportedParts],
+    ) -> list[Turn]:
+        """Write a whole thread in one transaction under the thread's lock: the turns, then what
+        ``derive`` makes of them once they have ids. Raises :class:`ThreadNotEmptyError`, writing
+        nothing, when the thread already holds turns or pages (so of concurrent imports into one
+        thread exactly one stores anything)."""
+        ...
+
+    def thread_blobs(self, thread_id: str, namespace: str) -> dict[str, bytes]:
+        """Identity -> data of the blobs in ``namespace`` that the thread owns."""
+        ...
+
     def prune_renders(
         self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
     ) -> int:
-        """Drop cached renders and blobs at ``modes`` of the thread's pages with
-        ``first_seq <= seq <= last_seq``, except content another thread's pages share; return
-        how many rows went."""
+        """Drop cached renders at ``modes`` of the thread's pages with
+        ``first_seq <= seq <= last_seq``, and the page-owned blobs at ``modes`` of those pages,
+        except content another thread's pages share; return how many rows went."""
         ...
 
     def delete_thread(self, thread_id: str) -> int:
         """Delete the thread's turns, their search index entries, pages, recalls, every cached
-        render or blob of its pages that no other thread shares, and the blobs keyed by the
-        thread id itself (thread-scoped data, e.g. message ids), leaving none of its text in
-        the store; return the turns deleted."""
+        render of its pages that no other thread shares, and every blob it owns (owned by the
+        thread, or by one of those pages), leaving none of its text in the store; return the
+        turns deleted. Blobs owned by a model are kept."""
         ...
 
     def size_bytes(self) -> int:
@@ -333,6 +391,37 @@ def checked_version(rows: Sequence[Sequence[object]], where: str) -> int:
     return version
 
 
+#: Longest thread id, in characters, on every store (4 bytes each in UTF-8 at most, so an id
+#: always fits PostgreSQL's index rows).
+MAX_THREAD_ID_CHARS = 256
+
+
+def check_thread_id(thread_id: object) -> str:
+    """``thread_id`` if every store can hold it, else a ValueError/TypeError saying why: a
+    non-empty str of at most :data:`MAX_THREAD_ID_CHARS` characters, valid Unicode (no lone
+    surrogate), without control characters (NUL included)."""
+    if not isinstance(thread_id, str):
+        raise TypeError(f"a thread_id is a str, not {type(thread_id).__name__}")
+    if not thread_id or len(thread_id) > MAX_THREAD_ID_CHARS:
+        raise ValueError(
+            f"a thread_id has 1 to {MAX_THREAD_ID_CHARS} characters, not {len(thread_id):,}: "
+            "use a short key (e.g. a user or conversation id, or a hash of a longer one)"
+        )
+    for index, char in enumerate(thread_id):
+        code = ord(char)
+        if 0xD800 <= code <= 0xDFFF:
+            raise ValueError(
+                f"the thread_id holds a lone surrogate at index {index}, which is not valid "
+                "Unicode text: decode the source with errors='replace' first"
+            )
+        if code < 0x20 or 0x7F <= code < 0xA0:
+            raise ValueError(
+                f"the thread_id holds the control character {char!r} at index {index}: use "
+                "printable characters"
+            )
+    return thread_id
+
+
 def is_postgres_address(location: object) -> bool:
     """True for ``postgresql://...`` and ``postgres://...`` addresses."""
     return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
@@ -364,11 +453,18 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "MAX_THREAD_ID_CHARS",
+    "MODEL_NAMESPACES",
     "NEIGHBOURS",
     "NEIGHBOUR_CHARS",
+    "OWNER_BACKFILL",
     "SCHEMA_VERSION",
     "SNIPPET_WORDS",
+    "THREAD_NAMESPACES",
+    "BlobOwner",
+    "ImportedParts",
     "NewPage",
+    "OwnerKind",
     "PageRecord",
     "PageSpan",
     "SQLiteStore",
@@ -377,7 +473,10 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "TextQuery",
+    "ThreadNotEmptyError",
     "TurnMatch",
+    "blob_owner",
+    "check_thread_id",
     "is_postgres_address",
     "logger",
     "open_store",

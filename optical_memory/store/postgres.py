@@ -33,18 +33,23 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from optical_memory.store import (
+    OWNER_BACKFILL,
     SCHEMA_VERSION,
+    BlobOwner,
     NewPage,
     PageRecord,
     Store,
     StoreError,
     StoreUnavailableError,
+    blob_owner,
+    check_thread_id,
     checked_version,
     logger,
     page_from_row,
     spans_json,
     turn_from_row,
 )
+from optical_memory.store.owners import BLOB_COLUMNS
 from optical_memory.store.postgres_search import (
     SEARCH_SCHEMA,
     SEARCH_VALUE,
@@ -52,13 +57,15 @@ from optical_memory.store.postgres_search import (
     index_text,
     upgrade_from_version_1,
 )
+from optical_memory.store.postgres_threads import PostgresThreads
 from optical_memory.turns import Turn
 
-#: Tables of schema version 1, created in the store's PostgreSQL schema (version 2 adds
-#: :data:`~optical_memory.store.postgres_search.SEARCH_SCHEMA`). Pruning deletes renders as
-#: pages age, and a deleted render's bytes are reused only after ``VACUUM``: the render and blob
-#: tables ask autovacuum to run once 2% of their rows are dead (PostgreSQL's default waits for
-#: 20%), so pruned renders do not pile up beside the ones still shown.
+#: Tables of the store's PostgreSQL schema (version 2 adds
+#: :data:`~optical_memory.store.postgres_search.SEARCH_SCHEMA`, version 3 the blobs' owners).
+#: Pruning deletes renders as pages age, and a deleted render's bytes are reused only after
+#: ``VACUUM``: the render and blob tables ask autovacuum to run once 2% of their rows are dead
+#: (PostgreSQL's default waits for 20%), so pruned renders do not pile up beside the ones still
+#: shown.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS {s}.schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS {s}.turns (
@@ -95,8 +102,16 @@ CREATE TABLE IF NOT EXISTS {s}.blobs (
     mode         TEXT  NOT NULL,
     identity     TEXT  NOT NULL,
     data         BYTEA NOT NULL,
+    owner_kind   TEXT  NOT NULL DEFAULT 'page',
+    owner_thread TEXT,
+    owner_page   TEXT,
     PRIMARY KEY (namespace, content_hash, mode, identity)
 );
+ALTER TABLE {s}.blobs ADD COLUMN IF NOT EXISTS owner_kind TEXT NOT NULL DEFAULT 'page';
+ALTER TABLE {s}.blobs ADD COLUMN IF NOT EXISTS owner_thread TEXT;
+ALTER TABLE {s}.blobs ADD COLUMN IF NOT EXISTS owner_page TEXT;
+CREATE INDEX IF NOT EXISTS blobs_by_thread ON {s}.blobs (owner_thread);
+CREATE INDEX IF NOT EXISTS blobs_by_page ON {s}.blobs (owner_page, mode);
 ALTER TABLE {s}.page_images SET (autovacuum_vacuum_scale_factor = 0.02,
     toast.autovacuum_vacuum_scale_factor = 0.02);
 ALTER TABLE {s}.blobs SET (autovacuum_vacuum_scale_factor = 0.02,
@@ -105,17 +120,8 @@ ALTER TABLE {s}.blobs SET (autovacuum_vacuum_scale_factor = 0.02,
 
 _TABLES = frozenset({"schema_version", "turns", "pages", "page_images", "blobs", "recalls"})
 
-# Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
-_PRIVATE_HASHES = """
-SELECT p.content_hash FROM {s}.pages p
-WHERE p.thread_id = %(thread)s AND p.seq BETWEEN %(first)s AND %(last)s
-  AND NOT EXISTS (
-    SELECT 1 FROM {s}.pages o WHERE o.content_hash = p.content_hash AND o.thread_id <> p.thread_id
-  )
-"""
 
-
-class PostgresStore(PostgresSearch, Store):
+class PostgresStore(PostgresSearch, PostgresThreads, Store):
     """:class:`~optical_memory.store.Store` in a PostgreSQL database.
 
     Args:
@@ -202,6 +208,11 @@ class PostgresStore(PostgresSearch, Store):
                 logger.info(
                     "%s: upgraded to version 2, %d turns numbered and indexed", where, turns
                 )
+            if tables and version < 3:
+                for statement in self._sql(OWNER_BACKFILL).split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                logger.info("%s: upgraded to version 3, blobs have owners", where)
             if not tables:
                 db.execute(
                     self._sql("INSERT INTO {s}.schema_version VALUES (%s)"), (SCHEMA_VERSION,)
@@ -257,7 +268,7 @@ class PostgresStore(PostgresSearch, Store):
     @contextmanager
     def _thread_write(self, thread_id: str) -> Iterator[psycopg.Connection[Any]]:
         """A transaction holding the thread's advisory lock (serializes its writers)."""
-        _check_thread_id(thread_id)
+        check_thread_id(thread_id)
         with self._connection() as db, db.transaction():
             db.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 1))", (thread_id,))
             yield db
@@ -267,35 +278,44 @@ class PostgresStore(PostgresSearch, Store):
     def add_turns(
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
     ) -> list[Turn]:
-        added: list[Turn] = []
         with self._thread_write(thread_id) as db:
-            newest = db.execute(
-                self._sql("SELECT MAX(number) FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
+            return self._insert_turns(db, thread_id, turns)
+
+    def _insert_turns(
+        self,
+        db: psycopg.Connection[Any],
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+    ) -> list[Turn]:
+        """Insert turns with the thread's next numbers (inside the caller's locked transaction)."""
+        added: list[Turn] = []
+        newest = db.execute(
+            self._sql("SELECT MAX(number) FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
+        ).fetchone()
+        number = (newest[0] if newest is not None else None) or 0
+        for role, content, timestamp, text_tokens in turns:
+            stamp = timestamp.isoformat() if timestamp is not None else None
+            number += 1
+            row = db.execute(
+                self._sql(
+                    "INSERT INTO {s}.turns (thread_id, number, role, content, timestamp, "
+                    f"text_tokens, search) VALUES (%s, %s, %s, %s, %s, %s, {SEARCH_VALUE}) "
+                    "RETURNING id"
+                ),
+                (
+                    thread_id,
+                    number,
+                    _utf8(role),
+                    _utf8(content),
+                    stamp,
+                    text_tokens,
+                    index_text(content),
+                ),
             ).fetchone()
-            number = (newest[0] if newest is not None else None) or 0
-            for role, content, timestamp, text_tokens in turns:
-                stamp = timestamp.isoformat() if timestamp is not None else None
-                number += 1
-                row = db.execute(
-                    self._sql(
-                        "INSERT INTO {s}.turns (thread_id, number, role, content, timestamp, "
-                        f"text_tokens, search) VALUES (%s, %s, %s, %s, %s, %s, {SEARCH_VALUE}) "
-                        "RETURNING id"
-                    ),
-                    (
-                        thread_id,
-                        number,
-                        _utf8(role),
-                        _utf8(content),
-                        stamp,
-                        text_tokens,
-                        index_text(content),
-                    ),
-                ).fetchone()
-                assert row is not None
-                added.append(
-                    Turn(id=row[0], role=role, content=content, timestamp=timestamp, number=number)
-                )
+            assert row is not None
+            added.append(
+                Turn(id=row[0], role=role, content=content, timestamp=timestamp, number=number)
+            )
         return added
 
     _TURNS = "SELECT id, role, content, timestamp, number FROM {s}.turns "
@@ -436,41 +456,41 @@ class PostgresStore(PostgresSearch, Store):
         return bytes(rows[0][0]) if rows else None
 
     def put_blob(
-        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
+        self,
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes,
+        *,
+        owner: BlobOwner | None = None,
     ) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
+        found = blob_owner(namespace, content_hash, owner)
         with self._connection() as db:
             db.execute(
                 self._sql(
-                    "INSERT INTO {s}.blobs VALUES (%s, %s, %s, %s, %s) "
+                    f"INSERT INTO {{s}}.blobs ({BLOB_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (namespace, content_hash, mode, identity) "
-                    "DO UPDATE SET data = EXCLUDED.data"
+                    "DO UPDATE SET data = EXCLUDED.data, owner_kind = EXCLUDED.owner_kind, "
+                    "owner_thread = EXCLUDED.owner_thread, owner_page = EXCLUDED.owner_page"
                 ),
-                (namespace, content_hash, mode, identity, bytes(data)),
+                (
+                    namespace,
+                    content_hash,
+                    mode,
+                    identity,
+                    bytes(data),
+                    found.kind,
+                    found.thread_id,
+                    found.page_hash,
+                ),
             )
 
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM {s}.page_images")[0][0])
-
-    def prune_renders(
-        self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
-    ) -> int:
-        if not modes or last_seq < first_seq:
-            return 0
-        params = {"thread": thread_id, "first": first_seq, "last": last_seq, "modes": list(modes)}
-        gone = 0
-        with self._connection() as db, db.transaction():
-            for table in ("page_images", "blobs"):
-                cursor = db.execute(
-                    self._sql(
-                        f"DELETE FROM {{s}}.{table} WHERE mode = ANY(%(modes)s) "
-                        f"AND content_hash IN ({_PRIVATE_HASHES})"
-                    ),
-                    params,
-                )
-                gone += cursor.rowcount
-        return gone
 
     # --- threads, lifetime ---------------------------------------------------------------------
 
@@ -478,25 +498,15 @@ class PostgresStore(PostgresSearch, Store):
         rows = self._read("SELECT DISTINCT thread_id FROM {s}.turns")
         return sorted(row[0] for row in rows)  # code point order, as SQLite's
 
-    def delete_thread(self, thread_id: str) -> int:
-        params = {"thread": thread_id, "first": -1, "last": 2**31 - 1}
-        with self._thread_write(thread_id) as db:
-            for table in ("page_images", "blobs"):
-                db.execute(
-                    self._sql(
-                        f"DELETE FROM {{s}}.{table} WHERE content_hash IN ({_PRIVATE_HASHES})"
-                    ),
-                    params,
-                )
-            db.execute(self._sql("DELETE FROM {s}.blobs WHERE content_hash = %s"), (thread_id,))
-            for table in ("recalls", "pages"):
-                db.execute(
-                    self._sql(f"DELETE FROM {{s}}.{table} WHERE thread_id = %s"), (thread_id,)
-                )
-            cursor = db.execute(
-                self._sql("DELETE FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
-            )
-            return int(cursor.rowcount)
+    def vacuum_full(self) -> None:
+        """Rewrite the store's tables, their TOAST tables and indexes into new files
+        (``VACUUM FULL``), so the bytes of deleted rows leave the table files now instead of
+        lingering until autovacuum reuses their space. Each table is locked while it is
+        rewritten (writers and readers wait). The write-ahead log and backups keep copies: see
+        docs/deploying.md. Needs the tables' owner."""
+        with self._connection() as db:  # autocommit: VACUUM cannot run in a transaction
+            for table in sorted(_TABLES):
+                db.execute(self._sql(f"VACUUM FULL {{s}}.{table}"))
 
     def size_bytes(self) -> int:
         rows = self._read(
@@ -547,11 +557,6 @@ def _check_connection(db: psycopg.Connection[Any]) -> None:
     except psycopg.Error:
         logger.info("PostgreSQL connection lost (server restarted?); reconnecting")
         raise
-
-
-def _check_thread_id(thread_id: str) -> None:
-    if "\x00" in thread_id:
-        raise ValueError("a thread id for PostgreSQL cannot hold NUL characters")
 
 
 def _utf8(text: str) -> bytes:

@@ -18,26 +18,31 @@ from datetime import datetime
 from pathlib import Path
 
 from optical_memory.store import (
+    OWNER_BACKFILL,
     SCHEMA_VERSION,
+    BlobOwner,
     NewPage,
     PageRecord,
     Store,
     StoreDamagedError,
     StoreError,
+    blob_owner,
+    check_thread_id,
     checked_version,
     logger,
     page_from_row,
     spans_json,
     turn_from_row,
 )
+from optical_memory.store.owners import BLOB_COLUMNS
 from optical_memory.store.sqlite_search import (
     TURN_COLUMNS,
     SQLiteSearch,
     insert_turn,
     search_schema,
-    unindex,
     upgrade_from_version_1,
 )
+from optical_memory.store.sqlite_threads import SQLiteThreads, upgrade_blob_owners
 from optical_memory.turns import Turn
 
 #: Seconds a writer waits for another process's lock before SQLite gives up.
@@ -80,6 +85,9 @@ CREATE TABLE IF NOT EXISTS blobs (
     mode         TEXT NOT NULL,
     identity     TEXT NOT NULL,
     data         BLOB NOT NULL,
+    owner_kind   TEXT NOT NULL DEFAULT 'page',
+    owner_thread TEXT,
+    owner_page   TEXT,
     PRIMARY KEY (namespace, content_hash, mode, identity)
 );
 CREATE TABLE IF NOT EXISTS recalls (
@@ -90,17 +98,8 @@ CREATE TABLE IF NOT EXISTS recalls (
 );
 """
 
-# Content hashes of a thread's pages (seq in a range) that no other thread's page shares.
-_PRIVATE_HASHES = """
-SELECT p.content_hash FROM pages p
-WHERE p.thread_id = ? AND p.seq BETWEEN ? AND ?
-  AND NOT EXISTS (
-    SELECT 1 FROM pages o WHERE o.content_hash = p.content_hash AND o.thread_id <> p.thread_id
-  )
-"""
 
-
-class SQLiteStore(SQLiteSearch, Store):
+class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
     """:class:`Store` on one SQLite file (``path``) or in RAM (``path=None``).
 
     The file uses WAL journaling (readers never block the writer), a busy timeout of
@@ -161,12 +160,16 @@ class SQLiteStore(SQLiteSearch, Store):
                 self._create()  # tables or indexes an older store may still lack
                 if version < 2:
                     upgrade_from_version_1(self._db)
+                if version < 3:
+                    upgrade_blob_owners(self._db, OWNER_BACKFILL.replace("{s}.", ""))
+                if version < SCHEMA_VERSION:
                     logger.info("store %s upgraded to schema version %d", where, SCHEMA_VERSION)
                 if version < SCHEMA_VERSION:
                     self._db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 self._create_search()
             else:
                 self._create()
+                upgrade_blob_owners(self._db, "")
                 self._create_search()
                 self._db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
             self._db.execute("COMMIT")
@@ -308,6 +311,7 @@ class SQLiteStore(SQLiteSearch, Store):
     def add_turns(
         self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
     ) -> list[Turn]:
+        check_thread_id(thread_id)
         added: list[Turn] = []
         with self._write() as db:
             for role, content, timestamp, text_tokens in turns:
@@ -407,6 +411,7 @@ class SQLiteStore(SQLiteSearch, Store):
         return page_from_row(rows[0]) if rows else None
 
     def append_pages(self, thread_id: str, after_seq: int, pages: Sequence[NewPage]) -> bool:
+        check_thread_id(thread_id)
         with self._write() as db:
             newest = db.execute(
                 "SELECT MAX(seq) FROM pages WHERE thread_id = ?", (thread_id,)
@@ -464,76 +469,40 @@ class SQLiteStore(SQLiteSearch, Store):
         return bytes(rows[0][0]) if rows else None
 
     def put_blob(
-        self, namespace: str, content_hash: str, mode: str, identity: str, data: bytes
+        self,
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes,
+        *,
+        owner: BlobOwner | None = None,
     ) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
+        found = blob_owner(namespace, content_hash, owner)
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
-                (namespace, content_hash, mode, identity, bytes(data)),
+                f"INSERT OR REPLACE INTO blobs ({BLOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    namespace,
+                    content_hash,
+                    mode,
+                    identity,
+                    bytes(data),
+                    found.kind,
+                    found.thread_id,
+                    found.page_hash,
+                ),
             )
 
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM page_images")[0][0])
 
-    def prune_renders(
-        self, thread_id: str, first_seq: int, last_seq: int, modes: Sequence[str]
-    ) -> int:
-        if not modes or last_seq < first_seq:
-            return 0
-        marks = ",".join("?" * len(modes))
-        params = [*modes, thread_id, first_seq, last_seq]
-        gone = 0
-        with self._write() as db:
-            for table in ("page_images", "blobs"):
-                gone += db.execute(
-                    f"DELETE FROM {table} WHERE mode IN ({marks}) "
-                    f"AND content_hash IN ({_PRIVATE_HASHES})",
-                    params,
-                ).rowcount
-        return gone
-
     # --- threads, lifetime ---------------------------------------------------------------------
 
     def thread_ids(self) -> list[str]:
         return [row[0] for row in self._read("SELECT DISTINCT thread_id FROM turns ORDER BY 1")]
-
-    def delete_thread(self, thread_id: str) -> int:
-        everything = (thread_id, -1, 2**62)
-        with self._write() as db:
-            ids = [
-                r[0] for r in db.execute("SELECT id FROM turns WHERE thread_id = ?", (thread_id,))
-            ]
-            unindex(db, ids)  # while the turns its entries were read from still exist
-            # Merge the index's segments, so no deleted entry lingers in them.
-            db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
-            db.execute("DELETE FROM recalls WHERE thread_id = ?", (thread_id,))
-            db.execute(
-                f"DELETE FROM page_images WHERE content_hash IN ({_PRIVATE_HASHES})", everything
-            )
-            db.execute(f"DELETE FROM blobs WHERE content_hash IN ({_PRIVATE_HASHES})", everything)
-            db.execute("DELETE FROM blobs WHERE content_hash = ?", (thread_id,))
-            db.execute("DELETE FROM pages WHERE thread_id = ?", (thread_id,))
-            deleted = db.execute("DELETE FROM turns WHERE thread_id = ?", (thread_id,)).rowcount
-        if self.path is not None:
-            # secure_delete zeroes freed cells, but b-tree rebalancing can leave copies in the
-            # free space of pages still in use: VACUUM rewrites the file without them, and the
-            # checkpoint then empties the write-ahead log that held the old page versions.
-            with self._lock:
-                try:
-                    self._db.execute("VACUUM")
-                    busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-                except sqlite3.Error as error:
-                    raise self._failure(error, "write to") from error
-            if busy:
-                logger.warning(
-                    "thread %r deleted, but another process kept reading %s: its write-ahead "
-                    "log keeps old pages until the next checkpoint",
-                    thread_id,
-                    self.path,
-                )
-        return int(deleted)
 
     def size_bytes(self) -> int:
         """The database file's size after a passive checkpoint (the write-ahead log beside it

@@ -1,8 +1,10 @@
 """The viewer's HTTP side: a JSON API over one SQLite memory file and the static page.
 
-Every request opens the memory for its thread in the worker thread that serves it (SQLite
-connections stay in the thread that made them; the store's WAL lets them share the file), so
-the viewer sees what a terminal chat on the same file writes, and the other way round.
+The store is opened, and so checked (its schema version, and on SQLite ``PRAGMA quick_check``,
+which reads the whole file), once when the viewer is created, and closed when it shuts down.
+Every request opens a memory for its thread on that store (it serializes its own calls; the
+store's WAL lets other processes share the file), so the viewer sees what a terminal chat on
+the same file writes, and the other way round.
 
 API (all JSON except the PNG):
 
@@ -24,8 +26,8 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,8 +108,16 @@ def create_app(
     responses = import_extra("fastapi.responses", "demo")
     staticfiles = import_extra("fastapi.staticfiles", "demo")
     from optical_memory.memory import OpticalMemory
+    from optical_memory.store import open_store
 
-    db = str(db)
+    store = open_store(db)  # checked here once, not on every request
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            store.close()
 
     @contextmanager
     def session(thread: str) -> Iterator[ChatSession]:
@@ -119,20 +129,22 @@ def create_app(
         if problem is not None:
             raise fastapi.HTTPException(422, problem)
         memory = OpticalMemory(
-            db,
+            store,
             thread_id=thread,
             keep_recent_turns=keep_recent_turns,
             schedule=schedule,
             target=target,
         )
-        try:
-            yield ChatSession(memory, model, budget_tokens=budget_tokens)
-        finally:
-            memory.close()
+        yield ChatSession(memory, model, budget_tokens=budget_tokens)  # the store stays open
 
     app = fastapi.FastAPI(
-        title="optical-memory viewer", docs_url=None, redoc_url=None, openapi_url=None
+        title="optical-memory viewer",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
     )
+    app.state.store = store
     app.add_middleware(ViewerGuard, hosts=[host], max_body=MAX_BODY_BYTES, headers=SECURITY_HEADERS)
     page_id_query = fastapi.Query(ge=0, le=MAX_PAGE_ID)
 

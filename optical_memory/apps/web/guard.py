@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,15 +30,17 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: Names the viewer always answers to, whatever address it listens on.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: A ``Host`` header (RFC 9110): a name or a bracketed IPv6 address, then at most a port.
+_HOST = re.compile(r"(?P<name>\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::[0-9]{1,5})?")
 _log = logging.getLogger(__name__)
 
 
 def host_name(host: str) -> str:
-    """A ``Host`` header's name without its port, lower case: ``[::1]:8000`` -> ``[::1]``."""
-    host = host.strip().lower()
-    if host.startswith("["):
-        return host[: host.find("]") + 1] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    """A ``Host`` header's name without its port, lower case: ``[::1]:8000`` -> ``[::1]``;
+    ``""`` when the header is anything but a name or bracketed address with an optional port
+    (``localhost:8000@evil.com``, ``[::1]evil``), which no viewer name matches."""
+    match = _HOST.fullmatch(host.strip().lower())
+    return match.group("name") if match else ""
 
 
 class ViewerGuard:
