@@ -50,7 +50,7 @@ def openai_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]
     request bodies it received."""
     with provider_stubs() as server:
         host, port = server.server_address[:2]
-        monkeypatch.setenv("OPENAI_BASE_URL", f"http://{host}:{port}/v1")
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://{host!s}:{port}/v1")
         monkeypatch.setenv("OPENAI_API_KEY", "sk-local-stub")
         yield server.requests
 

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,7 @@ def viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Viewer]:
     yield from _serve(app, db)
 
 
-def _serve(app: Any, db: Path) -> Iterator[Viewer]:
+def _serve(app: Any, db: Path) -> Generator[Viewer, None, None]:
     """Run ``app`` with uvicorn on an ephemeral loopback port until the generator is closed."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
