@@ -424,3 +424,12 @@ def test_an_openai_compatible_server_gets_the_pages_as_png_image_parts(
         ("user", "What is my locker code?"),
         ("assistant", _CompletionsStub.answer),
     ]
+
+
+def test_a_runaway_search_is_cut_and_the_chat_says_so(paged_db: Path) -> None:
+    memory = _open(paged_db)
+    chat, out = _terminal(memory)
+    chat.run(["/search locker code " + "x" * 200_000])
+    text = out.getvalue()
+    assert "[the query was 200,012 characters: searched for its first 1,000" in text
+    assert next(line for line in text.splitlines() if " · page " in line).startswith("#1 user")

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from optical_memory.extras import import_extra
 from optical_memory.memory import MemoryPage
-from optical_memory.memory.search import describe_hit, describe_turns
+from optical_memory.memory.search import capped_query, describe_hit, describe_turns
 from optical_memory.modes import FADING_ORDER
 
 if TYPE_CHECKING:
@@ -300,6 +300,9 @@ class TerminalChat:
                 'usage: /search QUERY (a question, words, "a phrase", a code)', style="red"
             )
             return
+        query, cut = capped_query(query)
+        if cut:
+            self._print_text(cut, style="yellow")
         hits = self.session.memory.search(query, limit=5)
         if not hits:
             self._print_text(f"no stored turn matches {query!r}")

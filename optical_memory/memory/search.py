@@ -44,6 +44,7 @@ from optical_memory.turns import Turn
 __all__ = [
     "ParsedQuery",
     "SearchHit",
+    "capped_query",
     "describe_hit",
     "describe_turns",
     "parse_query",
@@ -53,6 +54,10 @@ __all__ = [
 
 #: Candidates the store ranks before the rerank (the rerank reorders only these).
 CANDIDATES = 200
+#: Characters of a query that are read: a question fits many times over, and the parser's and
+#: the store's work stay bounded whatever a model or a user passes (callers that cut a query
+#: say so: :func:`capped_query`).
+MAX_QUERY_CHARS = 1000
 PHRASE_BOOST = 3.0
 SPEAKER_BOOST = 2.0
 DATE_BOOST = 3.0
@@ -102,8 +107,11 @@ _ASKS_WHEN = re.compile(r"^\W*when\b|\bwhat (?:year|month|day|date|time)\b|\bhow
 #: Characters of a turn searched for a time said (a time answering a question comes early).
 TIME_SAID_CHARS = 20_000
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
-# A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit.
-_CODE = re.compile(r"\w+(?:[-_./:#@+]\w+)+|\w*\d\w*")
+# A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit. It
+# starts only where a word starts and its runs of word characters never give back what they
+# took, so a scan is linear in the text (tried at every character of a long word, it was
+# quadratic in the word's length).
+_CODE = re.compile(r"(?<!\w)(?:\w++(?:[-./:#@+]\w++)+|\w*?\d\w*+)")
 _WORD = re.compile(r"\w+")
 
 
@@ -138,8 +146,21 @@ class ParsedQuery:
     asks_when: bool = False
 
 
+def capped_query(query: str) -> tuple[str, str]:
+    """``query`` cut to :data:`MAX_QUERY_CHARS` characters, and a note saying so (empty when
+    nothing was cut): what the recall tool and the chat search for and tell."""
+    if len(query) <= MAX_QUERY_CHARS:
+        return query, ""
+    return query[:MAX_QUERY_CHARS], (
+        f"[the query was {len(query):,} characters: searched for its first "
+        f"{MAX_QUERY_CHARS:,}; ask with a shorter question or a few words]"
+    )
+
+
 def parse_query(query: str) -> ParsedQuery:
-    """Words, phrases, codes and dates of ``query`` (see the module docstring)."""
+    """Words, phrases, codes and dates of ``query``'s first :data:`MAX_QUERY_CHARS` characters
+    (see the module docstring)."""
+    query = query[:MAX_QUERY_CHARS]
     dates: list[tuple[datetime, datetime]] = []
     rest = query
     for pattern, kind in _DATES:
