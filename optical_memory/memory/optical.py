@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory import renderers
 from optical_memory.closing import Closing
-from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
@@ -25,6 +24,7 @@ from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import PageRecord, Store, open_store
+from optical_memory.store.ranking import CANDIDATES
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
@@ -289,9 +289,7 @@ class OpticalMemory(Closing):
             raise ValueError(f"limit must be an int >= 1, not {limit!r}")
         parsed = parse_query(query)
         with self._lock:
-            matches = self.store.search_turns(
-                self.thread_id, parsed.text, max(search_module.CANDIDATES, limit)
-            )
+            matches = self.store.search_turns(self.thread_id, parsed.text, max(CANDIDATES, limit))
             ranked = rerank(parsed, matches)[:limit]
             if not ranked:
                 return []

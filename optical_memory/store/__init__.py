@@ -38,6 +38,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from optical_memory.store.ranking import TermHits
 from optical_memory.turns import Turn
 
 SCHEMA_VERSION = 2
@@ -45,19 +46,12 @@ SCHEMA_VERSION = 2
 NEIGHBOUR_CHARS = 2000
 #: Words in a search hit's snippet.
 SNIPPET_WORDS = 24
-#: The neighbours a turn is indexed with (offsets in turn numbers) and their weights in the
-#: ranking, after the turn's own text (weight 1). A question's words are often split between a
-#: turn and the one it answers; measured on LoCoMo (``optical-memory experiment``).
-NEIGHBOURS: tuple[tuple[int, float], ...] = (
-    (-1, 0.8),
-    (-2, 0.4),
-    (-3, 0.2),
-    (1, 0.4),
-    (2, 0.2),
-    (3, 0.1),
-)
+#: The neighbours (offsets in turn numbers) whose text the SQLite index reads with a turn, in
+#: its columns after the turn's own. The ranking reads each turn's own text and adds its
+#: neighbours' scores (:mod:`optical_memory.store.ranking`, where its weights live).
+INDEXED_NEIGHBOURS: tuple[int, ...] = (-1, -2, -3, 1, 2, 3)
 #: How many turns before a new one gain it as a neighbour.
-REACH = max(offset for offset, _ in NEIGHBOURS)
+REACH = max(INDEXED_NEIGHBOURS)
 #: The library's logger (no output unless the application configures logging).
 logger = logging.getLogger("optical_memory")
 
@@ -174,8 +168,14 @@ class Store(Protocol):
 
     def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
         """Up to ``limit`` of the thread's turns (forgotten ones too) matching ``query``, best
-        first by text relevance (each turn read with its neighbours, :data:`NEIGHBOURS`). The
-        index is kept in the same transaction as :meth:`add_turn`."""
+        first by text relevance over the thread's own statistics, each turn read with its
+        neighbours (:func:`~optical_memory.store.ranking.rank_turns` of :meth:`term_hits`).
+        The index is kept in the same transaction as :meth:`add_turn`."""
+        ...
+
+    def term_hits(self, thread_id: str, query: TextQuery) -> TermHits:
+        """Which of the thread's turns hold each of ``query``'s terms (its words, then its
+        phrases) in their own text: what :meth:`search_turns` ranks."""
         ...
 
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
@@ -364,7 +364,7 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
-    "NEIGHBOURS",
+    "INDEXED_NEIGHBOURS",
     "NEIGHBOUR_CHARS",
     "SCHEMA_VERSION",
     "SNIPPET_WORDS",

@@ -1,0 +1,130 @@
+"""How a search ranks a thread's turns, with every weight it uses in one place.
+
+Both stores rank the same way, here, from what their index says about the query
+(:class:`TermHits`): which of the thread's turns hold each query term (a word or a phrase) in
+their own text, how often, and how long each such turn is. A turn's own score is BM25 over the
+thread's statistics alone: a term weighs by its rarity among the thread's turns (inverse
+document frequency), its count in the turn saturates, and long turns count less (length against
+the mean of the turns that match). So
+another thread never changes how a thread's turns rank. Each turn is then read with its
+neighbours (:attr:`Ranking.neighbours`): a question's words are often split between a turn and
+the one it answers, so a turn's score is its own plus each neighbour's times that neighbour's
+weight.
+
+The memory then reranks the best :data:`CANDIDATES` with the query's other clues (phrases,
+speakers, dates, a question asking when, who spoke: :mod:`optical_memory.memory.search`); its
+weights are here too, so one :class:`Ranking` is the whole ranking. :data:`RANKING`'s values
+were chosen by leave-one-conversation-out over LoCoMo's development conversations, stored both
+with the speakers' names as roles and as an agent stores turns (``optical_memory.experiments.
+retrieval``, which prints the recall they give and how the choice varies between folds).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: Candidates the store ranks before the memory's rerank (the rerank reorders only these).
+CANDIDATES = 200
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every weight of a search's ranking.
+
+    ``neighbours``: ``(offset, weight)``: a turn scores ``weight`` times the own score of the
+    turn ``offset`` numbers away (``-1``: the turn before). ``k1``, ``b``: BM25's saturation
+    and length normalisation.
+    The rerank multiplies a candidate's score by ``phrase`` when its own text holds one of the
+    query's phrases, ``speaker`` when the query names its speaker, ``date`` when it is stamped
+    within a date the query names, ``when`` when the query asks when and the turn says when,
+    ``assistant`` for the assistant's turns and ``tool`` for tool results and turns that only
+    call tools.
+    """
+
+    neighbours: tuple[tuple[int, float], ...] = (
+        (-1, 0.8),
+        (-2, 0.4),
+        (-3, 0.2),
+        (1, 0.4),
+        (2, 0.2),
+        (3, 0.1),
+    )
+    k1: float = 1.2
+    b: float = 0.75
+    phrase: float = 3.0
+    speaker: float = 2.0
+    date: float = 3.0
+    when: float = 2.0
+    assistant: float = 0.7
+    tool: float = 0.3
+
+
+#: The ranking a search uses (see the module docstring for how it was chosen).
+RANKING = Ranking()
+
+
+@dataclass(frozen=True)
+class TermHits:
+    """What a store's index says about a query's terms in one thread.
+
+    ``turns``: how many turns the thread holds (its highest number); ``hits``: one
+    ``(term, number, count, length)`` per term and turn whose own text holds it (``term``
+    indexes the query's terms, ``count`` is how often the turn holds it, ``length`` the turn's
+    text in bytes); ``phrase_terms``: the terms that are phrases.
+    """
+
+    turns: int
+    hits: Sequence[tuple[int, int, int, int]]
+    phrase_terms: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class RankedTurn:
+    """A turn's number in its thread, its score (higher is better) and whether its own text
+    holds one of the query's phrases."""
+
+    number: int
+    score: float
+    phrase_match: bool
+
+
+def own_scores(found: TermHits, ranking: Ranking = RANKING) -> dict[int, float]:
+    """Turn number → BM25 score of the turn's own text, over the thread's statistics."""
+    if not found.hits:
+        return {}
+    matched: defaultdict[int, int] = defaultdict(int)
+    lengths: dict[int, int] = {}
+    for term, number, _, length in found.hits:
+        matched[term] += 1
+        lengths[number] = length
+    mean = max(sum(lengths.values()) / len(lengths), 1.0)
+    total = max(found.turns, len(lengths))
+    idf = {term: math.log(1 + (total - n + 0.5) / (n + 0.5)) for term, n in matched.items()}
+    k1, b = ranking.k1, ranking.b
+    scores: defaultdict[int, float] = defaultdict(float)
+    for term, number, count, length in found.hits:
+        tf = max(count, 1)  # a match counts once at least, whatever the index's count says
+        scores[number] += idf[term] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean))
+    return dict(scores)
+
+
+def rank_turns(found: TermHits, limit: int, ranking: Ranking = RANKING) -> list[RankedTurn]:
+    """The ``limit`` best turns of the thread for the query, best first (ties: older first):
+    each turn's own score plus its neighbours' times their weights."""
+    own = own_scores(found, ranking)
+    scores = dict(own)
+    for offset, weight in ranking.neighbours:
+        for number, score in own.items():
+            # This turn is the neighbour at ``offset`` of the turn ``number - offset``.
+            scores[number - offset] = scores.get(number - offset, 0.0) + weight * score
+    phrased = {n for term, n, _, _ in found.hits if term in found.phrase_terms}
+    last = found.turns
+    best = heapq.nsmallest(
+        max(limit, 0),
+        ((-score, number) for number, score in scores.items() if 1 <= number <= last),
+    )
+    return [RankedTurn(number, -score, number in phrased) for score, number in best]
