@@ -46,7 +46,7 @@ class Ranking:
     """
 
     neighbours: tuple[tuple[int, float], ...] = (
-        (-1, 0.8),
+        (-1, 0.6),
         (-2, 0.4),
         (-3, 0.2),
         (1, 0.4),
@@ -58,8 +58,8 @@ class Ranking:
     phrase: float = 3.0
     speaker: float = 2.0
     date: float = 3.0
-    when: float = 2.0
-    assistant: float = 0.7
+    when: float = 1.5
+    assistant: float = 1.0
     tool: float = 0.3
 
 
@@ -115,7 +115,14 @@ def own_scores(found: TermHits, ranking: Ranking = RANKING) -> dict[int, float]:
 def rank_turns(found: TermHits, limit: int, ranking: Ranking = RANKING) -> list[RankedTurn]:
     """The ``limit`` best turns of the thread for the query, best first (ties: older first):
     each turn's own score plus its neighbours' times their weights."""
-    own = own_scores(found, ranking)
+    return fuse(found, own_scores(found, ranking), limit, ranking)
+
+
+def fuse(
+    found: TermHits, own: dict[int, float], limit: int, ranking: Ranking = RANKING
+) -> list[RankedTurn]:
+    """:func:`rank_turns` from the turns' :func:`own_scores` (which depend on ``k1`` and ``b``
+    alone, so a tuner varying the other weights computes them once)."""
     scores = dict(own)
     for offset, weight in ranking.neighbours:
         for number, score in own.items():
