@@ -11,7 +11,7 @@ much the choice depends on which conversations it saw.
 
 The search is asked once per question (:meth:`~optical_memory.store.Store.term_hits`, the clues
 of :func:`~optical_memory.memory.search.turn_clues`); each candidate ranking is then scored from
-those: the turns' own scores by :func:`~optical_memory.store.ranking.own_scores`, the rerank's
+those: the terms' scores by :func:`~optical_memory.store.ranking.term_scores`, the rerank's
 factors by :meth:`~optical_memory.memory.search.TurnClues.weight`, and the neighbours' sum and
 the two orderings in array form, as :func:`~optical_memory.store.ranking.fuse` and the rerank
 order (the benchmark checks that both give the same recall). The fit is coordinate descent
@@ -45,7 +45,7 @@ from optical_memory.experiments.retrieval import (
 from optical_memory.memory import OpticalMemory
 from optical_memory.memory.search import TurnClues, parse_query, turn_clues
 from optical_memory.store import TurnMatch
-from optical_memory.store.ranking import CANDIDATES, RANKING, Ranking, TermHits, own_scores
+from optical_memory.store.ranking import CANDIDATES, RANKING, Ranking, TermHits, term_scores
 
 #: The values each weight may take (``neighbour:-1`` is the weight of the turn before).
 GRID: dict[str, tuple[float, ...]] = {
@@ -112,33 +112,36 @@ class AskedQuestion:
     found: TermHits
     codes: np.ndarray
     evidence: frozenset[int]
-    own: dict[tuple[float, float], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    own: dict[tuple[float, float], np.ndarray] = field(default_factory=dict)
 
     def ranked(self, ranking: Ranking, factors: np.ndarray) -> list[int]:
         """Turn numbers, best first, as the search ranks them under ``ranking`` (``factors``:
         the rerank's factor of each clue code under it)."""
         key = (ranking.k1, ranking.b)
         if key not in self.own:
-            last = self.found.turns
-            scores, present = np.zeros(last + 1), np.zeros(last + 1, dtype=bool)
-            for number, score in own_scores(self.found, ranking).items():
-                scores[number], present[number] = score, True
-            self.own[key] = (scores, present)
-        own, present = self.own[key]
-        fused, candidate = own.copy(), present.copy()
+            per_term = term_scores(self.found, ranking)
+            scores = np.zeros((len(per_term), self.found.turns + 1))
+            for row, of_term in enumerate(per_term.values()):
+                for number, score in of_term.items():
+                    scores[row, number] = score
+            self.own[key] = scores
+        own = self.own[key]
+        best = own.copy()
         for offset, weight in ranking.neighbours:
-            # Turn n gains weight times the own score of its neighbour n + offset.
+            # Turn n: the best of its own score and weight times its neighbour n + offset's.
             if offset > 0:
-                fused[:-offset] += weight * own[offset:]
-                candidate[:-offset] |= present[offset:]
+                np.maximum(best[:, :-offset], weight * own[:, offset:], out=best[:, :-offset])
             elif offset < 0:
-                fused[-offset:] += weight * own[:offset]
-                candidate[-offset:] |= present[:offset]
+                np.maximum(best[:, -offset:], weight * own[:, :offset], out=best[:, -offset:])
+        fused = np.zeros(own.shape[1])
+        for row in best:  # term by term, in the order the search adds them
+            fused += row
+        candidate = fused > 0
         candidate[0] = False
         numbers = np.nonzero(candidate)[0]
         scores = fused[numbers]
-        best = np.lexsort((numbers, -scores))[:CANDIDATES]  # the store's order
-        numbers, scores = numbers[best], scores[best]
+        kept = np.lexsort((numbers, -scores))[:CANDIDATES]  # the store's order
+        numbers, scores = numbers[kept], scores[kept]
         final = scores * factors[self.codes[numbers]]
         order = np.lexsort((np.arange(len(numbers)), -final))[: max(RECALL_AT)]  # the rerank's
         return [int(n) for n in numbers[order]]

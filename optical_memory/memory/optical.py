@@ -314,6 +314,7 @@ class OpticalMemory(Closing):
                     mode=modes[index] if on_page else None,
                     score=score,
                     snippet=snippets.get(turn.id, turn.content[:200]),
+                    own_match=match.own_match,
                 )
             )
         return hits

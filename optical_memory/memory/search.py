@@ -119,7 +119,9 @@ class SearchHit:
     ``page_id`` the page that prints its start (None while it waits as text); ``mode`` how
     that page is shown now (None when forgotten, or while the turn is not on a page);
     ``score`` the relevance (higher is better, comparable within one search); ``snippet`` an
-    excerpt of the turn with matched words in ``**``.
+    excerpt of the turn with matched words in ``**``; ``own_match``: the turn's own text holds
+    a word or phrase of the query (False: it was found as the context of turns beside it that
+    do).
     """
 
     turn: Turn
@@ -128,6 +130,7 @@ class SearchHit:
     mode: Mode | None
     score: float
     snippet: str
+    own_match: bool = True
 
 
 @dataclass(frozen=True)

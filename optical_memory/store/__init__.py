@@ -120,11 +120,13 @@ class TextQuery:
 class TurnMatch:
     """One turn a full-text search found: ``score`` (higher is better) is its text relevance,
     read with its neighbours; ``phrase_match``: the turn's own text holds one of the query's
-    phrases."""
+    phrases; ``own_match``: its own text holds a word or phrase of the query (False: it was
+    found through its neighbours alone)."""
 
     turn: Turn
     score: float
     phrase_match: bool
+    own_match: bool = True
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ class PostgresSearch:
             )
         }
         return [
-            TurnMatch(turn=turns[r.number], score=r.score, phrase_match=r.phrase_match)
+            TurnMatch(turns[r.number], r.score, r.phrase_match, r.own_match)
             for r in ranked
             if r.number in turns
         ]

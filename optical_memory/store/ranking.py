@@ -8,8 +8,8 @@ document frequency), its count in the turn saturates, and long turns count less 
 the mean of the turns that match). So
 another thread never changes how a thread's turns rank. Each turn is then read with its
 neighbours (:attr:`Ranking.neighbours`): a question's words are often split between a turn and
-the one it answers, so a turn's score is its own plus each neighbour's times that neighbour's
-weight.
+the one it answers, so for each term a turn scores the best of its own score and each
+neighbour's times that neighbour's weight (:func:`rank_turns`).
 
 The memory then reranks the best :data:`CANDIDATES` with the query's other clues (phrases,
 speakers, dates, a question asking when, who spoke: :mod:`optical_memory.memory.search`); its
@@ -84,16 +84,19 @@ class TermHits:
 
 @dataclass(frozen=True)
 class RankedTurn:
-    """A turn's number in its thread, its score (higher is better) and whether its own text
-    holds one of the query's phrases."""
+    """A turn's number in its thread, its score (higher is better), whether its own text holds
+    one of the query's phrases, and whether it holds any of the query's terms (False: it ranks
+    through its neighbours alone)."""
 
     number: int
     score: float
     phrase_match: bool
+    own_match: bool
 
 
-def own_scores(found: TermHits, ranking: Ranking = RANKING) -> dict[int, float]:
-    """Turn number → BM25 score of the turn's own text, over the thread's statistics."""
+def term_scores(found: TermHits, ranking: Ranking = RANKING) -> dict[int, dict[int, float]]:
+    """Query term → turn number → BM25 score of the term in the turn's own text, over the
+    thread's statistics (terms in their order in the query)."""
     if not found.hits:
         return {}
     matched: defaultdict[int, int] = defaultdict(int)
@@ -105,33 +108,49 @@ def own_scores(found: TermHits, ranking: Ranking = RANKING) -> dict[int, float]:
     total = max(found.turns, len(lengths))
     idf = {term: math.log(1 + (total - n + 0.5) / (n + 0.5)) for term, n in matched.items()}
     k1, b = ranking.k1, ranking.b
-    scores: defaultdict[int, float] = defaultdict(float)
+    scores: dict[int, dict[int, float]] = {term: {} for term in sorted(matched)}
     for term, number, count, length in found.hits:
         tf = max(count, 1)  # a match counts once at least, whatever the index's count says
-        scores[number] += idf[term] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean))
-    return dict(scores)
+        score = idf[term] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean))
+        scores[term][number] = scores[term].get(number, 0.0) + score
+    return scores
 
 
 def rank_turns(found: TermHits, limit: int, ranking: Ranking = RANKING) -> list[RankedTurn]:
-    """The ``limit`` best turns of the thread for the query, best first (ties: older first):
-    each turn's own score plus its neighbours' times their weights."""
-    return fuse(found, own_scores(found, ranking), limit, ranking)
+    """The ``limit`` best turns of the thread for the query, best first (ties: older first).
+
+    A turn scores, for each query term, the best of the term's score in its own text and in
+    each neighbour's times that neighbour's weight: a question's words split between a turn
+    and the one it answers both count, while a term the turn holds itself is not counted again
+    from a neighbour that repeats it (an answer echoing a code does not outrank the turn that
+    first said it)."""
+    return fuse(found, term_scores(found, ranking), limit, ranking)
 
 
 def fuse(
-    found: TermHits, own: dict[int, float], limit: int, ranking: Ranking = RANKING
+    found: TermHits, per_term: dict[int, dict[int, float]], limit: int, ranking: Ranking = RANKING
 ) -> list[RankedTurn]:
-    """:func:`rank_turns` from the turns' :func:`own_scores` (which depend on ``k1`` and ``b``
+    """:func:`rank_turns` from the :func:`term_scores` (which depend on ``k1`` and ``b``
     alone, so a tuner varying the other weights computes them once)."""
-    scores = dict(own)
-    for offset, weight in ranking.neighbours:
-        for number, score in own.items():
-            # This turn is the neighbour at ``offset`` of the turn ``number - offset``.
-            scores[number - offset] = scores.get(number - offset, 0.0) + weight * score
+    scores: dict[int, float] = {}
+    for own in per_term.values():
+        best = dict(own)
+        for offset, weight in ranking.neighbours:
+            for number, score in own.items():
+                # This turn is the neighbour at ``offset`` of the turn ``number - offset``.
+                near, value = number - offset, weight * score
+                if value > best.get(near, 0.0):
+                    best[near] = value
+        for number, value in best.items():
+            scores[number] = scores.get(number, 0.0) + value
     phrased = {n for term, n, _, _ in found.hits if term in found.phrase_terms}
     last = found.turns
-    best = heapq.nsmallest(
+    ranked = heapq.nsmallest(
         max(limit, 0),
         ((-score, number) for number, score in scores.items() if 1 <= number <= last),
     )
-    return [RankedTurn(number, -score, number in phrased) for score, number in best]
+    own_match = {number for own in per_term.values() for number in own}
+    return [
+        RankedTurn(number, -score, number in phrased, number in own_match)
+        for score, number in ranked
+    ]
