@@ -50,13 +50,15 @@ from optical_memory.store.ranking import CANDIDATES, RANKING, Ranking, TermHits,
 #: The values each weight may take (``neighbour:-1`` is the weight of the turn before).
 GRID: dict[str, tuple[float, ...]] = {
     "neighbour:-1": (0.4, 0.6, 0.8, 1.0, 1.2),
-    "neighbour:-2": (0.0, 0.2, 0.4, 0.6),
-    "neighbour:-3": (0.0, 0.1, 0.2, 0.3),
+    "neighbour:-2": (0.0, 0.2, 0.4, 0.6, 0.8),
+    "neighbour:-3": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
+    "neighbour:-4": (0.0, 0.1, 0.2, 0.3, 0.4),
     "neighbour:1": (0.0, 0.2, 0.4, 0.6, 0.8),
-    "neighbour:2": (0.0, 0.1, 0.2, 0.4),
-    "neighbour:3": (0.0, 0.1, 0.2),
+    "neighbour:2": (0.0, 0.1, 0.2, 0.4, 0.6),
+    "neighbour:3": (0.0, 0.1, 0.2, 0.3, 0.4),
+    "neighbour:4": (0.0, 0.1, 0.2, 0.3),
     "k1": (0.6, 0.9, 1.2, 1.6),
-    "b": (0.3, 0.5, 0.75, 0.9),
+    "b": (0.0, 0.15, 0.3, 0.5, 0.75),
     "phrase": (2.0, 3.0, 5.0),
     "speaker": (1.0, 1.5, 2.0, 3.0),
     "date": (1.0, 2.0, 3.0, 5.0),
@@ -65,7 +67,7 @@ GRID: dict[str, tuple[float, ...]] = {
 }
 #: Passes of coordinate descent over :data:`GRID`.
 PASSES = 2
-_REACH = 3  # neighbour offsets the grid spans
+_REACH = 4  # neighbour offsets the grid spans
 
 
 def weight_of(ranking: Ranking, name: str) -> float:

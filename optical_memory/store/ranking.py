@@ -46,17 +46,18 @@ class Ranking:
     """
 
     neighbours: tuple[tuple[int, float], ...] = (
-        (-1, 0.6),
-        (-2, 0.4),
-        (-3, 0.2),
-        (1, 0.4),
-        (2, 0.2),
-        (3, 0.1),
+        (-1, 0.8),
+        (-2, 0.6),
+        (-3, 0.3),
+        (-4, 0.2),
+        (1, 0.6),
+        (2, 0.4),
+        (3, 0.2),
     )
     k1: float = 1.2
-    b: float = 0.75
+    b: float = 0.3
     phrase: float = 3.0
-    speaker: float = 2.0
+    speaker: float = 1.5
     date: float = 3.0
     when: float = 1.5
     assistant: float = 1.0
