@@ -113,7 +113,7 @@ def recall_report(data: Path, postgres: str | None) -> list[str]:
             with tempfile.TemporaryDirectory() as folder:
                 where = location or str(Path(folder) / "recall.db")
                 result = run_retrieval(conversations, where, setting=setting).as_dict()
-            lines += ["", f"## {name}, stored with {SETTING_NAMES[setting]}", ""]
+            lines += ["", f"## {name}, stored {SETTING_NAMES[setting]}", ""]
             lines += retrieval_table(result)
             print("\n".join(lines[-9:]), flush=True)
     lines += ["", "## Ranking weights chosen by leave-one-conversation-out", ""]

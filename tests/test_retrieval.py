@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -92,3 +93,23 @@ def _generated_conversation(dialogue: SyntheticDialogue) -> LocomoConversation:
     )
     dia_ids = tuple(f"D1:{n + 1}" for n in range(len(turns)))
     return LocomoConversation("generated", ("Ann", "Bob"), turns, dia_ids, questions)
+
+
+def test_the_report_gives_both_settings_and_the_leave_one_out(tmp_path: Path) -> None:
+    from optical_memory.experiments.retrieval import retrieval_section
+    from optical_memory.experiments.tuning import leave_one_out
+
+    conversations = [_generated_conversation(generate_dialogue(120, seed=s)) for s in (0, 1)]
+    conversations[1] = dataclasses.replace(conversations[1], sample_id="generated-1")
+    result = {
+        "settings": {
+            s: run_retrieval(conversations, setting=s).as_dict() for s in ("names", "agent")
+        },
+        "leave_one_out": leave_one_out(conversations).as_dict(),
+    }
+    text = "\n".join(retrieval_section(result))
+    assert "### Stored with the speakers' names as roles" in text
+    assert "### Stored as an agent stores turns" in text
+    folds = [line for line in text.splitlines() if line.startswith("| generated")]
+    assert [line.split(" | ")[0] for line in folds] == ["| generated", "| generated-1"]
+    assert "| range | " in text and "| in use | " in text

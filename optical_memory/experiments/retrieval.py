@@ -35,7 +35,7 @@ CATEGORIES = (1, 2, 3, 4)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 #: How a conversation is stored: speakers' names as roles, or user and assistant.
 SETTINGS = ("names", "agent")
-SETTING_NAMES = {"names": "speakers' names as roles", "agent": "as an agent stores turns"}
+SETTING_NAMES = {"names": "with the speakers' names as roles", "agent": "as an agent stores turns"}
 _WORD = re.compile(r"\w+")
 
 
@@ -199,7 +199,7 @@ def retrieval_section(result: dict[str, Any] | None) -> list[str]:
     ]
     settings = result.get("settings", {"names": result})  # results written before settings
     for setting, table in settings.items():
-        lines += ["", f"### Stored with {SETTING_NAMES.get(setting, setting)}", ""]
+        lines += ["", f"### Stored {SETTING_NAMES.get(setting, setting)}", ""]
         lines += retrieval_table(table)
     if result.get("leave_one_out"):
         from optical_memory.experiments.tuning import leave_one_out_lines
