@@ -137,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.data.is_file():
         parser.error(f"--results needs the LoCoMo file: {args.data} does not exist")
+    # The command as run, with the database's address and the data's folder left out.
+    shown = {args.postgres: "ADDRESS", str(args.data): args.data.name}
     command = "python benchmarks/search.py " + " ".join(
-        "--postgres DSN" if a == args.postgres else a for a in (argv or sys.argv[1:])
+        shown.get(a, a) for a in (argv or sys.argv[1:])
     )
     cpus = os.cpu_count()
     lines = [
