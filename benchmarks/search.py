@@ -1,6 +1,7 @@
 """Search latency: ``memory.search(question, limit=10)`` at 1,000, 10,000 and 100,000 turns.
 
     .venv/bin/python benchmarks/search.py [--turns 100000] [--queries 200] [--data FILE]
+        [--results docs/results/search.md [--postgres postgresql://...]]
 
 Fills one SQLite file (a temporary one) with the turns of the LoCoMo development conversations,
 repeated until each checkpoint (each copy's turns tagged with its round, so they are not
@@ -9,15 +10,24 @@ are drawn, which search does not need), and at each checkpoint asks the LoCoMo q
 turn, printing wall-clock p50/p95 and the CPU-time p50 (steadier on a busy machine). Without
 the LoCoMo file it uses the synthetic dialogue and its facts. Goal: p95 <= 20 ms at 10,000
 turns.
+
+With ``--results PATH`` (and a LoCoMo file) it also measures recall: the retrieval benchmark
+(``optical_memory.experiments.retrieval``) per category in both settings, on a SQLite file and,
+given ``--postgres`` (an empty database's address), on PostgreSQL, and the ranking weights'
+leave-one-conversation-out (``optical_memory.experiments.tuning``); and writes every table to
+PATH as Markdown, its first line the command, date and machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from timing import percentile
@@ -45,16 +55,13 @@ def corpus(path: Path | None) -> tuple[list[tuple[str, str]], list[str]]:
     return list(dialogue.turns), [fact.question for fact in dialogue.facts]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, default=CHECKPOINTS[-1])
-    parser.add_argument("--queries", type=int, default=200, help="timed searches per checkpoint")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a LoCoMo JSON file")
-    args = parser.parse_args(argv)
-    turns, questions = corpus(args.data)
-    checkpoints = [n for n in CHECKPOINTS if n <= args.turns] or [args.turns]
-    print(f"{len(turns)} distinct turns, {len(questions)} questions; search(question, limit=10)")
-    print(f"{'turns':>8} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50 ms':>11} {'fill s':>7}")
+def latency(
+    turns: list[tuple[str, str]], questions: list[str], upto: int, queries: int
+) -> list[str]:
+    """The latency table's lines, printed as each checkpoint is measured."""
+    checkpoints = [n for n in CHECKPOINTS if n <= upto] or [upto]
+    lines = [f"{'turns':>8} {'p50 ms':>8} {'p95 ms':>8} {'cpu p50 ms':>11} {'fill s':>7}"]
+    print(lines[0], flush=True)
     with tempfile.TemporaryDirectory() as folder:
         memory = OpticalMemory(Path(folder) / "search.db", thread_id="bench")
         added = 0
@@ -69,18 +76,89 @@ def main(argv: list[str] | None = None) -> int:
             filled = time.perf_counter() - started
             memory.search(questions[0])  # untimed: warms SQLite's page cache
             wall, cpu = [], []
-            for n in range(args.queries):
+            for n in range(queries):
                 question = questions[n % len(questions)]
                 w, c = time.perf_counter(), time.process_time()
                 memory.search(question, limit=10)
                 wall.append((time.perf_counter() - w) * 1000)
                 cpu.append((time.process_time() - c) * 1000)
-            print(
+            lines.append(
                 f"{checkpoint:>8} {statistics.median(wall):>8.2f} {percentile(wall, 0.95):>8.2f} "
-                f"{statistics.median(cpu):>11.2f} {filled:>7.1f}",
-                flush=True,
+                f"{statistics.median(cpu):>11.2f} {filled:>7.1f}"
             )
+            print(lines[-1], flush=True)
         memory.close()
+    return lines
+
+
+def recall_report(data: Path, postgres: str | None) -> list[str]:
+    """Markdown lines: recall per category in both settings on each store, then the
+    leave-one-out of the ranking weights."""
+    from optical_memory.experiments.locomo import read_locomo
+    from optical_memory.experiments.retrieval import (
+        SETTING_NAMES,
+        SETTINGS,
+        retrieval_table,
+        run_retrieval,
+    )
+    from optical_memory.experiments.tuning import leave_one_out, leave_one_out_lines
+
+    conversations = read_locomo(data)
+    lines: list[str] = []
+    stores: list[tuple[str, str | None]] = [("SQLite", None)]
+    if postgres:
+        stores.append(("PostgreSQL", postgres))
+    for setting in SETTINGS:
+        for name, location in stores:
+            with tempfile.TemporaryDirectory() as folder:
+                where = location or str(Path(folder) / "recall.db")
+                result = run_retrieval(conversations, where, setting=setting).as_dict()
+            lines += ["", f"## {name}, stored {SETTING_NAMES[setting]}", ""]
+            lines += retrieval_table(result)
+            print("\n".join(lines[-9:]), flush=True)
+    lines += ["", "## Ranking weights chosen by leave-one-conversation-out", ""]
+    lines += leave_one_out_lines(leave_one_out(conversations).as_dict())
+    print("\n".join(lines[-12:]), flush=True)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=CHECKPOINTS[-1])
+    parser.add_argument("--queries", type=int, default=200, help="timed searches per checkpoint")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a LoCoMo JSON file")
+    parser.add_argument("--results", type=Path, help="write recall and latency tables here")
+    parser.add_argument("--postgres", help="an empty PostgreSQL database for the recall tables")
+    args = parser.parse_args(argv)
+    turns, questions = corpus(args.data)
+    print(f"{len(turns)} distinct turns, {len(questions)} questions; search(question, limit=10)")
+    timings = latency(turns, questions, args.turns, args.queries)
+    if args.results is None:
+        return 0
+    if not args.data.is_file():
+        parser.error(f"--results needs the LoCoMo file: {args.data} does not exist")
+    # The command as run, with the database's address and the data's folder left out.
+    shown = {args.postgres: "ADDRESS", str(args.data): args.data.name}
+    command = "python benchmarks/search.py " + " ".join(
+        shown.get(a, a) for a in (argv or sys.argv[1:])
+    )
+    cpus = os.cpu_count()
+    lines = [
+        f"`{command}` · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
+        f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}",
+        "",
+        "# Search: recall of LoCoMo evidence and latency",
+        *recall_report(args.data, args.postgres),
+        "",
+        f"## Latency: search(question, limit=10) over {len(turns)} distinct turns, repeated",
+        "",
+        "```",
+        *timings,
+        "```",
+    ]
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote {args.results}")
     return 0
 
 

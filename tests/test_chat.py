@@ -33,6 +33,7 @@ from optical_memory.apps.chat import ChatSession, MemorySummary, TerminalChat
 from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.schedule import DecaySchedule
+from optical_memory.store.ranking import RANKING
 from optical_memory.tokens import count_text_tokens
 
 pytest.importorskip("rich")
@@ -174,7 +175,7 @@ def test_recall_prints_turns_by_their_number_and_search_finds_them(paged_db: Pat
     text = out.getvalue()
     page = memory.context().memory[0]
     hits = [line for line in text.splitlines() if " · page " in line]
-    assert hits[0].startswith(f"#1 user · page {page.page_id}, ")
+    assert hits[0].startswith(f"1. #1 user · page {page.page_id}, ")
     first, second = memory.turns(1, 2)
     assert f"\n#1 user: {first.content}\n" in text
     assert f"#1 user: {first.content}\n\n#2 {second.role}: {second.content}\n" in text
@@ -424,3 +425,39 @@ def test_an_openai_compatible_server_gets_the_pages_as_png_image_parts(
         ("user", "What is my locker code?"),
         ("assistant", _CompletionsStub.answer),
     ]
+
+
+def test_a_runaway_search_is_cut_and_the_chat_says_so(paged_db: Path) -> None:
+    memory = _open(paged_db)
+    chat, out = _terminal(memory)
+    chat.run(["/search locker code " + "x" * 200_000])
+    text = out.getvalue()
+    assert "[the query was 200,012 characters: searched for its first 1,000" in text
+    assert next(line for line in text.splitlines() if " · page " in line).startswith("1. #1 user")
+
+
+def test_search_shows_hits_as_hits_and_the_turns_beside_them_as_their_context() -> None:
+    memory = OpticalMemory(None)
+    memory.add("user", "Where did I park?")
+    memory.add("assistant", "You parked on level 3 of the Harbour garage.")
+    memory.add("user", "Thanks. Also, my sister visits on Friday.")
+    for n in range(6):
+        memory.add("user", f"Unrelated chatter, part {n}.")
+    chat, out = _terminal(memory)
+    chat.run(["/search harbour garage"])
+    lines = out.getvalue().split("› /search harbour garage\n", 1)[1].splitlines()
+    # One turn holds the words: one hit, its matched words shown bold, not as markdown marks;
+    # the turns beside it, which hold none of the words, are its context under it.
+    assert lines[0].startswith("1. #2 assistant · recent, not on a page")
+    assert lines[1] == "   You parked on level 3 of the Harbour garage."
+    assert "**" not in out.getvalue()
+    beside = [line for line in lines if line.startswith("   beside it: ")]
+    assert beside[0] == "   beside it: #1 user: Where did I park?"
+    # The four best-weighted turns within the neighbours' reach, in reading order; no other hit.
+    reach = sorted(
+        (-weight, 2 - offset) for offset, weight in RANKING.neighbours if weight > 0 and offset < 2
+    )
+    assert [int(line.split("#")[1].split()[0]) for line in beside] == sorted(
+        number for _, number in reach[:4]
+    )
+    assert not any(line.startswith("2. ") for line in lines)

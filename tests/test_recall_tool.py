@@ -147,3 +147,11 @@ def test_in_an_agent_a_turn_number_read_off_a_tiny_page_recalls_that_turns_exact
     assert f"#{asked[0]} user:" in memory.recall(page_id)  # the number is printed on that page
     assert result.text == f"#{asked[0]} user: {turn.content}"
     assert model.requests[1][-1].text == result.text  # and the model was sent it
+
+
+def test_a_runaway_query_is_cut_and_the_answer_says_so() -> None:
+    memory = _memory_with_pages()
+    text = recall_memory_tool(memory).invoke({"query": "island 17 " + "x" * 1_000_000})
+    lines = text.splitlines()
+    assert lines[0].startswith("#18 user · page ")
+    assert lines[-1].startswith("[the query was 1,000,010 characters: searched for its first 1,000")

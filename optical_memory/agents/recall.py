@@ -12,7 +12,11 @@ import_extra("langchain_core", "langchain")
 from langchain_core.runnables.config import ensure_config  # noqa: E402
 from langchain_core.tools import BaseTool, StructuredTool  # noqa: E402
 
-from optical_memory.memory.search import describe_hit, describe_turns  # noqa: E402
+from optical_memory.memory.search import (  # noqa: E402
+    capped_query,
+    describe_hit,
+    describe_turns,
+)
 
 if TYPE_CHECKING:
     from optical_memory.memory import OpticalMemory
@@ -69,10 +73,11 @@ def recall_memory_tool(
                 return [{"type": "text", "text": text}, *(image.block() for image in images)]
             return text
         if query and query.strip():
+            # The model chooses the argument: a runaway one is cut, and the answer says so.
+            query, cut = capped_query(query)
             hits = thread_memory.search(query, limit=search_limit)
-            if not hits:
-                return f"No stored turn matches {query!r}."
-            return "\n".join(describe_hit(hit) for hit in hits)
+            lines = [describe_hit(hit) for hit in hits] or [f"No stored turn matches {query!r}."]
+            return "\n".join([*lines, cut] if cut else lines)
         return (
             "Pass `turn` (a turn number from a page), `page` (a page number from a caption) "
             "or `query` (what to look for)."

@@ -18,7 +18,13 @@ from typing import IO, TYPE_CHECKING, Any
 from optical_memory.apps import page_file_name
 from optical_memory.extras import import_extra
 from optical_memory.memory import MemoryPage
-from optical_memory.memory.search import describe_hit, describe_turns
+from optical_memory.memory.search import (
+    SearchHit,
+    capped_query,
+    describe_hit,
+    describe_turns,
+    turn_head,
+)
 from optical_memory.modes import FADING_ORDER
 
 if TYPE_CHECKING:
@@ -35,6 +41,11 @@ COMMANDS = {
     "/quit": "leave (so does end of input)",
 }
 
+
+#: Turns ``/search`` ranks (those matching only through their neighbours show as context).
+SEARCH_HITS = 5
+#: Characters of a context turn ``/search`` shows.
+CONTEXT_CHARS = 160
 
 #: The tier of a page the profitability gate keeps as text (its image would cost more).
 TEXT_TIER = "text"
@@ -301,12 +312,31 @@ class TerminalChat:
                 'usage: /search QUERY (a question, words, "a phrase", a code)', style="red"
             )
             return
-        hits = self.session.memory.search(query, limit=5)
+        query, cut = capped_query(query)
+        if cut:
+            self._print_text(cut, style="yellow")
+        found = self.session.memory.search(query, limit=SEARCH_HITS)
+        hits = [hit for hit in found if hit.own_match]
         if not hits:
             self._print_text(f"no stored turn matches {query!r}")
             return
-        for hit in hits:
-            self.console.out(describe_hit(hit), highlight=False)
+        # A turn found only because the turns beside it match is their context, not a hit:
+        # it is shown under the nearest hit, in reading order.
+        context: dict[int, list[SearchHit]] = {hit.number: [] for hit in hits}
+        for near in (hit for hit in found if not hit.own_match):
+            closest = min(hits, key=lambda hit: abs(hit.number - near.number))
+            context[closest.number].append(near)
+        text_module = import_extra("rich.text", "demo")
+        for rank, hit in enumerate(hits, start=1):
+            head, _, _ = describe_hit(hit).partition(": ")
+            line = text_module.Text(f"{rank}. ", style="bold")
+            line.append(head, style="bold cyan")
+            self.console.print(line, soft_wrap=True)
+            self.console.print(_marked(hit.snippet, indent="   "), soft_wrap=True)
+            for near in sorted(context[hit.number], key=lambda n: n.number):
+                beside = text_module.Text("   beside it: ", style="dim")
+                beside.append(f"{turn_head(near.turn)}: {_excerpt(near.turn.content)}", style="dim")
+                self.console.print(beside, soft_wrap=True)
 
     def write_pages(self, argument: str) -> None:
         if not argument:
@@ -332,6 +362,21 @@ class TerminalChat:
         # rich.Text, never markup: what people type ("[bold]", "<script>") prints as typed.
         text_module = import_extra("rich.text", "demo")
         self.console.print(text_module.Text(text, style=style), end=end, soft_wrap=True)
+
+
+def _marked(snippet: str, *, indent: str = "") -> Any:
+    """A search snippet as rich text: the words it marks with ``**`` in bold, the marks gone
+    (never read as markup, so what people typed prints as typed)."""
+    text = import_extra("rich.text", "demo").Text(indent)
+    for index, piece in enumerate(snippet.split("**")):
+        text.append(piece, style="bold yellow" if index % 2 else "")
+    return text
+
+
+def _excerpt(content: str) -> str:
+    """The start of a turn's text on one line, cut at :data:`CONTEXT_CHARS` with ``…``."""
+    flat = " ".join(content.split())
+    return flat if len(flat) <= CONTEXT_CHARS else flat[: CONTEXT_CHARS - 1] + "…"
 
 
 def _stdin_lines(stream: IO[str]) -> Iterator[str]:

@@ -101,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "chat",
         help="chat in the terminal; memory persists in a SQLite file",
         description="A terminal chat whose old turns fade into page images. Commands: /memory "
-        "(tiers and tokens), /recall ID (a page's exact text), /pages DIR, /threads, /quit. "
-        "Reads piped stdin too.",
+        "(tiers and tokens), /search QUERY (where something was said: ranked turns, with the "
+        "turns beside them as context), /recall N (turn N's exact text; N-M a range; page ID a "
+        "page's), /pages DIR, /threads, /help, /quit. Reads piped stdin too.",
     )
     _conversation_arguments(chat)
     chat.add_argument("--thread", default="default", help="thread to talk in (default: default)")

@@ -3,8 +3,11 @@
 For every LoCoMo question of categories 1–4 that names evidence turns, each conversation is
 stored in an :class:`~optical_memory.OpticalMemory` (one thread) and asked the question as it
 is written; a question counts as found at ``k`` when one of its evidence turns is among the
-first ``k`` hits. The baseline, measured in the same run on the same turns, is a plain SQLite
-FTS5 index of the turns' text (porter stemmer) asked the OR of the question's content words
+first ``k`` hits. A conversation is stored in one of two settings (:data:`SETTINGS`): with the
+speakers' names as roles (``names``, as LoCoMo writes it), or as an agent stores turns
+(``agent``: the first speaker is the ``user``, the second the ``assistant``; the session times
+stamp the turns in both). The baseline, measured in the same run on the same turns, is a plain
+SQLite FTS5 index of the turns' text (porter stemmer) asked the OR of the question's content words
 (:data:`~optical_memory.memory.search.STOP_WORDS` removed), in bm25 order. No OCR is involved:
 this measures finding, not reading.
 """
@@ -22,6 +25,7 @@ from typing import Any
 from optical_memory.experiments.locomo import LocomoConversation, read_locomo
 from optical_memory.memory import OpticalMemory
 from optical_memory.memory.search import STOP_WORDS
+from optical_memory.turns import Turn
 
 #: Ranks at which recall is reported.
 RECALL_AT = (1, 5, 10)
@@ -29,7 +33,23 @@ RECALL_AT = (1, 5, 10)
 #: said).
 CATEGORIES = (1, 2, 3, 4)
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+#: How a conversation is stored: speakers' names as roles, or user and assistant.
+SETTINGS = ("names", "agent")
+SETTING_NAMES = {"names": "with the speakers' names as roles", "agent": "as an agent stores turns"}
 _WORD = re.compile(r"\w+")
+
+
+def stored_turns(conversation: LocomoConversation, setting: str) -> list[Turn]:
+    """The conversation's turns as ``setting`` (one of :data:`SETTINGS`) stores them."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}: pass one of {', '.join(SETTINGS)}")
+    if setting == "names":
+        return list(conversation.turns)
+    roles = dict(zip(conversation.speakers, ("user", "assistant"), strict=True))
+    return [
+        turn.model_copy(update={"role": roles.get(turn.role, turn.role)})
+        for turn in conversation.turns
+    ]
 
 
 @dataclass
@@ -87,29 +107,35 @@ class RetrievalResult:
 
 
 def run_retrieval(
-    conversations: Sequence[LocomoConversation], location: str | None = None
+    conversations: Sequence[LocomoConversation],
+    location: str | None = None,
+    *,
+    setting: str = "names",
 ) -> RetrievalResult:
-    """The benchmark over ``conversations`` (see the module docstring), each stored as a
-    thread named by its sample id in the store at ``location`` (an empty one: a SQLite path or
-    a ``postgresql://`` address; None, the default, a temporary SQLite store per
-    conversation)."""
+    """The benchmark over ``conversations`` (see the module docstring), each stored as
+    ``setting`` says (one of :data:`SETTINGS`) as a thread named by its sample id (with
+    ``:agent`` after it as an agent stores it) in the store at ``location`` (a SQLite path or a
+    ``postgresql://`` address without those threads; None, the default, a temporary SQLite
+    store per conversation)."""
+    stored = [stored_turns(conversation, setting) for conversation in conversations]
     keys = [str(c) for c in CATEGORIES] + ["all"]
     search = {key: RecallCounts() for key in keys}
     baseline = {key: RecallCounts() for key in keys}
     latency: list[float] = []
     turns = 0
     deepest = max(RECALL_AT)
-    for conversation in conversations:
-        turns += len(conversation.turns)
-        with OpticalMemory(location, thread_id=conversation.sample_id) as memory:
-            for turn in conversation.turns:
+    for conversation, its_turns in zip(conversations, stored, strict=True):
+        turns += len(its_turns)
+        thread = conversation.sample_id + ("" if setting == "names" else f":{setting}")
+        with OpticalMemory(location, thread_id=thread) as memory:
+            for turn in its_turns:
                 memory.store.add_turn(memory.thread_id, turn.role, turn.content, turn.timestamp, 0)
             memory.stats()  # packs the pages (as adding turn by turn would have), untimed
             with _Baseline(conversation) as plain:
                 for question in conversation.questions:
                     if question.category not in CATEGORIES:
                         continue
-                    evidence = _evidence_numbers(conversation, question.evidence)
+                    evidence = evidence_numbers(conversation, question.evidence)
                     if not evidence:
                         continue
                     start = time.perf_counter()
@@ -123,7 +149,7 @@ def run_retrieval(
     return RetrievalResult(search, baseline, latency, len(conversations), turns)
 
 
-def _evidence_numbers(conversation: LocomoConversation, evidence: Sequence[str]) -> set[int]:
+def evidence_numbers(conversation: LocomoConversation, evidence: Sequence[str]) -> set[int]:
     """Turn numbers (1 = the conversation's first turn) of the evidence ids that exist."""
     from optical_memory.experiments.run import evidence_ids  # run imports this module
 
@@ -138,7 +164,9 @@ def _evidence_numbers(conversation: LocomoConversation, evidence: Sequence[str])
 
 def locomo_retrieval(data: str, samples: Sequence[str] | None) -> dict[str, Any] | None:
     """The benchmark's ``results.json`` part for the experiment's data: the LoCoMo file's
-    conversations (``samples`` of them, or all), whole; None for data without questions."""
+    conversations (``samples`` of them, or all), whole, in both settings (``settings``), and
+    with two or more conversations the ranking weights' leave-one-out (``leave_one_out``, see
+    :mod:`optical_memory.experiments.tuning`); None for data without questions."""
     if data == "synthetic":
         return None
     conversations = read_locomo(data)
@@ -146,14 +174,21 @@ def locomo_retrieval(data: str, samples: Sequence[str] | None) -> dict[str, Any]
         conversations = [c for c in conversations if c.sample_id in set(samples)]
     if not any(q.category in CATEGORIES for c in conversations for q in c.questions):
         return None
-    return run_retrieval(conversations).as_dict()
+    result: dict[str, Any] = {
+        "settings": {s: run_retrieval(conversations, setting=s).as_dict() for s in SETTINGS}
+    }
+    if len(conversations) > 1:
+        from optical_memory.experiments.tuning import leave_one_out  # it imports this module
+
+        result["leave_one_out"] = leave_one_out(conversations).as_dict()
+    return result
 
 
 def retrieval_section(result: dict[str, Any] | None) -> list[str]:
     """The report's retrieval section (empty without a result)."""
     if not result:
         return []
-    return [
+    lines = [
         "",
         "## Finding it again: search recall of evidence turns",
         "",
@@ -161,9 +196,17 @@ def retrieval_section(result: dict[str, Any] | None) -> list[str]:
         "the whole conversation (no OCR involved); found at k when an evidence turn is among",
         "the first k hits. Baseline: plain SQLite FTS5 (porter), OR of the question's content",
         "words, bm25 order, measured in the same run.",
-        "",
-        *retrieval_table(result),
     ]
+    settings = result.get("settings", {"names": result})  # results written before settings
+    for setting, table in settings.items():
+        lines += ["", f"### Stored {SETTING_NAMES.get(setting, setting)}", ""]
+        lines += retrieval_table(table)
+    if result.get("leave_one_out"):
+        from optical_memory.experiments.tuning import leave_one_out_lines
+
+        lines += ["", "### Ranking weights chosen by leave-one-conversation-out", ""]
+        lines += leave_one_out_lines(result["leave_one_out"])
+    return lines
 
 
 class _Baseline:

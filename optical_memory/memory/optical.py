@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from optical_memory import renderers
 from optical_memory.closing import Closing
 from optical_memory.legibility import ModeLegibility, load_calibration
-from optical_memory.memory import search as search_module
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
@@ -30,6 +29,7 @@ from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
+from optical_memory.store.ranking import CANDIDATES
 from optical_memory.tokens import TARGETS, count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 from optical_memory.verbatim import MAX_VERBATIM_TOKENS
@@ -307,9 +307,7 @@ class OpticalMemory(Closing):
             raise ValueError(f"limit must be an int >= 1, not {limit!r}")
         parsed = parse_query(query)
         with self._lock:
-            matches = self.store.search_turns(
-                self.thread_id, parsed.text, max(search_module.CANDIDATES, limit)
-            )
+            matches = self.store.search_turns(self.thread_id, parsed.text, max(CANDIDATES, limit))
             ranked = rerank(parsed, matches)[:limit]
             if not ranked:
                 return []
@@ -334,6 +332,7 @@ class OpticalMemory(Closing):
                     mode=modes[index] if on_page else None,
                     score=score,
                     snippet=snippets.get(turn.id, turn.content[:200]),
+                    own_match=match.own_match,
                 )
             )
         return hits

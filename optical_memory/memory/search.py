@@ -5,17 +5,19 @@ remaining words may match in any form (the store stems them), quoted phrases and
 (``pine-653``, ``48213``, ``v2.1``) match as phrases, dates ("3 June, 2023", "October 2023",
 "2022") pick out the turns stamped then, and a speaker named in the question (a turn's role,
 such as ``Caroline`` or ``user``) picks out that speaker's turns. The store ranks turns by text
-relevance (each read with its neighbours); this module reranks its best candidates:
+relevance (each read with its neighbours); this module reranks its best candidates, with the
+weights of a :class:`~optical_memory.store.ranking.Ranking` (all of a search's weights live
+there):
 
 =========================================  ===========
 turn ...                                   score × ...
 =========================================  ===========
-holds one of the query's phrases           :data:`PHRASE_BOOST`
-spoken by a speaker the query names        :data:`SPEAKER_BOOST`
-stamped within a date the query names      :data:`DATE_BOOST`
-says when, for a question asking when      :data:`WHEN_BOOST`
-a tool's result, or only a tool call       :data:`TOOL_WEIGHT`
-the assistant's                            :data:`ASSISTANT_WEIGHT`
+holds one of the query's phrases           ``phrase``
+spoken by a speaker the query names        ``speaker``
+stamped within a date the query names      ``date``
+says when, for a question asking when      ``when``
+a tool's result, or only a tool call       ``tool``
+the assistant's                            ``assistant``
 =========================================  ===========
 
 A question asking when ("When did Melanie paint a sunrise?", "What year ...", "How long ago
@@ -23,10 +25,9 @@ A question asking when ("When did Melanie paint a sunrise?", "What year ...", "H
 ("yesterday", "last weekend", "two years ago", "in May", "on Friday"); the turn's own date
 stamp does not tell which of its day's turns that is.
 
-The last two weights keep what the model itself just wrote or called
-(``recall_memory("pine-653")`` is stored too) from outranking the user's own words. The
-weights were chosen on the LoCoMo development conversations; ``optical-memory experiment``
-measures what they give.
+The tool weight keeps what the model itself called (``recall_memory("pine-653")`` is stored
+too) from outranking the user's own words; the assistant's own answers are evidence like any
+other turn ("what did you recommend last week?").
 """
 
 from __future__ import annotations
@@ -39,26 +40,26 @@ from datetime import datetime, timedelta
 
 from optical_memory.modes import MODE_WORDS, Mode
 from optical_memory.store import TextQuery, TurnMatch
+from optical_memory.store.ranking import RANKING, Ranking
 from optical_memory.turns import Turn
 
 __all__ = [
     "ParsedQuery",
     "SearchHit",
+    "TurnClues",
+    "capped_query",
     "describe_hit",
     "describe_turns",
     "parse_query",
     "rerank",
+    "turn_clues",
     "turn_head",
 ]
 
-#: Candidates the store ranks before the rerank (the rerank reorders only these).
-CANDIDATES = 200
-PHRASE_BOOST = 3.0
-SPEAKER_BOOST = 2.0
-DATE_BOOST = 3.0
-WHEN_BOOST = 2.0
-TOOL_WEIGHT = 0.3
-ASSISTANT_WEIGHT = 0.7
+#: Characters of a query that are read: a question fits many times over, and the parser's and
+#: the store's work stay bounded whatever a model or a user passes (callers that cut a query
+#: say so: :func:`capped_query`).
+MAX_QUERY_CHARS = 1000
 #: Marks a tool call written into an assistant turn (see ``OpticalMemory.add_messages``).
 TOOL_CALL_MARK = "[tool call]"
 
@@ -102,8 +103,11 @@ _ASKS_WHEN = re.compile(r"^\W*when\b|\bwhat (?:year|month|day|date|time)\b|\bhow
 #: Characters of a turn searched for a time said (a time answering a question comes early).
 TIME_SAID_CHARS = 20_000
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
-# A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit.
-_CODE = re.compile(r"\w+(?:[-_./:#@+]\w+)+|\w*\d\w*")
+# A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit. It
+# starts only where a word starts and its runs of word characters never give back what they
+# took, so a scan is linear in the text (tried at every character of a long word, it was
+# quadratic in the word's length).
+_CODE = re.compile(r"(?<!\w)(?:\w++(?:[-./:#@+]\w++)+|\w*?\d\w*+)")
 _WORD = re.compile(r"\w+")
 
 
@@ -115,7 +119,9 @@ class SearchHit:
     ``page_id`` the page that prints its start (None while it waits as text); ``mode`` how
     that page is shown now (None when forgotten, or while the turn is not on a page);
     ``score`` the relevance (higher is better, comparable within one search); ``snippet`` an
-    excerpt of the turn with matched words in ``**``.
+    excerpt of the turn with matched words in ``**``; ``own_match``: the turn's own text holds
+    a word or phrase of the query (False: it was found as the context of turns beside it that
+    do).
     """
 
     turn: Turn
@@ -124,6 +130,7 @@ class SearchHit:
     mode: Mode | None
     score: float
     snippet: str
+    own_match: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,21 @@ class ParsedQuery:
     asks_when: bool = False
 
 
+def capped_query(query: str) -> tuple[str, str]:
+    """``query`` cut to :data:`MAX_QUERY_CHARS` characters, and a note saying so (empty when
+    nothing was cut): what the recall tool and the chat search for and tell."""
+    if len(query) <= MAX_QUERY_CHARS:
+        return query, ""
+    return query[:MAX_QUERY_CHARS], (
+        f"[the query was {len(query):,} characters: searched for its first "
+        f"{MAX_QUERY_CHARS:,}; ask with a shorter question or a few words]"
+    )
+
+
 def parse_query(query: str) -> ParsedQuery:
-    """Words, phrases, codes and dates of ``query`` (see the module docstring)."""
+    """Words, phrases, codes and dates of ``query``'s first :data:`MAX_QUERY_CHARS` characters
+    (see the module docstring)."""
+    query = query[:MAX_QUERY_CHARS]
     dates: list[tuple[datetime, datetime]] = []
     rest = query
     for pattern, kind in _DATES:
@@ -190,39 +210,68 @@ def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime]
     return day, day + timedelta(days=1)
 
 
-def rerank(parsed: ParsedQuery, matches: list[TurnMatch]) -> list[tuple[TurnMatch, float]]:
+@dataclass(frozen=True)
+class TurnClues:
+    """What the rerank sees in one candidate turn for one query: its own text holds a phrase
+    of the query, the query names its speaker, it is stamped within a date the query names, it
+    says when a question asking when is answered, and who spoke it (``"user"``,
+    ``"assistant"`` or ``"tool"``: a tool's result or an assistant turn that only calls tools)."""
+
+    phrase: bool
+    speaker: bool
+    date: bool
+    when: bool
+    speaking: str
+
+    def weight(self, ranking: Ranking = RANKING) -> float:
+        """The factor the rerank multiplies the turn's text score by."""
+        factor = ranking.phrase if self.phrase else 1.0
+        factor *= ranking.speaker if self.speaker else 1.0
+        factor *= ranking.date if self.date else 1.0
+        factor *= ranking.when if self.when else 1.0
+        if self.speaking == "tool":
+            return factor * ranking.tool
+        return factor * ranking.assistant if self.speaking == "assistant" else factor
+
+
+def turn_clues(parsed: ParsedQuery, match: TurnMatch) -> TurnClues:
+    """The rerank's clues in ``match`` for ``parsed`` (see the module docstring)."""
+    turn = match.turn
+    role_words = {word.casefold() for word in _WORD.findall(turn.role)}
+    stamp = turn.timestamp
+    dated = False
+    if stamp is not None and parsed.dates:
+        naive = stamp.replace(tzinfo=None)
+        dated = any(start <= naive < end for start, end in parsed.dates)
+    return TurnClues(
+        phrase=match.phrase_match,
+        speaker=bool(role_words) and role_words <= parsed.words,
+        date=dated,
+        when=parsed.asks_when
+        and _TIME_SAID.search(turn.content[:TIME_SAID_CHARS].lower()) is not None,
+        speaking=_speaking(turn),
+    )
+
+
+def rerank(
+    parsed: ParsedQuery, matches: list[TurnMatch], ranking: Ranking = RANKING
+) -> list[tuple[TurnMatch, float]]:
     """``matches`` with their final scores (see the module docstring), best first; ties keep
     the store's order."""
-    scored = []
-    for match in matches:
-        turn, score = match.turn, match.score
-        if match.phrase_match:
-            score *= PHRASE_BOOST
-        role_words = {word.casefold() for word in _WORD.findall(turn.role)}
-        if role_words and role_words <= parsed.words:
-            score *= SPEAKER_BOOST
-        stamp = turn.timestamp
-        if stamp is not None and parsed.dates:
-            naive = stamp.replace(tzinfo=None)
-            if any(start <= naive < end for start, end in parsed.dates):
-                score *= DATE_BOOST
-        if parsed.asks_when and _TIME_SAID.search(turn.content[:TIME_SAID_CHARS].lower()):
-            score *= WHEN_BOOST
-        score *= _role_weight(turn)
-        scored.append((match, score))
+    scored = [(match, match.score * turn_clues(parsed, match).weight(ranking)) for match in matches]
     scored.sort(key=lambda pair: -pair[1])
     return scored
 
 
-def _role_weight(turn: Turn) -> float:
+def _speaking(turn: Turn) -> str:
     role = turn.role.strip().casefold()
     if role == "tool":
-        return TOOL_WEIGHT
+        return "tool"
     if role == "assistant":
         head = turn.content.split(TOOL_CALL_MARK, 1)[0]
         only_calls = TOOL_CALL_MARK in turn.content and not head.strip()
-        return TOOL_WEIGHT if only_calls else ASSISTANT_WEIGHT
-    return 1.0
+        return "tool" if only_calls else "assistant"
+    return "user"
 
 
 def turn_head(turn: Turn) -> str:

@@ -49,6 +49,7 @@ from optical_memory.store.owners import (
     OwnerKind,
     blob_owner,
 )
+from optical_memory.store.ranking import TermHits
 from optical_memory.turns import Turn
 
 SCHEMA_VERSION = 3
@@ -56,19 +57,12 @@ SCHEMA_VERSION = 3
 NEIGHBOUR_CHARS = 2000
 #: Words in a search hit's snippet.
 SNIPPET_WORDS = 24
-#: The neighbours a turn is indexed with (offsets in turn numbers) and their weights in the
-#: ranking, after the turn's own text (weight 1). A question's words are often split between a
-#: turn and the one it answers; measured on LoCoMo (``optical-memory experiment``).
-NEIGHBOURS: tuple[tuple[int, float], ...] = (
-    (-1, 0.8),
-    (-2, 0.4),
-    (-3, 0.2),
-    (1, 0.4),
-    (2, 0.2),
-    (3, 0.1),
-)
+#: The neighbours (offsets in turn numbers) whose text the SQLite index reads with a turn, in
+#: its columns after the turn's own. The ranking reads each turn's own text and adds its
+#: neighbours' scores (:mod:`optical_memory.store.ranking`, where its weights live).
+INDEXED_NEIGHBOURS: tuple[int, ...] = (-1, -2, -3, 1, 2, 3)
 #: How many turns before a new one gain it as a neighbour.
-REACH = max(offset for offset, _ in NEIGHBOURS)
+REACH = max(INDEXED_NEIGHBOURS)
 #: The library's logger (no output unless the application configures logging).
 logger = logging.getLogger("optical_memory")
 
@@ -147,11 +141,13 @@ class TextQuery:
 class TurnMatch:
     """One turn a full-text search found: ``score`` (higher is better) is its text relevance,
     read with its neighbours; ``phrase_match``: the turn's own text holds one of the query's
-    phrases."""
+    phrases; ``own_match``: its own text holds a word or phrase of the query (False: it was
+    found through its neighbours alone)."""
 
     turn: Turn
     score: float
     phrase_match: bool
+    own_match: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,8 +202,14 @@ class Store(Protocol):
 
     def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
         """Up to ``limit`` of the thread's turns (forgotten ones too) matching ``query``, best
-        first by text relevance (each turn read with its neighbours, :data:`NEIGHBOURS`). The
-        index is kept in the same transaction as :meth:`add_turn`."""
+        first by text relevance over the thread's own statistics, each turn read with its
+        neighbours (:func:`~optical_memory.store.ranking.rank_turns` of :meth:`term_hits`).
+        The index is kept in the same transaction as :meth:`add_turn`."""
+        ...
+
+    def term_hits(self, thread_id: str, query: TextQuery) -> TermHits:
+        """Which of the thread's turns hold each of ``query``'s terms (its words, then its
+        phrases) in their own text: what :meth:`search_turns` ranks."""
         ...
 
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
@@ -453,9 +455,9 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "INDEXED_NEIGHBOURS",
     "MAX_THREAD_ID_CHARS",
     "MODEL_NAMESPACES",
-    "NEIGHBOURS",
     "NEIGHBOUR_CHARS",
     "OWNER_BACKFILL",
     "SCHEMA_VERSION",

@@ -7,13 +7,9 @@ the index never churns. The index has no pending list (``fastupdate = off``): ea
 go straight into its compressed posting lists, where a pending list would hold them uncompressed
 (several times the size) until the next ``VACUUM`` and make every search scan it.
 
-A search reads each turn with its neighbours as the SQLite store does
-(:data:`~optical_memory.store.NEIGHBOURS`): a turn's score is the BM25 score of its own text
-plus each neighbour's BM25 score times that neighbour's weight (higher is better). BM25 is
-computed in SQL as FTS5 computes it: each query term weighs by its rarity in the thread
-(inverse document frequency over the thread's turns), its count in a turn (``ts_rank_cd`` of
-the term alone) saturates, and long turns count less (length in distinct words, against the
-mean of the turns that match). :class:`PostgresSearch` is a part of
+A search asks the index, term by term, which of the thread's turns hold the term, and ranks
+them as the SQLite store does, with the thread's own statistics
+(:mod:`optical_memory.store.ranking`). :class:`PostgresSearch` is a part of
 :class:`~optical_memory.store.postgres.PostgresStore`.
 """
 
@@ -24,7 +20,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from optical_memory.store import NEIGHBOURS, SNIPPET_WORDS, TextQuery, TurnMatch
+from optical_memory.store import SNIPPET_WORDS, TextQuery, TurnMatch
+from optical_memory.store.ranking import TermHits, rank_turns
 from optical_memory.turns import Turn
 
 if TYPE_CHECKING:
@@ -50,9 +47,6 @@ CREATE TABLE IF NOT EXISTS {s}.recalls (
 #: SQL of a turn's ``search`` value from its text (one parameter: :func:`index_text`).
 SEARCH_VALUE = "to_tsvector('english', %s)"
 
-# (offset, weight): a match in turn h scores turn h - offset too (h is its neighbour there).
-_OFFSETS = ", ".join(f"({o}, {w:g})" for o, w in ((0, 1.0), *NEIGHBOURS))
-
 
 def index_text(text: str) -> str:
     """What the index reads of a turn's text (see :func:`_clean`)."""
@@ -77,9 +71,6 @@ _INNER = re.compile(r"[^\w\s.,;:!?'\"()]+|_+")
 
 
 _ONE = "phraseto_tsquery('english', %s)"
-#: BM25's term-count saturation and length normalisation (the values SQLite's FTS5 uses).
-_K1 = 1.2
-_B = 0.75
 
 
 def _tsquery(query: TextQuery) -> tuple[str, list[str], str, list[str]]:
@@ -123,39 +114,42 @@ class PostgresSearch:
             (thread_id, first, last),
         )
 
-    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
-        match, params, phrases, phrase_params = _tsquery(query)
-        if not match or limit < 1:
-            return []
-        own = f"t.search @@ ({phrases})" if phrases else "false"
+    def term_hits(self, thread_id: str, query: TextQuery) -> TermHits:
+        match, params, _, phrase_params = _tsquery(query)
+        if not match:
+            return TermHits(0, ())
         terms = ", ".join(f"({k}, {_ONE})" for k in range(len(params)))
-        ranked = self._read(
-            f"WITH q AS (SELECT k, q FROM (VALUES {terms}) AS v(k, q) WHERE numnode(q) > 0), "
-            # Each term's matches in the thread: the term count (cover density of a one-word
-            # query is 0.1 per occurrence) and the turn's length in distinct words.
-            "m AS (SELECT q.k, i.number, 10 * ts_rank_cd(i.search, q.q, 0) AS tf, "
-            "length(i.search) AS len FROM {s}.turns i JOIN q ON i.search @@ q.q "
-            "WHERE i.thread_id = %s), "
-            "df AS (SELECT k, count(*) AS n FROM m GROUP BY k), "
-            "total AS (SELECT coalesce(max(number), 0) AS n FROM {s}.turns WHERE thread_id = %s), "
-            "mean AS (SELECT greatest(avg(len), 1) AS len FROM m), "
-            f"hits AS (SELECT m.number, SUM(ln(1 + (total.n - df.n + 0.5) / (df.n + 0.5)) "
-            f"* m.tf * {_K1 + 1:g} / (m.tf + {_K1:g} * ({1 - _B:g} + {_B:g} * m.len / mean.len))) "
-            "AS r FROM m JOIN df USING (k), total, mean GROUP BY m.number), "
-            f"scored AS (SELECT h.number - o.o AS number, SUM(o.w * h.r) AS score "
-            f"FROM hits h, (VALUES {_OFFSETS}) AS o(o, w) GROUP BY 1) "
-            f"SELECT t.id, s.score, {own} FROM scored s "
-            "JOIN {s}.turns t ON t.thread_id = %s AND t.number = s.number "
-            "ORDER BY s.score DESC, t.id LIMIT %s",
-            [*params, thread_id, thread_id, *phrase_params, thread_id, min(limit, 10_000)],
+        hits = self._read(
+            f"WITH q AS (SELECT k, q FROM (VALUES {terms}) AS v(k, q) WHERE numnode(q) > 0) "
+            # A term's count in a turn: cover density of a one-term query is 0.1 per occurrence.
+            "SELECT q.k, i.number, round(10 * ts_rank_cd(i.search, q.q, 0))::int, "
+            "octet_length(i.content) FROM {s}.turns i "
+            "JOIN q ON i.search @@ q.q WHERE i.thread_id = %s",
+            [*params, thread_id],
         )
+        total = self._read(
+            "SELECT coalesce(max(number), 0) FROM {s}.turns WHERE thread_id = %s", (thread_id,)
+        )
+        phrases = frozenset(range(len(params) - len(phrase_params), len(params)))
+        return TermHits(int(total[0][0]), [tuple(hit) for hit in hits], phrases)
+
+    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+        if limit < 1:
+            return []
+        ranked = rank_turns(self.term_hits(thread_id, query), limit)
         if not ranked:
             return []
-        turns = {turn.id: turn for turn in self.get_turns(thread_id, [r[0] for r in ranked])}
+        turns = {
+            turn.number: turn
+            for turn in self._turns(
+                "WHERE thread_id = %s AND number = ANY(%s)",
+                (thread_id, [r.number for r in ranked]),
+            )
+        }
         return [
-            TurnMatch(turn=turns[turn_id], score=float(rank), phrase_match=bool(phrase))
-            for turn_id, rank, phrase in ranked
-            if turn_id in turns
+            TurnMatch(turns[r.number], r.score, r.phrase_match, r.own_match)
+            for r in ranked
+            if r.number in turns
         ]
 
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:

@@ -1,33 +1,37 @@
 """Turn numbers, ranked full-text search and recalls of the SQLite store.
 
 The index is an FTS5 table (porter stemmer) whose text is read from a view of each turn with its
-neighbours (:data:`~optical_memory.store.NEIGHBOURS`), so no text is stored twice; it is kept in
-the transaction that adds a turn. :class:`SQLiteSearch` is a part of
+neighbours (:data:`~optical_memory.store.INDEXED_NEIGHBOURS`), so no text is stored twice; it is
+kept in the transaction that adds a turn. A search asks it, term by term, which of the thread's
+turns hold the term in their own text, and ranks them with the thread's own statistics
+(:mod:`optical_memory.store.ranking`): FTS5's ``bm25()`` would count every thread in the file.
+:class:`SQLiteSearch` is a part of
 :class:`~optical_memory.store.SQLiteStore`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from optical_memory.store import (
+    INDEXED_NEIGHBOURS,
     NEIGHBOUR_CHARS,
-    NEIGHBOURS,
     REACH,
     SNIPPET_WORDS,
     TextQuery,
     TurnMatch,
     turn_from_row,
 )
+from optical_memory.store.ranking import TermHits, rank_turns
 from optical_memory.turns import Turn
 
 #: Columns a turn is read with: the turn's own text, then one per neighbour.
-_COLUMNS = ["content", *(f"n{k}" for k in range(len(NEIGHBOURS)))]
+_COLUMNS = ["content", *(f"n{k}" for k in range(len(INDEXED_NEIGHBOURS)))]
 _DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
-_RANK_WEIGHTS = ", ".join(f"{weight:g}" for weight in (1.0, *(w for _, w in NEIGHBOURS)))
 TURN_COLUMNS = "id, role, content, timestamp, number"
 
 
@@ -37,7 +41,7 @@ def search_schema() -> list[str]:
     neighbours = _COLUMNS[1:]
     joins = "\n".join(
         f"LEFT JOIN turns {c} ON {c}.thread_id = t.thread_id AND {c}.number = t.number + {offset}"
-        for c, (offset, _) in zip(neighbours, NEIGHBOURS, strict=True)
+        for c, offset in zip(neighbours, INDEXED_NEIGHBOURS, strict=True)
     )
     selected = ", ".join(f"substr({c}.content, 1, {NEIGHBOUR_CHARS}) AS {c}" for c in neighbours)
     return [
@@ -137,6 +141,7 @@ class SQLiteSearch:
     """Numbers, search and recalls of :class:`~optical_memory.store.SQLiteStore`."""
 
     if TYPE_CHECKING:
+        _lock: threading.RLock
 
         def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]: ...
 
@@ -152,31 +157,88 @@ class SQLiteSearch:
         )
         return [turn_from_row(row) for row in rows]
 
-    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
-        match, phrases = fts_match(query)
-        if not match or limit < 1:
-            return []
+    def term_hits(self, thread_id: str, query: TextQuery) -> TermHits:
+        words = [_fts_phrase([word]) for word in query.words]
+        phrases = [phrase for phrase in map(_fts_phrase, query.phrases) if phrase]
+        terms = [*(word for word in words if word), *phrases]
+        if not terms:
+            return TermHits(0, ())
+        # Each term counted in the turns' own text (column ``content``) of this thread alone:
+        # the statistics are the thread's, whatever other threads the file holds. A one-token
+        # term is read off the index's positions (fts5vocab); a phrase's count is the marks
+        # highlight() puts in the text (slower, and phrases are few). CROSS JOIN keeps the
+        # index first: the planner would otherwise scan the thread and ask the index per turn.
         t = "turn_index"
-        ranked = self._read(
-            f"SELECT turns.id, bm25({t}, {_RANK_WEIGHTS}) AS rank "
-            f"FROM {t} JOIN turns ON turns.id = {t}.rowid "
-            f"WHERE {t} MATCH ? AND turns.thread_id = ? ORDER BY rank LIMIT ?",
-            (match, thread_id, limit),
+        by_token = (
+            "SELECT {k}, turns.number, count(*), length(CAST(turns.content AS BLOB)) "
+            "FROM temp.turn_tokens v CROSS JOIN turns ON turns.id = v.doc "
+            "WHERE v.term = ? AND v.col = 'content' AND turns.thread_id = ? GROUP BY v.doc"
         )
+        by_phrase = (
+            f"SELECT {{k}}, turns.number, "
+            f"length(highlight({t}, 0, char(1), '')) - length(turns.content), "
+            f"length(CAST(turns.content AS BLOB)) FROM {t} "
+            f"CROSS JOIN turns ON turns.id = {t}.rowid WHERE {t} MATCH ? AND turns.thread_id = ?"
+        )
+        selects: list[str] = []
+        params: list[object] = []
+        with self._lock:
+            for k, tokens in enumerate(self._tokens(terms)):
+                if len(tokens) == 1:
+                    selects.append(by_token.format(k=k))
+                    params += [tokens[0], thread_id]
+                elif tokens:
+                    selects.append(by_phrase.format(k=k))
+                    params += [f"content : {terms[k]}", thread_id]
+            hits = self._read(" UNION ALL ".join(selects), params) if selects else []
+        total = self._read("SELECT MAX(number) FROM turns WHERE thread_id = ?", (thread_id,))
+        phrase_terms = frozenset(range(len(terms) - len(phrases), len(terms)))
+        return TermHits(int(total[0][0] or 0), [tuple(hit) for hit in hits], phrase_terms)
+
+    def _tokens(self, terms: Sequence[str]) -> list[list[str]]:
+        """Each FTS5 phrase of ``terms`` as the index's tokenizer splits and stems it (read off
+        a scratch FTS5 table in this connection's temp schema, so they match the index's own
+        tokens exactly)."""
+        for statement in (
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_text USING fts5(body, "
+            "tokenize='porter unicode61')",
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_tokens USING "
+            "fts5vocab(temp, query_text, 'instance')",
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.turn_tokens USING "
+            "fts5vocab(main, turn_index, 'instance')",
+        ):
+            self._read(statement)
+        values = ", ".join("(?, ?)" for _ in terms)
+        self._read(
+            f"INSERT INTO temp.query_text (rowid, body) VALUES {values}",
+            [item for k, term in enumerate(terms) for item in (k, term.replace('""', '"'))],
+        )
+        tokens: list[list[str]] = [[] for _ in terms]
+        try:
+            for k, token in self._read(
+                "SELECT doc, term FROM temp.query_tokens ORDER BY doc, offset"
+            ):
+                tokens[int(k)].append(str(token))
+        finally:
+            self._read("DELETE FROM temp.query_text")
+        return tokens
+
+    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+        if limit < 1:
+            return []
+        ranked = rank_turns(self.term_hits(thread_id, query), limit)
         if not ranked:
             return []
-        ids = ",".join(str(int(turn_id)) for turn_id, _ in ranked)
-        with_phrase: set[int] = set()
-        if phrases:
-            own = " OR ".join(f"content : {phrase}" for phrase in phrases)
-            rows = self._read(
-                f"SELECT rowid FROM {t} WHERE {t} MATCH ? AND rowid IN ({ids})", (own,)
-            )
-            with_phrase = {row[0] for row in rows}
-        turns = {turn.id: turn for turn in self.get_turns(thread_id, [r[0] for r in ranked])}
+        numbers = ",".join(str(int(r.number)) for r in ranked)
+        rows = self._read(
+            f"SELECT {TURN_COLUMNS} FROM turns WHERE thread_id = ? AND number IN ({numbers})",
+            (thread_id,),
+        )
+        turns = {turn.number: turn for turn in map(turn_from_row, rows)}
         return [
-            TurnMatch(turn=turns[turn_id], score=-float(rank), phrase_match=turn_id in with_phrase)
-            for turn_id, rank in ranked
+            TurnMatch(turns[r.number], r.score, r.phrase_match, r.own_match)
+            for r in ranked
+            if r.number in turns
         ]
 
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, Field, field_validator
 from optical_memory.apps.chat import ChatSession
 from optical_memory.apps.web.guard import ViewerGuard
 from optical_memory.extras import import_extra
+from optical_memory.memory.search import MAX_QUERY_CHARS
 from optical_memory.modes import Mode
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ MAX_THREAD_CHARS = 200
 MAX_BODY_BYTES = 1_000_000
 #: Page ids are SQLite row ids: signed 64-bit.
 MAX_PAGE_ID = 2**63 - 1
-#: Characters of a search query.
-MAX_QUERY_CHARS = 1000
 
 
 def text_problem(text: str, what: str) -> str | None:
