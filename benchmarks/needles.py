@@ -16,10 +16,7 @@ context's, without and with that text. See :mod:`optical_memory.experiments.need
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import random
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -35,6 +32,7 @@ from optical_memory.experiments.needles import (
     table_lines,
 )
 from optical_memory.experiments.readers import TesseractReader
+from optical_memory.experiments.results_file import write_results
 from optical_memory.tokens import TARGETS
 from optical_memory.turns import Turn
 
@@ -86,13 +84,8 @@ def main(argv: list[str] | None = None) -> list[str]:
             runs.append(run_conversation(name, planted, needles, target, readings))
         print(f"{name}: {len(turns)} turns, {len(needles)} needles", file=sys.stderr)
     summaries = summarize(runs)
-    given = list(sys.argv[1:] if argv is None else argv)
-    # The data file by its name only: where it lies on this machine is nobody's business.
-    shown = [Path(a).name if a == args.data else a for a in given]
     lines = [
-        f"`python benchmarks/needles.py {shlex.join(shown)}` · "
-        f"{datetime.date.today().isoformat()} · {platform.machine()}, {platform.system()} · "
-        f"reader {reader.name}",
+        f"Reader: {reader.name}.",
         "",
         *table_lines(summaries),
         "",
@@ -108,8 +101,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     lines += ["", f"{time.perf_counter() - started:.0f} s, {len(readings.readings)} pages read"]
     print("\n".join(lines))
     if args.results is not None:
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        given = sys.argv[1:] if argv is None else argv
+        write_results(args.results, "\n".join(lines), ["benchmarks/needles.py", *given])
     return lines
 
 

@@ -15,29 +15,28 @@ With ``--results PATH`` (and a LoCoMo file) it also measures recall: the retriev
 (``optical_memory.experiments.retrieval``) per category in both settings, on a SQLite file and,
 given ``--postgres`` (an empty database's address), on PostgreSQL, and the ranking weights'
 leave-one-conversation-out (``optical_memory.experiments.tuning``); and writes every table to
-PATH as Markdown, its first line the command, date and machine.
+PATH as Markdown under a line saying when, where and by which command it was measured.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 from timing import percentile
 
+from optical_memory.experiments.results_file import write_results
 from optical_memory.memory import OpticalMemory
 
 CHECKPOINTS = (1_000, 10_000, 100_000)
 #: Real data lives beside the checkout, never inside it (as the tests find it).
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DEFAULT_DATA = SHARED_DATA / "locomo" / "locomo_dev.json"
+#: The LoCoMo file, named by --data or by this variable (the tests' too).
+LOCOMO_VARIABLE = "OPTICAL_MEMORY_LOCOMO"
 
 
 def corpus(path: Path | None) -> tuple[list[tuple[str, str]], list[str]]:
@@ -113,10 +112,10 @@ def recall_report(data: Path, postgres: str | None) -> list[str]:
             with tempfile.TemporaryDirectory() as folder:
                 where = location or str(Path(folder) / "recall.db")
                 result = run_retrieval(conversations, where, setting=setting).as_dict()
-            lines += ["", f"## {name}, stored {SETTING_NAMES[setting]}", ""]
+            lines += ["", f"### {name}, stored {SETTING_NAMES[setting]}", ""]
             lines += retrieval_table(result)
             print("\n".join(lines[-9:]), flush=True)
-    lines += ["", "## Ranking weights chosen by leave-one-conversation-out", ""]
+    lines += ["", "### Ranking weights chosen by leave-one-conversation-out", ""]
     lines += leave_one_out_lines(leave_one_out(conversations).as_dict())
     print("\n".join(lines[-12:]), flush=True)
     return lines
@@ -126,7 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=CHECKPOINTS[-1])
     parser.add_argument("--queries", type=int, default=200, help="timed searches per checkpoint")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a LoCoMo JSON file")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=os.environ.get(LOCOMO_VARIABLE),
+        help=f"a LoCoMo JSON file (default: ${LOCOMO_VARIABLE})",
+    )
     parser.add_argument("--results", type=Path, help="write recall and latency tables here")
     parser.add_argument("--postgres", help="an empty PostgreSQL database for the recall tables")
     args = parser.parse_args(argv)
@@ -135,29 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     timings = latency(turns, questions, args.turns, args.queries)
     if args.results is None:
         return 0
-    if not args.data.is_file():
-        parser.error(f"--results needs the LoCoMo file: {args.data} does not exist")
-    # The command as run, with the database's address and the data's folder left out.
-    shown = {args.postgres: "ADDRESS", str(args.data): args.data.name}
-    command = "python benchmarks/search.py " + " ".join(
-        shown.get(a, a) for a in (argv or sys.argv[1:])
-    )
-    cpus = os.cpu_count()
-    lines = [
-        f"`{command}` · {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC · "
-        f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}",
-        "",
-        "# Search: recall of LoCoMo evidence and latency",
+    if args.data is None or not args.data.is_file():
+        parser.error(f"--results needs the LoCoMo file (--data or ${LOCOMO_VARIABLE})")
+    body = [
         *recall_report(args.data, args.postgres),
         "",
-        f"## Latency: search(question, limit=10) over {len(turns)} distinct turns, repeated",
+        f"### Latency: search(question, limit=10) over {len(turns)} distinct turns, repeated",
         "",
         "```",
         *timings,
         "```",
     ]
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_results(args.results, "\n".join(body), ["benchmarks/search.py", *(argv or sys.argv[1:])])
     print(f"wrote {args.results}")
     return 0
 

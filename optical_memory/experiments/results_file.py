@@ -34,8 +34,16 @@ def command_line(argv: Sequence[str] | None = None) -> str:
     ``optical-memory ...``), data files by their names."""
     args = list(sys.argv if argv is None else argv)
     program = Path(args[0]).name if args else "python"
-    # A data file is named by its name alone: the folder it was read from is the measurer's.
-    rest = [Path(a).name if os.sep in a and Path(a).is_file() else a for a in args[1:]]
+    # A data file is named by its name alone (the folder it was read from is the measurer's),
+    # a database by a placeholder (its address may hold a password).
+    rest = [
+        "ADDRESS"
+        if a.startswith(("postgresql://", "postgres://"))
+        else Path(a).name
+        if os.sep in a and Path(a).is_file()
+        else a
+        for a in args[1:]
+    ]
     if program == "optical-memory":
         return shlex.join(["optical-memory", *rest])
     return shlex.join(["python", args[0] if args else "", *rest])
