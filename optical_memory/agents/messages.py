@@ -107,6 +107,8 @@ def message_to_turn(message: object, index: int = 0) -> MessageTurn:
         messages = import_extra("langchain_core.messages", "langchain")
         if isinstance(message, messages.BaseMessage):
             role = ROLE_OF_LANGCHAIN_TYPE.get(message.type, message.type)
+            if isinstance(message, messages.ChatMessage):
+                role = message.role
             content, images = _content(message.content, index)
             content += tool_call_lines(message)
             content = content.lstrip("\n")

@@ -3,9 +3,11 @@
 Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agent``) and
 :func:`~optical_memory.agents.wrap` (any chat model or Runnable). For one model call:
 
-1. every message the caller holds is added to its thread's memory once: its LangChain ``id`` is
-   the key, remembered in the store, so repeated calls of one run, re-invocations, checkpoint
-   replays and new processes add nothing twice; images in messages are kept with their turn;
+1. every message the caller holds is added to its thread's memory once, recognised by its
+   LangChain ``id`` (remembered in the store) or by lining the messages up with the thread's
+   stored turns (:mod:`optical_memory.agents.identity`), so repeated calls of one run,
+   re-invocations, whole histories rebuilt from dicts, checkpoint replays, retries and new
+   processes add nothing twice; images in messages are kept with their turn;
 2. the thread's :meth:`~optical_memory.OpticalMemory.context` gives the pages (oldest first)
    and the turns not on a page (the recent window and the turns waiting to fill a page);
 3. the request becomes ``[one memory message] + [the caller's messages for those turns]``, and
@@ -34,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -44,6 +45,11 @@ from typing import Any
 from optical_memory.agents.calibration import ImageCostTable, SentImage
 from optical_memory.agents.captions import Captions, TurnMarks
 from optical_memory.agents.encoded import EncodedImages
+from optical_memory.agents.identity import (
+    MESSAGE_KEY_NAMESPACE,
+    identify,
+    with_turn_id,
+)
 from optical_memory.agents.messages import ImageRef
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.usage import CallUsage
@@ -78,11 +84,6 @@ from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
 
 logger = logging.getLogger("optical_memory")
 
-#: Store blob namespace mapping (thread, LangChain message id) to the stored turn's id.
-MESSAGE_KEY_NAMESPACE = "langchain-message-id"
-#: Id prefix of messages read back from stored turns (``OpticalChatMessageHistory``): such a
-#: message is that turn, never stored again.
-TURN_MESSAGE_ID_PREFIX = "optical-memory-turn-"
 #: Re-fits of the context before the budget is declared impossible.
 _MAX_FITS = 32
 #: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
@@ -203,41 +204,57 @@ class MemoryRequestBuilder:
     # --- adding --------------------------------------------------------------------------------
 
     def remember(self, thread_id: str | None, messages: Sequence[BaseMessage]) -> None:
-        """Store the messages not stored yet, in order; system messages are instructions, not
-        turns, and are never stored. A message without an id is given one (as LangChain's
-        ``SummarizationMiddleware`` does), so sending the same object again stores nothing."""
+        """Store the messages that are not stored turns yet, in order (recognised by id or by
+        lining them up with the thread's turns: :mod:`optical_memory.agents.identity`); system
+        messages are instructions, not turns, and are never stored. ``messages`` are not
+        changed."""
         with self._lock:
             thread = self._thread(thread_id)
             with _quiet(thread.memory):
                 self._remember(thread, messages)
 
-    def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> None:
-        from optical_memory.agents.messages import message_to_turn
+    def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        """Store what is new; return the conversation's messages as the request sends them
+        (a message without an id as a copy whose id names its turn)."""
+        from optical_memory.agents.messages import MessageTurn, message_to_turn
 
         store, name = thread.memory.store, thread.memory.thread_id
-        for message in messages:
-            if isinstance(message, SystemMessage) or is_memory_message(message):
+        live = [m for m in messages if not isinstance(m, SystemMessage)]
+        live = [m for m in live if not is_memory_message(m)]
+        turns: dict[int, MessageTurn] = {}
+
+        def turn(index: int) -> MessageTurn:
+            if index not in turns:
+                turns[index] = message_to_turn(live[index], index)
+            return turns[index]
+
+        def known(message: BaseMessage) -> int | None:
+            info = thread.info.get(message.id or "")
+            return None if info is None else info.turn_id
+
+        found = identify(store, name, live, lambda i: turn(i)[:2], known)
+        sent: list[BaseMessage] = []
+        for index, (message, identified) in enumerate(zip(live, found, strict=True)):
+            if identified.past:
                 continue
-            if message.id is None:
-                message.id = str(uuid.uuid4())
-            if message.id in thread.info:
+            turn_id = identified.turn_id
+            if turn_id is not None and message.id in thread.info:
+                sent.append(message)
                 continue
-            turn = message_to_turn(message)
-            stored = store.get_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id)
-            if stored is None and message.id.startswith(TURN_MESSAGE_ID_PREFIX):
-                turn_id = message.id.removeprefix(TURN_MESSAGE_ID_PREFIX)
-                if turn_id.isdigit() and store.get_turns(name, [int(turn_id)]):
-                    stored = turn_id.encode()
-            if stored is None:
+            stored = turn(index)
+            if turn_id is None:
                 added = thread.memory.add(
-                    turn.role, turn.content, timestamp=turn.timestamp, images=turn.images
+                    stored.role, stored.content, timestamp=stored.timestamp, images=stored.images
                 )
                 assert added.id is not None
-                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(added.id).encode())
-                turn_id_ = added.id
-            else:
-                turn_id_ = int(stored.decode())
-            thread.info[message.id] = MessageInfo(turn_id_, len(turn.content), turn.images)
+                turn_id = added.id
+            if message.id and not identified.keyed:
+                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn_id).encode())
+            message = with_turn_id(message, turn_id)
+            assert message.id is not None
+            thread.info[message.id] = MessageInfo(turn_id, len(stored.content), stored.images)
+            sent.append(message)
+        return sent
 
     # --- building ------------------------------------------------------------------------------
 
@@ -284,22 +301,20 @@ class MemoryRequestBuilder:
         model: Any,
         offers_recall: bool,
     ) -> tuple[list[BaseMessage], CallUsage]:
-        live = [m for m in messages if not isinstance(m, SystemMessage)]
-        live = [m for m in live if not is_memory_message(m)]
         thread = self._thread(thread_id, model)
         with _quiet(thread.memory):
-            return self._fit(thread, live, system_messages, tools, model, offers_recall)
+            return self._fit(thread, messages, system_messages, tools, model, offers_recall)
 
     def _fit(
         self,
         thread: _Thread,
-        live: list[BaseMessage],
+        messages: Sequence[BaseMessage],
         system_messages: Sequence[SystemMessage],
         tools: Sequence[Any],
         model: Any,
         offers_recall: bool,
     ) -> tuple[list[BaseMessage], CallUsage]:
-        self._remember(thread, live)
+        live = self._remember(thread, messages)
         fixed = instruction_tokens(system_messages, tools)
         budget = self.options.budget_tokens
         room = None if budget is None else budget - fixed

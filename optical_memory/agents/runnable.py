@@ -11,10 +11,11 @@ answer. ``memory.wrap(model)`` is the same call.
     chat = memory.wrap(ChatOpenAI(model="gpt-4o"))
     chat.invoke([HumanMessage("Where did we leave off?")], {"configurable": {"thread_id": "a"}})
 
-Messages are recognised by their LangChain ``id``; a message without one gets a fresh id (as
-LangChain's own middleware does), so re-sending the same message objects stores nothing twice,
-while rebuilding them from dicts each call would store them again: send only the new messages,
-or the same objects. ``stream``/``astream`` pass the inner model's chunks on as they come
+Pass the whole history each call or only the new messages, as LangChain messages or
+``{"role", "content"}`` dicts, kept or rebuilt each call: each message is stored once,
+recognised by its LangChain ``id`` or else by lining the call's messages up with the thread's
+stored turns (:mod:`optical_memory.agents.identity`); the caller's messages are never changed.
+``stream``/``astream`` pass the inner model's chunks on as they come
 and store the whole answer at the end.
 """
 
