@@ -24,7 +24,7 @@ from test_exactly_once import check_request
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, wrap
-from optical_memory.store import StoreUnavailableError
+from optical_memory.store import MESSAGE_KEY_NAMESPACE, StoreUnavailableError
 
 EXCHANGES = 300
 CONFIG: Any = {"configurable": {"thread_id": "t"}}
@@ -160,19 +160,21 @@ class _FlakyStore:
 
 @pytest.mark.parametrize(("fail_on", "message_id"), [(1, None), (1, "q0"), (2, "q0")])
 def test_a_retry_after_an_error_that_hid_a_commit_stores_nothing_twice(
-    fail_on: int, message_id: str | None
+    fail_on: int, message_id: str | None, store_location: str
 ) -> None:
     """The question (1st write) or the answer (2nd) commits but the call reports an error.
 
     A question without an id is recognised by its text only while it is the thread's newest
     turn; once an answer follows it, the same text again is a new message ("yes", "go on").
     """
-    memory = OpticalMemory(None)
+    memory = OpticalMemory(store_location)
     memory.store = _FlakyStore(memory.store, fail_on)
     chat = wrap(memory, _model(3))
     question = HumanMessage(_question(0), id=message_id)
     with pytest.raises(StoreUnavailableError):
         chat.invoke([question], CONFIG)
+    if message_id is not None:  # the message's key committed with its turn
+        assert memory.store.get_blob(MESSAGE_KEY_NAMESPACE, "t", "", message_id) is not None
     chat.invoke([question], CONFIG)  # the caller retries the same call
     roles = [t.role for t in memory.store.iter_turns("t")]
     assert roles.count("user") == 1

@@ -25,14 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from optical_memory.store import Store
+from optical_memory.store import MESSAGE_KEY_NAMESPACE, Store
 from optical_memory.turns import Turn
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
 
-#: Store blob namespace mapping (thread, LangChain message id) to the stored turn's id.
-MESSAGE_KEY_NAMESPACE = "langchain-message-id"
 #: Id prefix of messages read back from stored turns (``OpticalChatMessageHistory``) or sent
 #: as copies of messages that had no id: such a message is that turn, never stored again.
 TURN_MESSAGE_ID_PREFIX = "optical-memory-turn-"

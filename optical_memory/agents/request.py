@@ -244,11 +244,15 @@ class MemoryRequestBuilder:
             stored = turn(index)
             if turn_id is None:
                 added = thread.memory.add(
-                    stored.role, stored.content, timestamp=stored.timestamp, images=stored.images
+                    stored.role,
+                    stored.content,
+                    timestamp=stored.timestamp,
+                    images=stored.images,
+                    key=message.id or None,  # committed with the turn
                 )
                 assert added.id is not None
                 turn_id = added.id
-            if message.id and not identified.keyed:
+            elif message.id and not identified.keyed:  # recognised by its text: remember the id
                 store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn_id).encode())
             message = with_turn_id(message, turn_id)
             assert message.id is not None

@@ -62,6 +62,11 @@ REACH = max(offset for offset, _ in NEIGHBOURS)
 logger = logging.getLogger("optical_memory")
 
 
+#: Blob namespace of turn keys (``content_hash``: the thread id, ``identity``: the key): the
+#: turn's id, written with the turn (:meth:`Store.add_turns`).
+MESSAGE_KEY_NAMESPACE = "langchain-message-id"
+
+
 class StoreError(RuntimeError):
     """The store cannot be opened or used as asked; the message says what to do."""
 
@@ -157,10 +162,14 @@ class Store(Protocol):
         content: str,
         timestamp: datetime | None,
         text_tokens: int,
+        *,
+        key: str | None = None,
     ) -> Turn:
         """Append one turn durably (committed before it returns) and return it with its id and
-        its number in the thread; its search index entry is written in the same transaction."""
-        return self.add_turns(thread_id, [(role, content, timestamp, text_tokens)])[0]
+        its number in the thread; its search index entry is written in the same transaction,
+        and so is ``key`` (see :meth:`add_turns`)."""
+        turns = [(role, content, timestamp, text_tokens)]
+        return self.add_turns(thread_id, turns, keys=[key])[0]
 
     def turn_text_tokens(self, thread_id: str, turn_ids: Sequence[int]) -> dict[int, int]: ...
 
@@ -242,9 +251,18 @@ class Store(Protocol):
     def count_images(self) -> int: ...
 
     def add_turns(
-        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        *,
+        keys: Sequence[str | None] = (),
     ) -> list[Turn]:
-        """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction."""
+        """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction.
+
+        ``keys[i]`` (e.g. the id of the message turn ``i`` stores), when given, is written in
+        the same transaction as the blob ``(MESSAGE_KEY_NAMESPACE, thread_id, "", key)``
+        holding the turn's id as text: a retry after an error that hid the commit finds the
+        turn by its key and stores nothing twice."""
         ...
 
     def prune_renders(

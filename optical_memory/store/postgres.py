@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from optical_memory.store import (
+    MESSAGE_KEY_NAMESPACE,
     SCHEMA_VERSION,
     NewPage,
     PageRecord,
@@ -265,7 +266,11 @@ class PostgresStore(PostgresSearch, Store):
     # --- turns ---------------------------------------------------------------------------------
 
     def add_turns(
-        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        *,
+        keys: Sequence[str | None] = (),
     ) -> list[Turn]:
         added: list[Turn] = []
         with self._thread_write(thread_id) as db:
@@ -273,7 +278,7 @@ class PostgresStore(PostgresSearch, Store):
                 self._sql("SELECT MAX(number) FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
             ).fetchone()
             number = (newest[0] if newest is not None else None) or 0
-            for role, content, timestamp, text_tokens in turns:
+            for index, (role, content, timestamp, text_tokens) in enumerate(turns):
                 stamp = timestamp.isoformat() if timestamp is not None else None
                 number += 1
                 row = db.execute(
@@ -293,6 +298,9 @@ class PostgresStore(PostgresSearch, Store):
                     ),
                 ).fetchone()
                 assert row is not None
+                key = keys[index] if index < len(keys) else None
+                if key is not None:
+                    self._insert_blob(db, MESSAGE_KEY_NAMESPACE, thread_id, "", key, str(row[0]))
                 added.append(
                     Turn(id=row[0], role=role, content=content, timestamp=timestamp, number=number)
                 )
@@ -441,14 +449,28 @@ class PostgresStore(PostgresSearch, Store):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
         with self._connection() as db:
-            db.execute(
-                self._sql(
-                    "INSERT INTO {s}.blobs VALUES (%s, %s, %s, %s, %s) "
-                    "ON CONFLICT (namespace, content_hash, mode, identity) "
-                    "DO UPDATE SET data = EXCLUDED.data"
-                ),
-                (namespace, content_hash, mode, identity, bytes(data)),
-            )
+            self._insert_blob(db, namespace, content_hash, mode, identity, data)
+
+    def _insert_blob(
+        self,
+        db: psycopg.Connection[Any],
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes | str,
+    ) -> None:
+        """Write a blob inside the caller's transaction (a second write of its key replaces
+        it)."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        db.execute(
+            self._sql(
+                "INSERT INTO {s}.blobs VALUES (%s, %s, %s, %s, %s) "
+                "ON CONFLICT (namespace, content_hash, mode, identity) "
+                "DO UPDATE SET data = EXCLUDED.data"
+            ),
+            (namespace, content_hash, mode, identity, payload),
+        )
 
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM {s}.page_images")[0][0])
