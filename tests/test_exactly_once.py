@@ -112,10 +112,11 @@ def check_request(
     caller: list[BaseMessage],
     *,
     caller_holds_all: bool = True,
-) -> None:
-    """Every stored turn up to the newest sent is in ``request`` once, in order. Unless
-    ``caller_holds_all``, the turns the caller did not send may come as the memory message's
-    "Latest turns" text."""
+) -> int:
+    """Every stored turn up to the newest sent is in ``request`` once, in order; returns how
+    many tool-call envelopes it has (calls re-sent for their results, arguments left out).
+    Unless ``caller_holds_all``, the turns the caller did not send may come as the memory
+    message's "Latest turns" text."""
     store = memory.store
     sent = [m for m in request if m.type != "system" and "lc_source" not in m.additional_kwargs]
     newest = max(_turn_id(memory, thread, m) for m in sent)  # later turns: the answer
@@ -128,6 +129,7 @@ def check_request(
     caller_ids = {id(m) for m in caller}
     caller_without_ids = [m.model_copy(update={"id": None}) for m in caller if m.id is None]
     pieces: list[tuple[int, int, int]] = []  # (turn, start, end) in the order sent
+    envelopes = 0
     for message in request:
         if message.type == "system":
             continue
@@ -154,7 +156,16 @@ def check_request(
                             pieces.extend((s.turn_id, s.start, s.end) for s in by_id[page_id].spans)
             continue
         if message.additional_kwargs.get("lc_source") == TOOL_CALL_SOURCE:
-            assert message.text == "" and message.tool_calls  # type: ignore[attr-defined]
+            # An envelope re-sends calls written out on a page: their arguments are not sent
+            # again; its text, if any, is the end of the written-out calls.
+            calls = message.tool_calls  # type: ignore[attr-defined]
+            assert calls and all(call["args"] == {} for call in calls)
+            envelopes += 1
+            if message.text:
+                turn_id = _turn_id(memory, thread, message)
+                content = turns[turn_id]
+                assert content.endswith(message.text) and len(message.text) < len(content)
+                pieces.append((turn_id, len(content) - len(message.text), len(content)))
             continue
         turn_id = _turn_id(memory, thread, message)
         content = turns[turn_id]
@@ -188,6 +199,7 @@ def check_request(
             called.update(str(c["id"]) for c in message.tool_calls if c.get("id"))
         if isinstance(message, ToolMessage):
             assert message.tool_call_id in called
+    return envelopes
 
 
 SETTINGS = settings(
@@ -236,3 +248,24 @@ def test_an_agent_sends_every_character_once(steps: list[Step]) -> None:
             caller = [m for m in request if m in state["messages"]]
             check_request(middleware.memory("t"), "t", request, caller)
         seen = len(model.requests)
+
+
+def test_a_long_tool_call_on_a_page_is_not_sent_again_before_its_result() -> None:
+    keep = 1  # the result alone is recent: its call's head lies on pages
+    words = " ".join(f"clause{n}" for n in range(2500))
+    call = {"name": "file_contract", "args": {"text": words}, "id": "c1"}
+    history: list[BaseMessage] = [
+        HumanMessage("File the contract below, please."),
+        AIMessage("Filing it now.", tool_calls=[call]),
+        ToolMessage("Filed as contract 77.", tool_call_id="c1"),
+    ]
+    memory = OpticalMemory(None, keep_recent_turns=keep)
+    model = RecordingChatModel(messages=iter(["Done: contract 77."]))
+    chat = wrap(memory, model, keep_recent_turns=keep)
+    chat.invoke(history, {"configurable": {"thread_id": "t"}})
+    request = model.requests[-1]
+    assert memory.store.pages("t"), "the call is on pages"
+    assert check_request(chat.memory("t"), "t", request, history) == 1
+    # The arguments are on the pages only: no message of the request repeats a word of them.
+    sent_text = " ".join(m.text + str(getattr(m, "tool_calls", "")) for m in request[1:])
+    assert "clause1234" not in sent_text

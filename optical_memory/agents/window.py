@@ -1,5 +1,6 @@
 """The caller's messages as a request sends them: tails of turns whose head is on a page,
-tool calls re-sent alone before their results, images, and their text-token counts."""
+tool calls re-sent alone (names and ids; their arguments are on the page) before their
+results, images, and their text-token counts."""
 
 from __future__ import annotations
 
@@ -63,8 +64,10 @@ def tail_of(message: BaseMessage, offset: int, known: MessageInfo) -> list[BaseM
     stored = (text + calls).lstrip("\n") if calls else text
     lead = len(text + calls) - len(stored)  # a leading newline dropped before the calls
     if calls and offset + lead >= len(text):
-        # The head, text and part of the calls, is on the page: the calls go alone.
-        return [call_envelope(message, message.tool_calls)]  # type: ignore[attr-defined]
+        # The head, text and part of the calls, is on the page: the calls go alone, with the
+        # rest of their written-out text.
+        rest = stored[offset:]
+        return [call_envelope(message, message.tool_calls, rest)]  # type: ignore[attr-defined]
     tail = stored[offset:] if not calls else text[offset:]
     blocks: list[Any] = [{"type": "text", "text": tail}]
     blocks.extend(image.block() for image in images_in(tail, known.images))
@@ -72,10 +75,14 @@ def tail_of(message: BaseMessage, offset: int, known: MessageInfo) -> list[BaseM
     return [message.model_copy(update={"content": content})]
 
 
-def call_envelope(message: BaseMessage, calls: list[Any]) -> AIMessage:
+def call_envelope(message: BaseMessage, calls: list[Any], text: str = "") -> AIMessage:
+    """The tool calls of ``message`` re-sent so their results are valid, for calls written out
+    on a page (``[tool call] name({args})``): names and ids only, the arguments left empty
+    (they are on the page; sending them again would send them twice). ``text``: the part of
+    the written-out calls that is not on the page."""
     return AIMessage(
-        content="",
-        tool_calls=calls,
+        content=text,
+        tool_calls=[{**call, "args": {}} for call in calls],
         id=message.id,
         additional_kwargs={"lc_source": TOOL_CALL_SOURCE},
     )
