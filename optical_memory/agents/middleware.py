@@ -102,6 +102,11 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         runs fill it: ``stats()``, ``context()``, ``recall(page)``, ``search(words)``."""
         return self.builder.memory_for(thread_id)
 
+    def reset_calibration(self) -> int:
+        """Forget the image costs learnt from bills (every model and target in the store):
+        requests are priced by the published formulas again. Returns the tables reset."""
+        return self.builder.reset_calibration()
+
     @property
     def last_usage(self) -> CallUsage | None:
         """Accounting of the latest model call, or ``None`` before the first."""

@@ -42,7 +42,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from optical_memory.agents.calibration import ImageCostTable, SentImage
+from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
 from optical_memory.agents.captions import Captions, TurnMarks
 from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.identity import (
@@ -58,9 +58,11 @@ from optical_memory.agents.window import (
     MessageInfo,
     images_in,
     images_sent,
+    instruction_chars,
     instruction_tokens,
     is_call_envelope,
     is_memory_message,
+    message_chars,
     message_tokens,
     model_key,
     tail_of,
@@ -147,6 +149,19 @@ class MemoryRequestBuilder:
             return self.target
         found = target_for_model(model)
         return self.memory.target if found is None else found
+
+    def reset_calibration(self) -> int:
+        """Forget every learnt cost in the store (every model and target): back to the
+        published formulas. Returns how many tables were reset."""
+        with self._lock:
+            reset = reset_costs(self.memory.store)
+            for learnt in self._costs.values():
+                learnt.reset()
+            for (_, target, key), thread in self._threads.items():
+                table = self._costs.get((target, key))
+                if table is not None and self.options.calibrate:
+                    thread.memory.set_image_costs(table.cost)  # forget what it priced
+            return reset
 
     def cost_table(self, target: str, model: Any) -> ImageCostTable:
         """The learnt image costs of ``model`` for ``target`` (shared by every thread)."""
@@ -324,6 +339,7 @@ class MemoryRequestBuilder:
         room = None if budget is None else budget - fixed
         recall = self.recall_tool if offers_recall else None
         composer = _Composer(self, thread, live, fixed, model, recall)
+        composer.fixed_chars = instruction_chars(system_messages, tools)
         for attempt in range(_MAX_FITS):
             if room is not None and room < 0:
                 break
@@ -343,16 +359,25 @@ class MemoryRequestBuilder:
         """``usage`` with what the model reported it billed (``usage_metadata``); with
         ``calibrate``, the images' share of the bill is learnt for later requests."""
         metadata = getattr(response, "usage_metadata", None) or {}
-        billed = metadata.get("input_tokens")
-        if not isinstance(billed, int):
+        billed = metadata.get("input_tokens") if isinstance(metadata, Mapping) else None
+        if billed is None:
             return usage
-        if self.options.calibrate and usage.sent_images:
+        if self.options.calibrate:
             with self._lock:
                 table = self.cost_table(usage.target, model)
-                if table.observe(usage.sent_images, billed - usage.text_tokens):
+                kept = table.observe(
+                    usage.sent_images,
+                    billed,
+                    text=usage.text_tokens,
+                    chars=usage.text_chars,
+                    messages=usage.messages,
+                )
+                if kept:
                     for (_, target, key), thread in self._threads.items():
                         if (target, key) == (table.target, table.model_key):
                             thread.memory.set_image_costs(table.cost)
+        if not isinstance(billed, int) or isinstance(billed, bool) or not 0 <= billed < 2**63:
+            return usage  # not a token count: reported nowhere (calibration logged it)
         return dataclasses.replace(usage, billed_input_tokens=billed)
 
 
@@ -374,6 +399,7 @@ class _Composer:
         self.memory = thread.memory
         self.live = live
         self.fixed = fixed
+        self.fixed_chars = 0  # characters of the same, for calibration
         self.target = thread.memory.target
         self.model_name = model_key(model)
         self.spec = target_spec(self.target)
@@ -477,13 +503,19 @@ class _Composer:
         request.extend(verbatim)
         for image in own_images:
             width, height = (image.width, image.height)
-            if image.data is None or not width or not height:
+            sized = image.data is not None and bool(width) and bool(height)
+            if not sized:
                 width, height = URL_IMAGE_SIZE
-            sent_images.append(SentImage(width, height, None))
+            assert width is not None and height is not None
+            sent_images.append(SentImage(width, height, None, known=sized))
         text_tokens = self.fixed + sum(
             count_text_tokens(block["text"]) for block in blocks if block["type"] == "text"
         )
         text_tokens += sum(message_tokens(m) for m in verbatim)
+        text_chars = self.fixed_chars + sum(
+            len(block["text"]) for block in blocks if block["type"] == "text"
+        )
+        text_chars += sum(message_chars(m) for m in verbatim)
         vision = sum(page.vision_tokens for page in bounded.images)
         own = sent_images[len(bounded.images) :]
         vision += sum(self.image_cost(i.width, i.height, i.mode) for i in own)
@@ -505,6 +537,7 @@ class _Composer:
             mosaics=sum(isinstance(i, Mosaic) for i in bounded.images),
             forgotten_for_limits=len(bounded.forgotten),
             sent_images=tuple(sent_images),
+            text_chars=text_chars,
         )
         return request, usage
 

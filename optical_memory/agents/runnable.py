@@ -75,6 +75,11 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
         """The memory of ``thread_id`` (``None``: the memory's own thread)."""
         return self.builder.memory_for(thread_id, self.runnable)
 
+    def reset_calibration(self) -> int:
+        """Forget the image costs learnt from bills (every model and target in the store):
+        requests are priced by the published formulas again. Returns the tables reset."""
+        return self.builder.reset_calibration()
+
     @property
     def last_usage(self) -> CallUsage | None:
         return self.usage[-1] if self.usage else None

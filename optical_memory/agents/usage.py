@@ -39,6 +39,8 @@ class CallUsage:
     billed_input_tokens: int | None = None
     """What the model reported (``usage_metadata["input_tokens"]``), once it answered."""
     sent_images: tuple[SentImage, ...] = field(default=(), repr=False, compare=False)
+    text_chars: int = field(default=0, repr=False, compare=False)
+    """Characters of the text counted in ``text_tokens`` (for calibration)."""
 
     @property
     def total_tokens(self) -> int:

@@ -122,13 +122,31 @@ def message_tokens(message: BaseMessage) -> int:
 
 def instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
     """Tokens of what every request carries besides the conversation."""
-    tokens = sum(count_text_tokens(message.text) for message in system_messages)
+    return sum(count_text_tokens(text) for text in _instruction_texts(system_messages, tools))
+
+
+def instruction_chars(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
+    """Characters of the same (a provider may count text its own way: calibration fits both)."""
+    return sum(len(text) for text in _instruction_texts(system_messages, tools))
+
+
+def _instruction_texts(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> list[str]:
+    texts: list[str] = [str(message.text) for message in system_messages]
     if tools:
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
         schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
-        tokens += count_text_tokens(json.dumps(schemas, sort_keys=True))
-    return tokens
+        texts.append(json.dumps(schemas, sort_keys=True))
+    return texts
+
+
+def message_chars(message: BaseMessage) -> int:
+    """Characters of one message as sent: its text and its tool calls (name, args)."""
+    chars = len(message.text)
+    for call in getattr(message, "tool_calls", None) or []:
+        arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
+        chars += len(f"{call.get('name', '')}({arguments})")
+    return chars
 
 
 def model_key(model: Any) -> str:

@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_threads_parser(commands)  # threads list|export|import|delete
 
+    from optical_memory.apps.calibration_command import add_parser as add_calibration_parser
+
+    add_calibration_parser(commands)  # calibration show|reset
+
     demo = commands.add_parser(
         "demo",
         help="build memory over a bundled long dialogue; write pages, contact sheet, report",
