@@ -231,7 +231,7 @@ class MemoryRequestBuilder:
     def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
         """Store what is new; return the conversation's messages as the request sends them
         (a message without an id as a copy whose id names its turn)."""
-        from optical_memory.agents.messages import MessageTurn, message_to_turn
+        from optical_memory.agents.messages import MessageTurn, message_to_turn, sendable
 
         store, name = thread.memory.store, thread.memory.thread_id
         live = [m for m in messages if not isinstance(m, SystemMessage)]
@@ -243,18 +243,19 @@ class MemoryRequestBuilder:
                 turns[index] = message_to_turn(live[index], index)
             return turns[index]
 
-        def known(message: BaseMessage) -> int | None:
+        def turn_known(message: BaseMessage) -> int | None:
             info = thread.info.get(message.id or "")
             return None if info is None else info.turn_id
 
-        found = identify(store, name, live, lambda i: turn(i)[:2], known)
+        found = identify(store, name, live, lambda i: turn(i)[:2], turn_known)
         sent: list[BaseMessage] = []
         for index, (message, identified) in enumerate(zip(live, found, strict=True)):
             if identified.past:
                 continue
             turn_id = identified.turn_id
-            if turn_id is not None and message.id in thread.info:
-                sent.append(message)
+            known = thread.info.get(message.id or "")
+            if turn_id is not None and known is not None:
+                sent.append(sendable(message, known.images))
                 continue
             stored = turn(index)
             if turn_id is None:
@@ -269,7 +270,7 @@ class MemoryRequestBuilder:
                 turn_id = added.id
             elif message.id and not identified.keyed:  # recognised by its text: remember the id
                 store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn_id).encode())
-            message = with_turn_id(message, turn_id)
+            message = with_turn_id(sendable(message, stored.images), turn_id)
             assert message.id is not None
             thread.info[message.id] = MessageInfo(turn_id, len(stored.content), stored.images)
             sent.append(message)

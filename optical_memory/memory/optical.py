@@ -175,6 +175,7 @@ class OpticalMemory(Closing):
                     url=entry.get("url"),
                     width=entry.get("width"),
                     height=entry.get("height"),
+                    note=entry.get("note"),
                 )
             )
         return images
