@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.recall import recall_memory_tool
 from optical_memory.agents.request import MemoryRequestBuilder
-from optical_memory.agents.usage import CallUsage
+from optical_memory.agents.usage import MAX_USAGE, CallUsage
 from optical_memory.extras import import_extra
 
 import_extra("langchain", "langchain")
@@ -62,7 +62,8 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     After every call, ``usage`` gains a :class:`CallUsage` (counted text and vision tokens,
     the text the images replaced, images and bytes, and what the model billed), also at
-    ``last_usage``.
+    ``last_usage``; it keeps the latest :data:`~optical_memory.agents.usage.MAX_USAGE`.
+    ``close()`` (or a ``with`` block) lets the in-process state of every conversation go.
     """
 
     def __init__(
@@ -101,6 +102,18 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         """The memory of ``thread_id`` (``None``: the memory's own thread), as the agent's
         runs fill it: ``stats()``, ``context()``, ``recall(page)``, ``search(words)``."""
         return self.builder.memory_for(thread_id)
+
+    def close(self) -> None:
+        """Let go of every conversation's in-process state (memories made for threads stop
+        drawing ahead; the process's idle render threads end). The memory passed in and its
+        store stay open. Also on leaving a ``with`` block."""
+        self.builder.close()
+
+    def __enter__(self) -> OpticalMemoryMiddleware:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def reset_calibration(self) -> int:
         """Forget the image costs learnt from bills (every model and target in the store):
@@ -164,6 +177,7 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         )
         with self._usage_lock:
             self.usage.append(usage)
+            del self.usage[:-MAX_USAGE]  # bounded: the latest calls
         return request.override(messages=cast("list[AnyMessage]", messages), tools=tools), usage
 
     def _answered(self, thread_id: str | None, usage: CallUsage, model: Any, response: Any) -> None:

@@ -37,6 +37,7 @@ import dataclasses
 import logging
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -83,9 +84,12 @@ from langchain_core.messages import (  # noqa: E402
 
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory  # noqa: E402
 from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
+from optical_memory.memory.render_ahead import release_idle_workers  # noqa: E402
 
 logger = logging.getLogger("optical_memory")
 
+#: Threads whose memory a builder keeps in process at most (the least recently used goes).
+MAX_THREADS = 64
 #: Re-fits of the context before the budget is declared impossible.
 _MAX_FITS = 32
 #: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
@@ -130,7 +134,9 @@ class MemoryRequestBuilder:
         self.memory = memory
         self.recall_tool = recall_tool
         self.target = self.options.target or memory.target
-        self._threads: dict[tuple[str, str, str], _Thread] = {}
+        # Most recently used last; beyond MAX_THREADS the idlest is let go (its memory made
+        # here is closed; everything it knew is in the store).
+        self._threads: OrderedDict[tuple[str, str, str], _Thread] = OrderedDict()
         self._info: dict[str, dict[str, MessageInfo]] = {}
         self._costs: dict[tuple[str, str], ImageCostTable] = {}
         self._warned_no_thread = False
@@ -192,14 +198,16 @@ class MemoryRequestBuilder:
         target = self.target_for(model)
         key = (name, target, model_key(model))
         thread = self._threads.get(key)
-        if thread is None:
+        if thread is not None:
+            self._threads.move_to_end(key)
+        else:
             base = self.memory
             if (name, self.options.keep_recent_turns, target) == (
                 base.thread_id,
                 base.keep_recent_turns,
                 base.target,
-            ) and not self.options.calibrate:
-                memory = base
+            ):
+                memory = base  # the caller's memory serves its own thread
             else:
                 memory = OpticalMemory(
                     base.store,
@@ -214,7 +222,35 @@ class MemoryRequestBuilder:
                 memory.set_image_costs(self.cost_table(target, model).cost)
             info = self._info.setdefault(name, {})
             thread = self._threads[key] = _Thread(memory, info, TurnMarks(memory))
+            self._evict()
         return thread
+
+    def _evict(self) -> None:
+        while len(self._threads) > MAX_THREADS:
+            _, idle = self._threads.popitem(last=False)
+            self._let_go(idle)
+            names = {name for name, _, _ in self._threads}
+            self._info = {name: info for name, info in self._info.items() if name in names}
+
+    def _let_go(self, thread: _Thread) -> None:
+        if thread.memory is not self.memory and thread.memory.render_ahead is not None:
+            thread.memory.render_ahead.close()  # the store is shared: not closed
+
+    @property
+    def open_threads(self) -> int:
+        """Threads whose memory is held in this process now (at most :data:`MAX_THREADS`)."""
+        return len(self._threads)
+
+    def close(self) -> None:
+        """Let every thread's memory go (those made here stop drawing ahead), forget the
+        encoded images, and end the process's idle render threads. The caller's memory and
+        its store stay open; the builder may still be used (memories are made again)."""
+        with self._lock:
+            while self._threads:
+                self._let_go(self._threads.popitem()[1])
+            self._info.clear()
+            self.images.clear()
+        release_idle_workers()
 
     # --- adding --------------------------------------------------------------------------------
 

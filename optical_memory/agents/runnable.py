@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.request import MemoryRequestBuilder
-from optical_memory.agents.usage import CallUsage
+from optical_memory.agents.usage import MAX_USAGE, CallUsage
 from optical_memory.extras import import_extra
 
 import_extra("langchain_core", "langchain")
@@ -74,6 +74,18 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     def memory(self, thread_id: str | None = None) -> OpticalMemory:
         """The memory of ``thread_id`` (``None``: the memory's own thread)."""
         return self.builder.memory_for(thread_id, self.runnable)
+
+    def close(self) -> None:
+        """Let go of every conversation's in-process state (memories made for threads stop
+        drawing ahead; the process's idle render threads end). The memory passed in and its
+        store stay open. Also on leaving a ``with`` block."""
+        self.builder.close()
+
+    def __enter__(self) -> OpticalMemoryRunnable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def reset_calibration(self) -> int:
         """Forget the image costs learnt from bills (every model and target in the store):
@@ -153,6 +165,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
             model=self.runnable,
         )
         self.usage.append(usage)
+        del self.usage[:-MAX_USAGE]  # bounded: the latest calls
         return [*system, *request], usage
 
     def _remember_output(self, thread_id: str | None, usage: CallUsage, output: Any) -> None:

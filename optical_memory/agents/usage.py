@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from optical_memory.agents.calibration import SentImage
 
+#: ``usage`` lists of the middleware and ``wrap`` keep this many latest calls.
+MAX_USAGE = 1000
+
 
 @dataclass(frozen=True)
 class CallUsage:
