@@ -121,10 +121,13 @@ def test_the_agent_stores_300_exchanges_as_600_turns() -> None:
     model = _model()
     middleware = OpticalMemoryMiddleware(memory)
     agent = create_agent(model, [], middleware=[middleware], checkpointer=InMemorySaver())
+    state: dict[str, Any] = {}
     for n in range(EXCHANGES):
-        agent.invoke({"messages": [HumanMessage(_question(n))]}, CONFIG)
+        state = agent.invoke({"messages": [HumanMessage(_question(n))]}, CONFIG)
     stored = [t.content for t in memory.store.iter_turns("t")]
     assert stored == [text for n in range(EXCHANGES) for text in (_question(n), _answer(n))]
+    caller = state["messages"][:-1]  # what the last model call was given
+    check_request(middleware.memory("t"), "t", model.requests[-1], caller)
 
 
 def test_an_agent_given_the_whole_history_as_dicts_each_run_stores_it_once() -> None:

@@ -25,9 +25,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from optical_memory.agents.front import MemoryFront
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.request import MemoryRequestBuilder
-from optical_memory.agents.usage import MAX_USAGE, CallUsage
+from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
 
 import_extra("langchain_core", "langchain")
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from optical_memory.memory import OpticalMemory
 
 
-class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
+class OpticalMemoryRunnable(MemoryFront, Runnable[LanguageModelInput, Any]):
     """``runnable`` with optical memory in front of it; see :func:`wrap`.
 
     ``usage`` lists a :class:`~optical_memory.agents.CallUsage` per call (``last_usage``: the
@@ -65,36 +66,14 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     ) -> None:
         self.runnable = runnable
         self.options = MemoryOptions.of(options, overrides)
-        self.builder = MemoryRequestBuilder(memory, self.options)
+        self._start_front(MemoryRequestBuilder(memory, self.options))
         # The target follows the wrapped chat model (an unknown one is an error here, not at
         # the first call).
         self.target = self.builder.target_for(runnable)
-        self.usage: list[CallUsage] = []
 
     def memory(self, thread_id: str | None = None) -> OpticalMemory:
         """The memory of ``thread_id`` (``None``: the memory's own thread)."""
         return self.builder.memory_for(thread_id, self.runnable)
-
-    def close(self) -> None:
-        """Let go of every conversation's in-process state (memories made for threads stop
-        drawing ahead; the process's idle render threads end). The memory passed in and its
-        store stay open. Also on leaving a ``with`` block."""
-        self.builder.close()
-
-    def __enter__(self) -> OpticalMemoryRunnable:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def reset_calibration(self) -> int:
-        """Forget the image costs learnt from bills (every model and target in the store):
-        requests are priced by the published formulas again. Returns the tables reset."""
-        return self.builder.reset_calibration()
-
-    @property
-    def last_usage(self) -> CallUsage | None:
-        return self.usage[-1] if self.usage else None
 
     @property
     def InputType(self) -> Any:
@@ -164,8 +143,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
             tools=_bound_tools(self.runnable),
             model=self.runnable,
         )
-        self.usage.append(usage)
-        del self.usage[:-MAX_USAGE]  # bounded: the latest calls
+        self._record_usage(usage)
         return [*system, *request], usage
 
     def _remember_output(self, thread_id: str | None, usage: CallUsage, output: Any) -> None:
@@ -173,11 +151,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
             return
         self.builder.remember(thread_id, [output])
         billed = self.builder.record_bill(usage, output, self.runnable)
-        if billed is not usage:
-            for index in range(len(self.usage) - 1, -1, -1):
-                if self.usage[index] is usage:
-                    self.usage[index] = billed
-                    break
+        self._replace_usage(usage, billed)
 
 
 def wrap(

@@ -113,11 +113,20 @@ def with_tool_calls(selected: list[BaseMessage], live: list[BaseMessage]) -> lis
 
 def message_tokens(message: BaseMessage) -> int:
     """Text tokens of one message as sent: its text blocks and its tool calls (name, args)."""
-    tokens = count_text_tokens(message.text)
+    return sum(count_text_tokens(text) for text in _sent_texts(message))
+
+
+def message_chars(message: BaseMessage) -> int:
+    """Characters of the same (a provider may count text its own way: calibration fits both)."""
+    return sum(len(text) for text in _sent_texts(message))
+
+
+def _sent_texts(message: BaseMessage) -> list[str]:
+    texts = [str(message.text)]
     for call in getattr(message, "tool_calls", None) or []:
         arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
-        tokens += count_text_tokens(f"{call.get('name', '')}({arguments})")
-    return tokens
+        texts.append(f"{call.get('name', '')}({arguments})")
+    return texts
 
 
 def instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
@@ -138,15 +147,6 @@ def _instruction_texts(system_messages: Sequence[SystemMessage], tools: Sequence
         schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
         texts.append(json.dumps(schemas, sort_keys=True))
     return texts
-
-
-def message_chars(message: BaseMessage) -> int:
-    """Characters of one message as sent: its text and its tool calls (name, args)."""
-    chars = len(message.text)
-    for call in getattr(message, "tool_calls", None) or []:
-        arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
-        chars += len(f"{call.get('name', '')}({arguments})")
-    return chars
 
 
 def model_key(model: Any) -> str:
