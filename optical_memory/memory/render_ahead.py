@@ -69,21 +69,22 @@ class _RenderPool:
             self._cond.notify()
 
     def release_idle(self) -> None:
-        """End the workers that have nothing to do now, and wait for them."""
+        """Let the workers end as soon as nothing is queued, and wait for them (at most
+        :data:`IDLE_SECONDS` twice)."""
         with self._cond:
             self._release = True
             self._cond.notify_all()
-            self._cond.wait_for(lambda: not self._workers or bool(self._queue), timeout=10)
+            self._cond.wait_for(lambda: not self._workers, timeout=2 * IDLE_SECONDS)
             self._release = False
 
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
             with self._cond:
-                found = self._cond.wait_for(
+                self._cond.wait_for(
                     lambda: bool(self._queue) or self._release, timeout=IDLE_SECONDS
                 )
-                if not found or not self._queue:
+                if not self._queue:  # idle for IDLE_SECONDS, or asked to end
                     self._workers.discard(me)
                     self._cond.notify_all()
                     return
