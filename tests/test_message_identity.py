@@ -116,6 +116,18 @@ def test_a_reply_rebuilt_without_its_id_is_not_stored_again() -> None:
     assert memory.store.count_turns("t") == 20
 
 
+def test_a_preamble_object_sent_before_each_new_message_is_stored_once() -> None:
+    memory = OpticalMemory(None)
+    chat = wrap(memory, _model(10))
+    preamble = [HumanMessage("You help keepers."), AIMessage("Understood.")]
+    for n in range(10):
+        chat.invoke([*preamble, HumanMessage(_question(n))], CONFIG)
+    stored = [t.content for t in memory.store.iter_turns("t")]
+    assert stored[:2] == ["You help keepers.", "Understood."]
+    assert len(stored) == 2 + 20
+    assert all(m.id is None for m in preamble)
+
+
 def test_the_agent_stores_300_exchanges_as_600_turns() -> None:
     memory = OpticalMemory(None)
     model = _model()

@@ -4,6 +4,7 @@ A caller may send the whole history on every call or only the new messages; as L
 messages with ids, as ``{"role", "content"}`` dicts, or rebuilt from text (``AIMessage(text)``
 without an id). A message is recognised as a stored turn
 
+0. as the same object sent before in this process (:class:`SeenMessages`);
 1. by its id: a LangChain id remembered with its turn (store blob :data:`MESSAGE_KEY_NAMESPACE`),
    or ``optical-memory-turn-N`` (:data:`TURN_MESSAGE_ID_PREFIX`), the id of a message read back
    from stored turn ``N``;
@@ -21,6 +22,7 @@ its turn, for the request.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -51,6 +53,32 @@ class Identified:
     turn_id: int | None
     past: bool = False
     keyed: bool = False
+
+
+class SeenMessages:
+    """Message objects already matched to turns in this process, held weakly and by identity:
+    the same objects sent again (a fixed preamble before only the new messages, say) are
+    their turns, ids or not, wherever they sit in the call."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[weakref.ref[BaseMessage], int]] = {}
+
+    def turn_of(self, message: BaseMessage) -> int | None:
+        entry = self._seen.get(id(message))
+        return entry[1] if entry is not None and entry[0]() is message else None
+
+    def remember(self, message: BaseMessage, turn_id: int) -> None:
+        key, seen = id(message), self._seen
+
+        def forget(ref: weakref.ref[BaseMessage]) -> None:
+            entry = seen.get(key)
+            if entry is not None and entry[0] is ref:
+                del seen[key]
+
+        seen[key] = (weakref.ref(message, forget), turn_id)
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def turn_of_id(store: Store, thread_id: str, message_id: str | None) -> int | None:

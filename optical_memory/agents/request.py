@@ -48,6 +48,7 @@ from optical_memory.agents.captions import Captions, TurnMarks
 from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.identity import (
     MESSAGE_KEY_NAMESPACE,
+    SeenMessages,
     identify,
     with_turn_id,
 )
@@ -110,6 +111,7 @@ class _Thread:
     memory: OpticalMemory
     info: dict[str, MessageInfo]
     marks: TurnMarks
+    seen: SeenMessages = dataclasses.field(default_factory=SeenMessages)
 
 
 class MemoryRequestBuilder:
@@ -281,7 +283,7 @@ class MemoryRequestBuilder:
 
         def turn_known(message: BaseMessage) -> int | None:
             info = thread.info.get(message.id or "")
-            return None if info is None else info.turn_id
+            return thread.seen.turn_of(message) if info is None else info.turn_id
 
         found = identify(store, name, live, lambda i: turn(i)[:2], turn_known)
         sent: list[BaseMessage] = []
@@ -306,6 +308,8 @@ class MemoryRequestBuilder:
                 turn_id = added.id
             elif message.id and not identified.keyed:  # recognised by its text: remember the id
                 store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn_id).encode())
+            if not message.id:
+                thread.seen.remember(message, turn_id)  # the same object again: this turn
             message = with_turn_id(sendable(message, stored.images), turn_id)
             assert message.id is not None
             thread.info[message.id] = MessageInfo(turn_id, len(stored.content), stored.images)
