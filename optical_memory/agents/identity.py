@@ -4,15 +4,17 @@ A caller may send the whole history on every call or only the new messages; as L
 messages with ids, as ``{"role", "content"}`` dicts, or rebuilt from text (``AIMessage(text)``
 without an id). A message is recognised as a stored turn
 
-0. as the same object sent before in this process (:class:`SeenMessages`);
-1. by its id: a LangChain id remembered with its turn (store blob :data:`MESSAGE_KEY_NAMESPACE`),
+1. as the same object sent before in this process (:class:`SeenMessages`);
+2. by its id: a LangChain id remembered with its turn (store blob :data:`MESSAGE_KEY_NAMESPACE`),
    or ``optical-memory-turn-N`` (:data:`TURN_MESSAGE_ID_PREFIX`), the id of a message read back
    from stored turn ``N``;
-2. else by lining the call's messages up with the thread's newest stored turns, by what each
-   message is stored as (role and text, tool calls and image placeholders included): the run of
-   messages that ends with the thread's newest turn, going back to the call's first message, to
-   the thread's first turn, or to a message recognised by its id, is the past. The messages
-   after it are new.
+3. else by lining the call's messages up with the thread's newest stored turns, by what each
+   message is stored as (role and text, tool calls and image placeholders included): the latest
+   run of messages that ends with the thread's newest turn, reaching back as far as messages and
+   turns agree, is the past when it is trustworthy: it holds a message recognised by id, or
+   reaches the call's first message or the thread's first turn, or is at least
+   :data:`MIN_PARTIAL_RUN` long. The messages after it are new; those before it that match no
+   turn are older context the caller holds (:attr:`Identified.past`).
 
 So re-sending the whole history, rebuilding it each call, and retrying a call whose write did
 commit although an error said otherwise all store each message once. The caller's messages
