@@ -20,7 +20,7 @@ from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, wrap
-from optical_memory.agents.request import MAX_THREADS
+from optical_memory.agents.threads import MAX_THREADS
 from optical_memory.agents.usage import MAX_USAGE
 from optical_memory.memory.render_ahead import release_idle_workers
 

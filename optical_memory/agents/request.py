@@ -37,27 +37,19 @@ import dataclasses
 import logging
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
-from optical_memory.agents.captions import Captions, TurnMarks
+from optical_memory.agents.captions import Captions
 from optical_memory.agents.encoded import EncodedImages
-from optical_memory.agents.identity import (
-    MESSAGE_KEY_NAMESPACE,
-    SeenMessages,
-    identify,
-    with_turn_id,
-)
 from optical_memory.agents.messages import ImageRef
 from optical_memory.agents.options import MemoryOptions
+from optical_memory.agents.threads import ThreadMemories, ThreadState
 from optical_memory.agents.usage import CallUsage
 from optical_memory.agents.window import (
     MEMORY_MESSAGE_SOURCE,
-    MessageInfo,
     images_in,
     images_sent,
     instruction_chars,
@@ -89,8 +81,6 @@ from optical_memory.memory.render_ahead import release_idle_workers  # noqa: E40
 
 logger = logging.getLogger("optical_memory")
 
-#: Threads whose memory a builder keeps in process at most (the least recently used goes).
-MAX_THREADS = 64
 #: Re-fits of the context before the budget is declared impossible.
 _MAX_FITS = 32
 #: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
@@ -104,14 +94,6 @@ URL_IMAGE_SIZE = (1024, 1024)
 class BudgetTooSmallError(ValueError):
     """The request cannot fit ``budget_tokens``: the system prompt and tool schemas alone
     (plus a note and one character of the newest message) exceed it."""
-
-
-@dataclass
-class _Thread:
-    memory: OpticalMemory
-    info: dict[str, MessageInfo]
-    marks: TurnMarks
-    seen: SeenMessages = dataclasses.field(default_factory=SeenMessages)
 
 
 class MemoryRequestBuilder:
@@ -136,10 +118,7 @@ class MemoryRequestBuilder:
         self.memory = memory
         self.recall_tool = recall_tool
         self.target = self.options.target or memory.target
-        # Most recently used last; beyond MAX_THREADS the idlest is let go (its memory made
-        # here is closed; everything it knew is in the store).
-        self._threads: OrderedDict[tuple[str, str, str], _Thread] = OrderedDict()
-        self._info: dict[str, dict[str, MessageInfo]] = {}
+        self._threads = ThreadMemories(memory, self.options.keep_recent_turns)
         self._costs: dict[tuple[str, str], ImageCostTable] = {}
         self._warned_no_thread = False
         #: Page images as sent, shared by every thread and target (keys fix their bytes).
@@ -187,7 +166,7 @@ class MemoryRequestBuilder:
         with self._lock:
             return self._thread(thread_id, model).memory
 
-    def _thread(self, thread_id: str | None, model: Any = None) -> _Thread:
+    def _thread(self, thread_id: str | None, model: Any = None) -> ThreadState:
         if thread_id is None and not self._warned_no_thread:
             self._warned_no_thread = True
             warnings.warn(
@@ -196,51 +175,16 @@ class MemoryRequestBuilder:
                 UserWarning,
                 stacklevel=5,
             )
-        name = thread_id or self.memory.thread_id
         target = self.target_for(model)
-        key = (name, target, model_key(model))
-        thread = self._threads.get(key)
-        if thread is not None:
-            self._threads.move_to_end(key)
-        else:
-            base = self.memory
-            if (name, self.options.keep_recent_turns, target) == (
-                base.thread_id,
-                base.keep_recent_turns,
-                base.target,
-            ):
-                memory = base  # the caller's memory serves its own thread
-            else:
-                memory = OpticalMemory(
-                    base.store,
-                    thread_id=name,
-                    schedule=base.schedule,
-                    renderer=base.renderer,
-                    target=target,
-                    keep_recent_turns=self.options.keep_recent_turns,
-                    render_ahead=True,  # pages drawn between calls, not on them
-                )
-            if self.options.calibrate:
-                memory.set_image_costs(self.cost_table(target, model).cost)
-            info = self._info.setdefault(name, {})
-            thread = self._threads[key] = _Thread(memory, info, TurnMarks(memory))
-            self._evict()
-        return thread
-
-    def _evict(self) -> None:
-        while len(self._threads) > MAX_THREADS:
-            _, idle = self._threads.popitem(last=False)
-            self._let_go(idle)
-            names = {name for name, _, _ in self._threads}
-            self._info = {name: info for name, info in self._info.items() if name in names}
-
-    def _let_go(self, thread: _Thread) -> None:
-        if thread.memory is not self.memory and thread.memory.render_ahead is not None:
-            thread.memory.render_ahead.close()  # the store is shared: not closed
+        costs = self.cost_table(target, model).cost if self.options.calibrate else None
+        return self._threads.get(
+            thread_id or self.memory.thread_id, target, model_key(model), costs
+        )
 
     @property
     def open_threads(self) -> int:
-        """Threads whose memory is held in this process now (at most :data:`MAX_THREADS`)."""
+        """Threads whose memory is held in this process now (at most
+        :data:`~optical_memory.agents.threads.MAX_THREADS`)."""
         return len(self._threads)
 
     def close(self) -> None:
@@ -248,9 +192,7 @@ class MemoryRequestBuilder:
         encoded images, and end the process's idle render threads. The caller's memory and
         its store stay open; the builder may still be used (memories are made again)."""
         with self._lock:
-            while self._threads:
-                self._let_go(self._threads.popitem()[1])
-            self._info.clear()
+            self._threads.close()
             self.images.clear()
         release_idle_workers()
 
@@ -264,57 +206,7 @@ class MemoryRequestBuilder:
         with self._lock:
             thread = self._thread(thread_id)
             with _quiet(thread.memory):
-                self._remember(thread, messages)
-
-    def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
-        """Store what is new; return the conversation's messages as the request sends them
-        (a message without an id as a copy whose id names its turn)."""
-        from optical_memory.agents.messages import MessageTurn, message_to_turn, sendable
-
-        store, name = thread.memory.store, thread.memory.thread_id
-        live = [m for m in messages if not isinstance(m, SystemMessage)]
-        live = [m for m in live if not is_memory_message(m)]
-        turns: dict[int, MessageTurn] = {}
-
-        def turn(index: int) -> MessageTurn:
-            if index not in turns:
-                turns[index] = message_to_turn(live[index], index)
-            return turns[index]
-
-        def turn_known(message: BaseMessage) -> int | None:
-            info = thread.info.get(message.id or "")
-            return thread.seen.turn_of(message) if info is None else info.turn_id
-
-        found = identify(store, name, live, lambda i: turn(i)[:2], turn_known)
-        sent: list[BaseMessage] = []
-        for index, (message, identified) in enumerate(zip(live, found, strict=True)):
-            if identified.past:
-                continue
-            turn_id = identified.turn_id
-            known = thread.info.get(message.id or "")
-            if turn_id is not None and known is not None:
-                sent.append(sendable(message, known.images))
-                continue
-            stored = turn(index)
-            if turn_id is None:
-                added = thread.memory.add(
-                    stored.role,
-                    stored.content,
-                    timestamp=stored.timestamp,
-                    images=stored.images,
-                    key=message.id or None,  # committed with the turn
-                )
-                assert added.id is not None
-                turn_id = added.id
-            elif message.id and not identified.keyed:  # recognised by its text: remember the id
-                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(turn_id).encode())
-            if not message.id:
-                thread.seen.remember(message, turn_id)  # the same object again: this turn
-            message = with_turn_id(sendable(message, stored.images), turn_id)
-            assert message.id is not None
-            thread.info[message.id] = MessageInfo(turn_id, len(stored.content), stored.images)
-            sent.append(message)
-        return sent
+                thread.remember(messages)
 
     # --- building ------------------------------------------------------------------------------
 
@@ -367,14 +259,14 @@ class MemoryRequestBuilder:
 
     def _fit(
         self,
-        thread: _Thread,
+        thread: ThreadState,
         messages: Sequence[BaseMessage],
         system_messages: Sequence[SystemMessage],
         tools: Sequence[Any],
         model: Any,
         offers_recall: bool,
     ) -> tuple[list[BaseMessage], CallUsage]:
-        live = self._remember(thread, messages)
+        live = thread.remember(messages)
         fixed = instruction_tokens(system_messages, tools)
         budget = self.options.budget_tokens
         room = None if budget is None else budget - fixed
@@ -428,7 +320,7 @@ class _Composer:
     def __init__(
         self,
         builder: MemoryRequestBuilder,
-        thread: _Thread,
+        thread: ThreadState,
         live: list[BaseMessage],
         fixed: int,
         model: Any,
