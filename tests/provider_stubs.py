@@ -2,10 +2,12 @@
 
 One ``ThreadingHTTPServer`` on 127.0.0.1 answers ``POST /v1/chat/completions`` (OpenAI),
 ``POST /v1/messages`` (Anthropic) and ``POST /v1beta/models/MODEL:generateContent`` (Gemini)
-with a fixed answer, and bills the prompt as a real API would, by its own rule: every text part
-in o200k tokens, counted part by part (OpenAI's tool schemas as sorted JSON), and every image
-at ``ceil(width * height / PIXELS)`` tokens — a formula no target uses, so a client must learn
-it from the bill. ``requests`` keeps each request body, newest last.
+with a fixed answer, and bills the prompt by its own rules, none of them the library's: text at
+one token per 4 characters (rounded up, part by part; OpenAI's tool schemas as sorted JSON),
+:data:`PER_MESSAGE` tokens per message and :data:`PER_REQUEST` per request; each image from its
+own table by its longest side (:data:`IMAGE_TOKENS`, not proportional to any target's formula),
+else ``ceil(width * height / PIXELS)``. A client must learn all this from the bills.
+``requests`` keeps each request body, newest last.
 """
 
 from __future__ import annotations
@@ -22,35 +24,45 @@ from typing import Any
 from http_stub import send_json, serving
 from PIL import Image
 
-from optical_memory.tokens import count_text_tokens
-
-#: Pixels per billed image token.
+#: The stub's price of an image by its longest side, in pixels.
+IMAGE_TOKENS = {512: 140, 640: 260, 768: 410, 1024: 700, 1280: 1050}
+#: Pixels per billed image token, for sizes not in the table.
 PIXELS = 2500
+#: Tokens of framing per message and per request.
+PER_MESSAGE = 3
+PER_REQUEST = 7
 
 
-def image_bill(data: bytes) -> int:
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-    return math.ceil(width * height / PIXELS)
+def image_bill(width: int, height: int) -> int:
+    """What the stub bills for one ``width x height`` image."""
+    return IMAGE_TOKENS.get(max(width, height)) or math.ceil(width * height / PIXELS)
 
 
 class Bill:
     def __init__(self) -> None:
-        self.tokens = 0
+        self.tokens = PER_REQUEST
         self.images = 0
+        self.sizes: list[tuple[int, int]] = []
+
+    def message(self) -> None:
+        self.tokens += PER_MESSAGE
 
     def text(self, text: object) -> None:
         if isinstance(text, str):
-            self.tokens += count_text_tokens(text)
+            self.tokens += math.ceil(len(text) / 4)
 
     def image(self, data: bytes) -> None:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
         self.images += 1
-        self.tokens += image_bill(data)
+        self.sizes.append((width, height))
+        self.tokens += image_bill(width, height)
 
 
 def _bill_openai(body: dict[str, Any]) -> Bill:
     bill = Bill()
     for message in body["messages"]:
+        bill.message()
         content = message.get("content")
         parts = [content] if isinstance(content, str) else content or []
         for part in parts:
@@ -70,6 +82,7 @@ def _bill_anthropic(body: dict[str, Any]) -> Bill:
     for block in [system] if isinstance(system, str) else system or []:
         bill.text(block if isinstance(block, str) else block.get("text"))
     for message in body["messages"]:
+        bill.message()
         content = message["content"]
         for block in [content] if isinstance(content, str) else content:
             if isinstance(block, str):
@@ -87,6 +100,7 @@ def _bill_gemini(body: dict[str, Any]) -> Bill:
     if body.get("systemInstruction"):
         contents.append(body["systemInstruction"])
     for content in contents:
+        bill.message()
         for part in content.get("parts", []):
             if "text" in part:
                 bill.text(part["text"])

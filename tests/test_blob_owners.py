@@ -145,11 +145,13 @@ def test_callers_that_name_no_owner_get_the_owner_their_namespace_means() -> Non
     the namespaces the library's own callers write."""
     pytest.importorskip("langchain")
     from optical_memory.agents.calibration import COST_NAMESPACE
-    from optical_memory.agents.request import MESSAGE_KEY_NAMESPACE
+    from optical_memory.agents.identity import MESSAGE_KEY_NAMESPACE
+    from optical_memory.legibility import LEGIBILITY_NAMESPACE
     from optical_memory.memory.threads import TURN_IMAGE_NAMESPACE
     from optical_memory.store import blob_owner
 
     assert blob_owner(MESSAGE_KEY_NAMESPACE, "user-1", None) == BlobOwner.thread("user-1")
     assert blob_owner(TURN_IMAGE_NAMESPACE, "user-1", None) == BlobOwner.thread("user-1")
     assert blob_owner(COST_NAMESPACE, "user-1", None) == BlobOwner.model()
+    assert blob_owner(LEGIBILITY_NAMESPACE, "gpt-4o", None) == BlobOwner.model()
     assert blob_owner("visual-tokens", "abc", None) == BlobOwner.page("abc")

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
+from agent_conversation import read_request
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import AIMessage, ChatMessage, HumanMessage, ToolMessage
 from langchain_core.runnables.history import RunnableWithMessageHistory
@@ -83,3 +84,20 @@ def test_with_runnable_with_message_history_and_wrap_each_turn_is_stored_once() 
     assert stored == [text for n in range(5) for text in (f"question {n}", f"answer {n}")]
     # The model saw the whole conversation each time (here still short enough to be text).
     assert [m.text for m in model.requests[-1]] == stored[:-1]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_60_exchanges_through_the_history_and_wrap_store_120_turns_and_send_pages() -> None:
+    memory = OpticalMemory(None)
+    answers = [f"Answer {n}: the lighthouse log for night {n} is clear. " * 4 for n in range(60)]
+    model = RecordingChatModel(messages=iter(answers))
+    chain = RunnableWithMessageHistory(
+        wrap(memory, model),
+        lambda session_id: OpticalChatMessageHistory(memory, session_id),
+    )
+    config = {"configurable": {"session_id": "s1", "thread_id": "s1"}}
+    for n in range(60):
+        question = f"Question {n}: what did the keeper write on night {n}? " * 4
+        chain.invoke([HumanMessage(question)], config)  # type: ignore[arg-type]
+    assert memory.store.count_turns("s1") == 120
+    assert read_request(model.requests[-1]).images, "old turns go as pages"

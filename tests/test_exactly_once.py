@@ -30,8 +30,8 @@ from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, wrap
+from optical_memory.agents.identity import MESSAGE_KEY_NAMESPACE, TURN_MESSAGE_ID_PREFIX
 from optical_memory.agents.messages import tool_call_lines
-from optical_memory.agents.request import MESSAGE_KEY_NAMESPACE
 from optical_memory.agents.window import MEMORY_MESSAGE_SOURCE, TOOL_CALL_SOURCE
 
 SIZES = st.one_of(st.integers(1, 400), st.integers(1, 6000), st.integers(1, 200_000))
@@ -92,6 +92,8 @@ def archive(size: int, n: int) -> str:
 
 def _turn_id(memory: OpticalMemory, thread: str, message: BaseMessage) -> int:
     assert message.id is not None
+    if message.id.startswith(TURN_MESSAGE_ID_PREFIX):  # a copy of a message that had no id
+        return int(message.id.removeprefix(TURN_MESSAGE_ID_PREFIX))
     key = memory.store.get_blob(MESSAGE_KEY_NAMESPACE, thread, "", message.id)
     assert key is not None, "every verbatim message is a stored turn"
     return int(key.decode())
@@ -103,19 +105,31 @@ def _sent_text(message: BaseMessage) -> str:
     return text.lstrip("\n") if not message.text else text
 
 
-def _check_request(
-    memory: OpticalMemory, thread: str, request: list[BaseMessage], caller: list[BaseMessage]
-) -> None:
+def check_request(
+    memory: OpticalMemory,
+    thread: str,
+    request: list[BaseMessage],
+    caller: list[BaseMessage],
+    *,
+    caller_holds_all: bool = True,
+) -> int:
+    """Every stored turn up to the newest sent is in ``request`` once, in order; returns how
+    many tool-call envelopes it has (calls re-sent for their results, arguments left out).
+    Unless ``caller_holds_all``, the turns the caller did not send may come as the memory
+    message's "Latest turns" text."""
     store = memory.store
-    newest = max(_turn_id(memory, thread, m) for m in caller)  # later turns: the answer
-    turns = {
-        t.id: t.content for t in store.iter_turns(thread) if t.id is not None and t.id <= newest
-    }
+    sent = [m for m in request if m.type != "system" and "lc_source" not in m.additional_kwargs]
+    newest = max(_turn_id(memory, thread, m) for m in sent)  # later turns: the answer
+    stored = [t for t in store.iter_turns(thread) if t.id is not None and t.id <= newest]
+    turns = {t.id: t.content for t in stored if t.id is not None}
     records = store.pages(thread, after_seq=-1)
     page_texts = {r.id: memory.recall(r.id) for r in records}  # memory: the thread's own
     by_id = {r.id: r for r in records}
+    # The caller's own messages, sent as they are or as copies given the id of their turn.
     caller_ids = {id(m) for m in caller}
+    caller_without_ids = [m.model_copy(update={"id": None}) for m in caller if m.id is None]
     pieces: list[tuple[int, int, int]] = []  # (turn, start, end) in the order sent
+    envelopes = 0
     for message in request:
         if message.type == "system":
             continue
@@ -126,17 +140,40 @@ def _check_request(
                         pieces.extend((s.turn_id, s.start, s.end) for s in by_id[page_id].spans)
                 elif block["type"] == "text":
                     text = str(block["text"])
-                    assert not text.startswith("Latest turns"), "the caller holds every turn"
+                    if text.startswith("Latest turns, not yet on a page:\n"):
+                        assert not caller_holds_all, "the caller holds every turn"
+                        rest = text.removeprefix("Latest turns, not yet on a page:\n")
+                        for turn in stored:
+                            line = f"{turn.role}: {turn.content}"
+                            if rest.startswith(line):
+                                assert turn.id is not None
+                                pieces.append((turn.id, 0, len(turn.content)))
+                                rest = rest[len(line) + 1 :]
+                        assert rest == "", "the latest turns are stored turns, in order"
+                        continue
                     for page_id, page_text in page_texts.items():
                         if text.endswith("\n" + page_text):
                             pieces.extend((s.turn_id, s.start, s.end) for s in by_id[page_id].spans)
             continue
         if message.additional_kwargs.get("lc_source") == TOOL_CALL_SOURCE:
-            assert message.text == "" and message.tool_calls  # type: ignore[attr-defined]
+            # An envelope re-sends calls written out on a page: their arguments are not sent
+            # again; its text, if any, is the end of the written-out calls.
+            calls = message.tool_calls  # type: ignore[attr-defined]
+            assert calls and all(call["args"] == {} for call in calls)
+            envelopes += 1
+            if message.text:
+                turn_id = _turn_id(memory, thread, message)
+                content = turns[turn_id]
+                assert content.endswith(message.text) and len(message.text) < len(content)
+                pieces.append((turn_id, len(content) - len(message.text), len(content)))
             continue
         turn_id = _turn_id(memory, thread, message)
         content = turns[turn_id]
-        if id(message) in caller_ids:  # the caller's own message: the whole turn
+        own = id(message) in caller_ids or (
+            str(message.id).startswith(TURN_MESSAGE_ID_PREFIX)
+            and message.model_copy(update={"id": None}) in caller_without_ids
+        )
+        if own:  # the caller's own message: the whole turn
             pieces.append((turn_id, 0, len(content)))
         else:  # a tail: the end of the stored turn, with the images its placeholders name
             tail = _sent_text(message)
@@ -162,6 +199,7 @@ def _check_request(
             called.update(str(c["id"]) for c in message.tool_calls if c.get("id"))
         if isinstance(message, ToolMessage):
             assert message.tool_call_id in called
+    return envelopes
 
 
 SETTINGS = settings(
@@ -184,13 +222,13 @@ def test_wrap_sends_every_character_once(steps: list[Step]) -> None:
     for n, step in enumerate(steps):
         history.append(_question(step, n))
         answer = chat.invoke(history, config)
-        _check_request(chat.memory("t"), "t", model.requests[-1], history)
+        check_request(chat.memory("t"), "t", model.requests[-1], history)
         history.append(answer)
         if step.tool_result is not None:
             call = answer.tool_calls[0]
             history.append(ToolMessage(archive.invoke(call["args"]), tool_call_id=call["id"]))
             answer = chat.invoke(history, config)
-            _check_request(chat.memory("t"), "t", model.requests[-1], history)
+            check_request(chat.memory("t"), "t", model.requests[-1], history)
             history.append(answer)
 
 
@@ -208,5 +246,26 @@ def test_an_agent_sends_every_character_once(steps: list[Step]) -> None:
         for request in model.requests[seen:]:
             # The request's verbatim messages are the state's own objects (checkpointed copies).
             caller = [m for m in request if m in state["messages"]]
-            _check_request(middleware.memory("t"), "t", request, caller)
+            check_request(middleware.memory("t"), "t", request, caller)
         seen = len(model.requests)
+
+
+def test_a_long_tool_call_on_a_page_is_not_sent_again_before_its_result() -> None:
+    keep = 1  # the result alone is recent: its call's head lies on pages
+    words = " ".join(f"clause{n}" for n in range(2500))
+    call = {"name": "file_contract", "args": {"text": words}, "id": "c1"}
+    history: list[BaseMessage] = [
+        HumanMessage("File the contract below, please."),
+        AIMessage("Filing it now.", tool_calls=[call]),
+        ToolMessage("Filed as contract 77.", tool_call_id="c1"),
+    ]
+    memory = OpticalMemory(None, keep_recent_turns=keep)
+    model = RecordingChatModel(messages=iter(["Done: contract 77."]))
+    chat = wrap(memory, model, keep_recent_turns=keep)
+    chat.invoke(history, {"configurable": {"thread_id": "t"}})
+    request = model.requests[-1]
+    assert memory.store.pages("t"), "the call is on pages"
+    assert check_request(chat.memory("t"), "t", request, history) == 1
+    # The arguments are on the pages only: no message of the request repeats a word of them.
+    sent_text = " ".join(m.text + str(getattr(m, "tool_calls", "")) for m in request[1:])
+    assert "clause1234" not in sent_text

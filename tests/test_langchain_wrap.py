@@ -56,7 +56,7 @@ def test_wrapped_model_gets_pages_for_old_turns_and_the_newest_verbatim() -> Non
         assert page.image.size == page_size(Mode.parse(page.mode))
     n = len(sent.verbatim)
     assert 6 <= n < len(history) - 2
-    assert [m.id for m in sent.verbatim] == [m.id for m in history[-1 - n : -1]]
+    assert [m.text for m in sent.verbatim] == [m.text for m in history[-1 - n : -1]]
 
 
 def test_resending_the_same_history_stores_each_message_once() -> None:
@@ -164,5 +164,7 @@ def test_a_tight_budget_keeps_a_tool_result_with_its_call() -> None:
     result = ToolMessage("Order 7: packed, ships on day 1.", tool_call_id="c7")
     chat.invoke([HumanMessage("Look up order 7, please. " * 8), call, result])
     sent = read_request(model.requests[0])
-    assert sent.verbatim == [call, result]
+    # Sent as copies whose ids name their turns; the caller's messages keep no id.
+    assert [m.model_copy(update={"id": None}) for m in sent.verbatim] == [call, result]
+    assert call.id is None and result.id is None
     assert chat.last_usage is not None and chat.last_usage.total_tokens <= 60

@@ -132,7 +132,7 @@ def test_the_memory_message_comes_before_everything_that_changes_per_call(target
     assert request[0].type == "system"
     memory = request[1]
     assert memory.additional_kwargs.get("lc_source") == "optical_memory"
-    assert [m.id for m in sent.verbatim] == [m.id for m in history[-len(sent.verbatim) :]]
+    assert [m.text for m in sent.verbatim] == [m.text for m in history[-len(sent.verbatim) :]]
     marked = [i for i, block in enumerate(memory.content_blocks) if "cache_control" in block]
     if target == "anthropic":  # a breakpoint on the memory message's last block
         assert marked == [len(memory.content_blocks) - 1]

@@ -81,6 +81,11 @@ class EncodedImages:
             "extras": {"mode": image.mode.value, "page_ids": page_ids},
         }
 
+    def clear(self) -> None:
+        """Forget every encoded image."""
+        with self._lock:
+            self._cache.clear()
+
     @property
     def cached_bytes(self) -> int:
         """Base64 characters held now (at most ``max_bytes``)."""

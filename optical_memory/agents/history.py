@@ -2,8 +2,10 @@
 
 For ``RunnableWithMessageHistory`` and anything else that keeps a ``BaseChatMessageHistory``:
 messages are stored as turns of one thread (the same turns the middleware and ``wrap`` store,
-each message once by its id) and read back as text messages. To send old turns as pages, put
-:func:`~optical_memory.agents.wrap` around the model as well.
+each message once: :mod:`optical_memory.agents.identity`) and read back as text messages.
+This class only stores: a chain built on it alone sends the model plain text. To send old
+turns as pages, put :func:`~optical_memory.agents.wrap` around the model as well; the two then
+share the thread's turns and nothing is stored twice.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from optical_memory.agents.request import TURN_MESSAGE_ID_PREFIX, MemoryRequestBuilder
+from optical_memory.agents.identity import TURN_MESSAGE_ID_PREFIX
+from optical_memory.agents.request import MemoryRequestBuilder
 from optical_memory.extras import import_extra
 
 import_extra("langchain_core", "langchain")

@@ -17,10 +17,11 @@ import base64
 import binascii
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
+from urllib.parse import unquote_to_bytes
 
 from optical_memory.extras import import_extra
 from optical_memory.turns import check_turn
@@ -37,28 +38,42 @@ __all__ = [
 #: The role a LangChain message ``type`` is stored under.
 ROLE_OF_LANGCHAIN_TYPE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 IMAGE_BLOCK_TYPES = ("image", "image_url")
+#: Characters of an image URL printed in its placeholder (the whole URL is kept with the turn).
+MAX_SHOWN_URL = 200
 
 
 @dataclass(frozen=True)
 class ImageRef:
     """An image of a message: its bytes (``data``, with ``mime_type`` and pixel size when the
-    bytes are a readable image) or only its ``url``."""
+    bytes are a readable image), or only its ``url``, or neither when the block was malformed
+    (``note`` says how: the image is a placeholder, the message is stored all the same)."""
 
     mime_type: str
     data: bytes | None = None
     url: str | None = None
     width: int | None = None
     height: int | None = None
+    note: str | None = None
+
+    @property
+    def unreadable(self) -> bool:
+        return self.data is None and self.url is None
 
     def placeholder(self, number: int) -> str:
         """The line that stands for the image in the turn's text (and on its page)."""
+        if self.unreadable:
+            return f"[image {number}: unreadable {self.mime_type}, {self.note}]"
         if self.data is None:
-            return f"[image {number}: {self.url}]"
+            url = str(self.url)
+            shown = url if len(url) <= MAX_SHOWN_URL else f"{url[:MAX_SHOWN_URL]}..."
+            return f"[image {number}: {shown}]"
         size = f"{self.width}x{self.height} " if self.width and self.height else ""
         return f"[image {number}: {size}{self.mime_type}, {max(1, len(self.data) // 1024)} KB]"
 
     def block(self) -> dict[str, Any]:
-        """The image as a LangChain v1 image block."""
+        """The image as a LangChain v1 image block (a text block for an unreadable one)."""
+        if self.unreadable:
+            return {"type": "text", "text": f"[unreadable image: {self.note}]"}
         if self.data is None:
             return {"type": "image", "url": self.url}
         encoded = base64.b64encode(self.data).decode("ascii")
@@ -71,6 +86,7 @@ class ImageRef:
             "width": self.width,
             "height": self.height,
             "bytes": None if self.data is None else len(self.data),
+            "note": self.note,
         }
 
 
@@ -107,6 +123,8 @@ def message_to_turn(message: object, index: int = 0) -> MessageTurn:
         messages = import_extra("langchain_core.messages", "langchain")
         if isinstance(message, messages.BaseMessage):
             role = ROLE_OF_LANGCHAIN_TYPE.get(message.type, message.type)
+            if isinstance(message, messages.ChatMessage):
+                role = message.role
             content, images = _content(message.content, index)
             content += tool_call_lines(message)
             content = content.lstrip("\n")
@@ -160,7 +178,10 @@ def _content(content: object, index: int) -> tuple[str, tuple[ImageRef, ...]]:
 
 
 def image_ref(block: dict[str, Any], index: int = 0) -> ImageRef:
-    """The image of an image block: decoded base64 (size read from its header) or its URL."""
+    """The image of an image block: decoded base64 (size read from its header), the bytes of
+    a ``data:`` URL that is not base64, or its URL. A malformed block (no data or URL, invalid
+    base64) is an unreadable :class:`ImageRef` whose ``note`` says why, never an error: the
+    message is stored and the conversation goes on."""
     data: str | None = None
     url: str | None = None
     mime = str(block.get("mime_type") or "")
@@ -168,30 +189,40 @@ def image_ref(block: dict[str, Any], index: int = 0) -> ImageRef:
         inner = block.get("image_url")
         url = str(inner.get("url") if isinstance(inner, dict) else inner)
     else:
-        data = block.get("base64") or (
+        found_data = block.get("base64") or (
             block.get("data") if block.get("source_type") == "base64" else None
         )
+        data = None if found_data is None else str(found_data)
         if data is None:
             found = block.get("url") or (
                 block.get("data") if block.get("source_type") == "url" else None
             )
             url = None if found is None else str(found)
-    if url is not None and url.startswith("data:") and ";base64," in url:
-        header, data = url[5:].split(";base64,", 1)
-        mime, url = mime or header, None
+    if url is not None and url.startswith("data:"):
+        header, comma, payload = url[5:].partition(",")
+        kind = header.split(";", 1)[0]
+        if not comma:
+            return ImageRef(mime_type=mime or kind or "image", note="a data: URL without data")
+        if header.endswith(";base64"):
+            data, mime, url = payload, mime or kind, None
+        else:  # percent-encoded bytes (an SVG, say): kept as bytes, never printed
+            raw = unquote_to_bytes(payload)
+            return _decoded_image(raw, mime or kind or "application/octet-stream")
     if data is None and url is None:
-        raise ValueError(
-            f"message {index} has an image block with neither base64 data nor a URL "
-            f"(keys {sorted(block)}): give 'base64' and 'mime_type', or 'url'"
+        return ImageRef(
+            mime_type=mime or "image",
+            note=f"an image block with neither base64 data nor a URL (keys {sorted(block)})",
         )
     if data is None:
         return ImageRef(mime_type=mime or "image", url=url)
     try:
         raw = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as error:
-        raise ValueError(
-            f"message {index} has an image block with invalid base64: {error}"
-        ) from None
+        return ImageRef(mime_type=mime or "image", note=f"invalid base64 ({error})")
+    return _decoded_image(raw, mime)
+
+
+def _decoded_image(raw: bytes, mime: str) -> ImageRef:
     width = height = None
     try:
         from PIL import Image
@@ -204,3 +235,36 @@ def image_ref(block: dict[str, Any], index: int = 0) -> ImageRef:
     return ImageRef(
         mime_type=mime or "application/octet-stream", data=raw, width=width, height=height
     )
+
+
+def sendable(message: Any, images: Sequence[ImageRef]) -> Any:
+    """``message`` (whose images are ``images``) as a provider accepts it: a copy whose
+    malformed image blocks and non-base64 ``data:`` URLs are replaced by their placeholder
+    text; else ``message`` itself."""
+    content = getattr(message, "content", None)
+    if not isinstance(content, list):
+        return message
+    text_urls = any(isinstance(b, dict) and _is_text_data_url(b) for b in content)
+    if not text_urls and not any(image.unreadable for image in images):
+        return message
+    blocks: list[Any] = []
+    changed = False
+    for block in content:
+        if isinstance(block, dict) and block.get("type") in IMAGE_BLOCK_TYPES:
+            image = image_ref(block)
+            if image.unreadable or _is_text_data_url(block):
+                blocks.append({"type": "text", "text": image.placeholder(1).replace("1: ", "", 1)})
+                changed = True
+                continue
+        blocks.append(block)
+    return message.model_copy(update={"content": blocks}) if changed else message
+
+
+def _is_text_data_url(block: dict[str, Any]) -> bool:
+    if block.get("type") not in IMAGE_BLOCK_TYPES:
+        return False
+    inner = block.get("image_url") if block.get("type") == "image_url" else block
+    url = inner.get("url") if isinstance(inner, dict) else inner
+    if not isinstance(url, str) or not url.startswith("data:"):
+        return False
+    return not url[5:].partition(",")[0].endswith(";base64")

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from optical_memory.agents.front import MemoryFront
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.recall import recall_memory_tool
 from optical_memory.agents.request import MemoryRequestBuilder
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from optical_memory.memory import OpticalMemory
 
 
-class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
+class OpticalMemoryMiddleware(MemoryFront, AgentMiddleware[AgentState[Any], Any, Any]):
     """Shows the model its old turns as memory pages (images) and its recent turns as text.
 
     Before every model call, the messages of the run are added to the memory of the run's
@@ -62,7 +62,8 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     After every call, ``usage`` gains a :class:`CallUsage` (counted text and vision tokens,
     the text the images replaced, images and bytes, and what the model billed), also at
-    ``last_usage``.
+    ``last_usage``; it keeps the latest :data:`~optical_memory.agents.usage.MAX_USAGE`.
+    ``close()`` (or a ``with`` block) lets the in-process state of every conversation go.
     """
 
     def __init__(
@@ -87,25 +88,18 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         super().__init__()
         self.memory_ = memory
         self.options = MemoryOptions.of(options, overrides)
-        self.builder = MemoryRequestBuilder(memory, self.options, recall_tool="recall_memory")
+        self._start_front(MemoryRequestBuilder(memory, self.options, recall_tool="recall_memory"))
         self.keep_recent_turns = self.options.keep_recent_turns
         self.budget_tokens = self.options.budget_tokens
         self.target = self.builder.target
         self._recall = recall_memory_tool(self.builder.memory_for)
         self.tools = [] if self.options.register_recall_tool is False else [self._recall]
-        self.usage: list[CallUsage] = []
         self._told_no_tools = False
-        self._usage_lock = threading.Lock()
 
     def memory(self, thread_id: str | None = None) -> OpticalMemory:
         """The memory of ``thread_id`` (``None``: the memory's own thread), as the agent's
         runs fill it: ``stats()``, ``context()``, ``recall(page)``, ``search(words)``."""
         return self.builder.memory_for(thread_id)
-
-    @property
-    def last_usage(self) -> CallUsage | None:
-        """Accounting of the latest model call, or ``None`` before the first."""
-        return self.usage[-1] if self.usage else None
 
     def wrap_model_call(
         self,
@@ -157,20 +151,14 @@ class OpticalMemoryMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             model=request.model,
             offers_recall=self._recall in tools,
         )
-        with self._usage_lock:
-            self.usage.append(usage)
+        self._record_usage(usage)
         return request.override(messages=cast("list[AnyMessage]", messages), tools=tools), usage
 
     def _answered(self, thread_id: str | None, usage: CallUsage, model: Any, response: Any) -> None:
         answer = _messages_of(response)
         self.builder.remember(thread_id, answer)
         billed = self.builder.record_bill(usage, answer[-1] if answer else None, model)
-        if billed is not usage:
-            with self._usage_lock:
-                for index in range(len(self.usage) - 1, -1, -1):
-                    if self.usage[index] is usage:
-                        self.usage[index] = billed
-                        break
+        self._replace_usage(usage, billed)
 
     def _can_bind_tools(self, model: Any) -> bool:
         """Whether ``model`` implements ``bind_tools``; with ``register_recall_tool=None``, a

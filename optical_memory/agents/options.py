@@ -34,8 +34,10 @@ class MemoryOptions:
             when the model can bind tools; ``True``: always; ``False``: never.
         request_limits: Images and bytes one request may carry; ``None``: the target's
             documented limits (e.g. set ``max_images`` to vLLM's ``--limit-mm-per-prompt``).
-        calibrate: Learn what images really cost from each response's ``usage_metadata`` and
-            use that instead of the published formula (kept in the store per model and size).
+        calibrate: Learn what images really cost from each response's ``usage_metadata``
+            (fitted with the provider's own text count over a window of bills, robust to wild
+            bills: :mod:`optical_memory.agents.calibration`) and use that instead of the
+            published formula (kept in the store per model and size).
         cache_control: Put on the memory message's last block, a prompt-cache breakpoint.
             ``"auto"``: Anthropic's ``{"type": "ephemeral"}`` for the ``anthropic`` target and
             none for the others, whose caches need no marker (the memory message already

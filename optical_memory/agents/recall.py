@@ -31,6 +31,14 @@ RECALL_DESCRIPTION = (
 )
 #: Turns one call returns at most (a longer range is cut, and the answer says so).
 MAX_RECALLED_TURNS = 50
+#: Largest turn or page number the store can hold (a 64-bit integer): a larger one, from a
+#: confused model or a hostile caller, is answered as out of range, not passed to the database.
+LARGEST_NUMBER = 2**63 - 1
+
+
+def _short(value: int) -> str:
+    digits = str(value)
+    return digits if len(digits) <= 24 else f"{digits[:8]}... ({len(digits)} digits)"
 
 
 def recall_memory_tool(
@@ -59,6 +67,12 @@ def recall_memory_tool(
         page: int | None = None,
         query: str | None = None,
     ) -> str | list[Any]:
+        for name, value in (("turn", turn), ("page", page)):
+            if value is not None and not 0 <= value <= LARGEST_NUMBER:
+                return (
+                    f"{name}={_short(value)} is out of range: turn and page numbers are "
+                    "between 1 and the numbers printed on the memory pages."
+                )
         thread_memory = memory_of_run()
         if turn is not None:
             return recall_turns(thread_memory, turn, last_turn)
@@ -92,7 +106,8 @@ def recall_turns(memory: OpticalMemory, first: int, last: int | None = None) -> 
     """The exact text of turns ``first`` to ``last`` (default: ``first``), one
     ``#number role (date): content`` block each; what the tool and the chat's ``/recall`` show."""
     last = first if last is None else last
-    if first < 1 or last < first:
+    last = min(last, LARGEST_NUMBER)
+    if first < 1 or last < first or first > LARGEST_NUMBER:
         return f"Turn numbers start at 1 and last_turn >= turn: got turn={first}, last_turn={last}."
     cut = last - first + 1 > MAX_RECALLED_TURNS
     turns = memory.turns(first, min(last, first + MAX_RECALLED_TURNS - 1))

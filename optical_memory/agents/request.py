@@ -3,9 +3,11 @@
 Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agent``) and
 :func:`~optical_memory.agents.wrap` (any chat model or Runnable). For one model call:
 
-1. every message the caller holds is added to its thread's memory once: its LangChain ``id`` is
-   the key, remembered in the store, so repeated calls of one run, re-invocations, checkpoint
-   replays and new processes add nothing twice; images in messages are kept with their turn;
+1. every message the caller holds is added to its thread's memory once, recognised by its
+   LangChain ``id`` (remembered in the store) or by lining the messages up with the thread's
+   stored turns (:mod:`optical_memory.agents.identity`), so repeated calls of one run,
+   re-invocations, whole histories rebuilt from dicts, checkpoint replays, retries and new
+   processes add nothing twice; images in messages are kept with their turn;
 2. the thread's :meth:`~optical_memory.OpticalMemory.context` gives the pages (oldest first)
    and the turns not on a page (the recent window and the turns waiting to fill a page);
 3. the request becomes ``[one memory message] + [the caller's messages for those turns]``, and
@@ -34,27 +36,27 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any
 
-from optical_memory.agents.calibration import ImageCostTable, SentImage
-from optical_memory.agents.captions import Captions, TurnMarks
+from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
+from optical_memory.agents.captions import Captions
 from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.messages import ImageRef
 from optical_memory.agents.options import MemoryOptions
+from optical_memory.agents.threads import ThreadMemories, ThreadState
 from optical_memory.agents.usage import CallUsage
 from optical_memory.agents.window import (
     MEMORY_MESSAGE_SOURCE,
-    MessageInfo,
     images_in,
     images_sent,
+    instruction_chars,
     instruction_tokens,
     is_call_envelope,
     is_memory_message,
+    message_chars,
     message_tokens,
     model_key,
     tail_of,
@@ -75,14 +77,10 @@ from langchain_core.messages import (  # noqa: E402
 
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory  # noqa: E402
 from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
+from optical_memory.memory.render_ahead import release_idle_workers  # noqa: E402
 
 logger = logging.getLogger("optical_memory")
 
-#: Store blob namespace mapping (thread, LangChain message id) to the stored turn's id.
-MESSAGE_KEY_NAMESPACE = "langchain-message-id"
-#: Id prefix of messages read back from stored turns (``OpticalChatMessageHistory``): such a
-#: message is that turn, never stored again.
-TURN_MESSAGE_ID_PREFIX = "optical-memory-turn-"
 #: Re-fits of the context before the budget is declared impossible.
 _MAX_FITS = 32
 #: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
@@ -96,13 +94,6 @@ URL_IMAGE_SIZE = (1024, 1024)
 class BudgetTooSmallError(ValueError):
     """The request cannot fit ``budget_tokens``: the system prompt and tool schemas alone
     (plus a note and one character of the newest message) exceed it."""
-
-
-@dataclass
-class _Thread:
-    memory: OpticalMemory
-    info: dict[str, MessageInfo]
-    marks: TurnMarks
 
 
 class MemoryRequestBuilder:
@@ -127,8 +118,7 @@ class MemoryRequestBuilder:
         self.memory = memory
         self.recall_tool = recall_tool
         self.target = self.options.target or memory.target
-        self._threads: dict[tuple[str, str, str], _Thread] = {}
-        self._info: dict[str, dict[str, MessageInfo]] = {}
+        self._threads = ThreadMemories(memory, self.options.keep_recent_turns)
         self._costs: dict[tuple[str, str], ImageCostTable] = {}
         self._warned_no_thread = False
         #: Page images as sent, shared by every thread and target (keys fix their bytes).
@@ -147,6 +137,19 @@ class MemoryRequestBuilder:
         found = target_for_model(model)
         return self.memory.target if found is None else found
 
+    def reset_calibration(self) -> int:
+        """Forget every learnt cost in the store (every model and target): back to the
+        published formulas. Returns how many tables were reset."""
+        with self._lock:
+            reset = reset_costs(self.memory.store)
+            for learnt in self._costs.values():
+                learnt.reset()
+            for (_, target, key), thread in self._threads.items():
+                table = self._costs.get((target, key))
+                if table is not None and self.options.calibrate:
+                    thread.memory.set_image_costs(table.cost)  # forget what it priced
+            return reset
+
     def cost_table(self, target: str, model: Any) -> ImageCostTable:
         """The learnt image costs of ``model`` for ``target`` (shared by every thread)."""
         key = (target, model_key(model))
@@ -163,7 +166,7 @@ class MemoryRequestBuilder:
         with self._lock:
             return self._thread(thread_id, model).memory
 
-    def _thread(self, thread_id: str | None, model: Any = None) -> _Thread:
+    def _thread(self, thread_id: str | None, model: Any = None) -> ThreadState:
         if thread_id is None and not self._warned_no_thread:
             self._warned_no_thread = True
             warnings.warn(
@@ -172,88 +175,38 @@ class MemoryRequestBuilder:
                 UserWarning,
                 stacklevel=5,
             )
-        name = thread_id or self.memory.thread_id
         target = self.target_for(model)
-        key = (name, target, model_key(model))
-        thread = self._threads.get(key)
-        if thread is None:
-            base = self.memory
-            if (name, self.options.keep_recent_turns, target) == (
-                base.thread_id,
-                base.keep_recent_turns,
-                base.target,
-            ) and not self.options.calibrate:
-                memory = base
-            else:
-                memory = OpticalMemory(
-                    base.store,
-                    thread_id=name,
-                    schedule=base.schedule,
-                    renderer=base.renderer,
-                    target=target,
-                    keep_recent_turns=self.options.keep_recent_turns,
-                    render_ahead=True,  # pages drawn between calls, not on them
-                    verbatim_tokens=base.verbatim_tokens,
-                )
-            if self.options.calibrate:
-                memory.set_image_costs(self.cost_table(target, model).cost)
-            if model is not None:  # `optical-memory calibrate` measured what this model reads
-                memory.use_calibration(model_key(model))
-            info = self._info.setdefault(name, {})
-            thread = self._threads[key] = _Thread(memory, info, TurnMarks(memory))
-        return thread
+        costs = self.cost_table(target, model).cost if self.options.calibrate else None
+        return self._threads.get(
+            thread_id or self.memory.thread_id, target, model_key(model), costs
+        )
+
+    @property
+    def open_threads(self) -> int:
+        """Threads whose memory is held in this process now (at most
+        :data:`~optical_memory.agents.threads.MAX_THREADS`)."""
+        return len(self._threads)
+
+    def close(self) -> None:
+        """Let every thread's memory go (those made here stop drawing ahead), forget the
+        encoded images, and end the process's idle render threads. The caller's memory and
+        its store stay open; the builder may still be used (memories are made again)."""
+        with self._lock:
+            self._threads.close()
+            self.images.clear()
+        release_idle_workers()
 
     # --- adding --------------------------------------------------------------------------------
 
     def remember(self, thread_id: str | None, messages: Sequence[BaseMessage]) -> None:
-        """Store the messages not stored yet, in order; system messages are instructions, not
-        turns, and are never stored. A message without an id is given one (as LangChain's
-        ``SummarizationMiddleware`` does), so sending the same object again stores nothing."""
+        """Store the messages that are not stored turns yet, in order (recognised by id or by
+        lining them up with the thread's turns: :mod:`optical_memory.agents.identity`); system
+        messages are instructions, not turns, and are never stored. ``messages`` are not
+        changed."""
         with self._lock:
             thread = self._thread(thread_id)
             with _quiet(thread.memory):
-                self._remember(thread, messages)
-
-    def _remember(self, thread: _Thread, messages: Sequence[BaseMessage]) -> None:
-        from optical_memory.agents.messages import message_to_turn
-
-        store, name = thread.memory.store, thread.memory.thread_id
-        self._forget_if_deleted(thread)
-        for message in messages:
-            if isinstance(message, SystemMessage) or is_memory_message(message):
-                continue
-            if message.id is None:
-                message.id = str(uuid.uuid4())
-            if message.id in thread.info:
-                continue
-            turn = message_to_turn(message)
-            stored = store.get_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id)
-            if stored is None and message.id.startswith(TURN_MESSAGE_ID_PREFIX):
-                turn_id = message.id.removeprefix(TURN_MESSAGE_ID_PREFIX)
-                if turn_id.isdigit() and store.get_turns(name, [int(turn_id)]):
-                    stored = turn_id.encode()
-            if stored is None:
-                added = thread.memory.add(
-                    turn.role, turn.content, timestamp=turn.timestamp, images=turn.images
-                )
-                assert added.id is not None
-                store.put_blob(MESSAGE_KEY_NAMESPACE, name, "", message.id, str(added.id).encode())
-                turn_id_ = added.id
-            else:
-                turn_id_ = int(stored.decode())
-            thread.info[message.id] = MessageInfo(turn_id_, len(turn.content), turn.images)
-
-    def _forget_if_deleted(self, thread: _Thread) -> None:
-        """Forget which messages were stored when the newest turn known is gone: the thread
-        was deleted (by this process or another), so the caller's messages are stored again
-        and the memory goes on from an empty thread instead of leaving them out."""
-        if not thread.info:
-            return
-        name = thread.memory.thread_id
-        newest = max(known.turn_id for known in thread.info.values())
-        if not thread.memory.store.get_turns(name, [newest]):
-            logger.info("thread %r was deleted: its messages are stored anew", name)
-            thread.info.clear()
+                thread.remember(messages)
 
     # --- building ------------------------------------------------------------------------------
 
@@ -300,27 +253,26 @@ class MemoryRequestBuilder:
         model: Any,
         offers_recall: bool,
     ) -> tuple[list[BaseMessage], CallUsage]:
-        live = [m for m in messages if not isinstance(m, SystemMessage)]
-        live = [m for m in live if not is_memory_message(m)]
         thread = self._thread(thread_id, model)
         with _quiet(thread.memory):
-            return self._fit(thread, live, system_messages, tools, model, offers_recall)
+            return self._fit(thread, messages, system_messages, tools, model, offers_recall)
 
     def _fit(
         self,
-        thread: _Thread,
-        live: list[BaseMessage],
+        thread: ThreadState,
+        messages: Sequence[BaseMessage],
         system_messages: Sequence[SystemMessage],
         tools: Sequence[Any],
         model: Any,
         offers_recall: bool,
     ) -> tuple[list[BaseMessage], CallUsage]:
-        self._remember(thread, live)
+        live = thread.remember(messages)
         fixed = instruction_tokens(system_messages, tools)
         budget = self.options.budget_tokens
         room = None if budget is None else budget - fixed
         recall = self.recall_tool if offers_recall else None
         composer = _Composer(self, thread, live, fixed, model, recall)
+        composer.fixed_chars = instruction_chars(system_messages, tools)
         for attempt in range(_MAX_FITS):
             if room is not None and room < 0:
                 break
@@ -340,16 +292,25 @@ class MemoryRequestBuilder:
         """``usage`` with what the model reported it billed (``usage_metadata``); with
         ``calibrate``, the images' share of the bill is learnt for later requests."""
         metadata = getattr(response, "usage_metadata", None) or {}
-        billed = metadata.get("input_tokens")
-        if not isinstance(billed, int):
+        billed = metadata.get("input_tokens") if isinstance(metadata, Mapping) else None
+        if billed is None:
             return usage
-        if self.options.calibrate and usage.sent_images:
+        if self.options.calibrate:
             with self._lock:
                 table = self.cost_table(usage.target, model)
-                if table.observe(usage.sent_images, billed - usage.text_tokens):
+                kept = table.observe(
+                    usage.sent_images,
+                    billed,
+                    text=usage.text_tokens,
+                    chars=usage.text_chars,
+                    messages=usage.messages,
+                )
+                if kept:
                     for (_, target, key), thread in self._threads.items():
                         if (target, key) == (table.target, table.model_key):
                             thread.memory.set_image_costs(table.cost)
+        if not isinstance(billed, int) or isinstance(billed, bool) or not 0 <= billed < 2**63:
+            return usage  # not a token count: reported nowhere (calibration logged it)
         return dataclasses.replace(usage, billed_input_tokens=billed)
 
 
@@ -359,7 +320,7 @@ class _Composer:
     def __init__(
         self,
         builder: MemoryRequestBuilder,
-        thread: _Thread,
+        thread: ThreadState,
         live: list[BaseMessage],
         fixed: int,
         model: Any,
@@ -371,6 +332,7 @@ class _Composer:
         self.memory = thread.memory
         self.live = live
         self.fixed = fixed
+        self.fixed_chars = 0  # characters of the same, for calibration
         self.target = thread.memory.target
         self.model_name = model_key(model)
         self.spec = target_spec(self.target)
@@ -476,13 +438,19 @@ class _Composer:
         request.extend(verbatim)
         for image in own_images:
             width, height = (image.width, image.height)
-            if image.data is None or not width or not height:
+            sized = image.data is not None and bool(width) and bool(height)
+            if not sized:
                 width, height = URL_IMAGE_SIZE
-            sent_images.append(SentImage(width, height, None))
+            assert width is not None and height is not None
+            sent_images.append(SentImage(width, height, None, known=sized))
         text_tokens = self.fixed + sum(
             count_text_tokens(block["text"]) for block in blocks if block["type"] == "text"
         )
         text_tokens += sum(message_tokens(m) for m in verbatim)
+        text_chars = self.fixed_chars + sum(
+            len(block["text"]) for block in blocks if block["type"] == "text"
+        )
+        text_chars += sum(message_chars(m) for m in verbatim)
         vision = sum(page.vision_tokens for page in bounded.images)
         own = sent_images[len(bounded.images) :]
         vision += sum(self.image_cost(i.width, i.height, i.mode) for i in own)
@@ -504,6 +472,7 @@ class _Composer:
             mosaics=sum(isinstance(i, Mosaic) for i in bounded.images),
             forgotten_for_limits=len(bounded.forgotten),
             sent_images=tuple(sent_images),
+            text_chars=text_chars,
         )
         return request, usage
 

@@ -11,10 +11,11 @@ answer. ``memory.wrap(model)`` is the same call.
     chat = memory.wrap(ChatOpenAI(model="gpt-4o"))
     chat.invoke([HumanMessage("Where did we leave off?")], {"configurable": {"thread_id": "a"}})
 
-Messages are recognised by their LangChain ``id``; a message without one gets a fresh id (as
-LangChain's own middleware does), so re-sending the same message objects stores nothing twice,
-while rebuilding them from dicts each call would store them again: send only the new messages,
-or the same objects. ``stream``/``astream`` pass the inner model's chunks on as they come
+Pass the whole history each call or only the new messages, as LangChain messages or
+``{"role", "content"}`` dicts, kept or rebuilt each call: each message is stored once,
+recognised by its LangChain ``id`` or else by lining the call's messages up with the thread's
+stored turns (:mod:`optical_memory.agents.identity`); the caller's messages are never changed.
+``stream``/``astream`` pass the inner model's chunks on as they come
 and store the whole answer at the end.
 """
 
@@ -24,6 +25,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from optical_memory.agents.front import MemoryFront
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.request import MemoryRequestBuilder
 from optical_memory.agents.usage import CallUsage
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from optical_memory.memory import OpticalMemory
 
 
-class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
+class OpticalMemoryRunnable(MemoryFront, Runnable[LanguageModelInput, Any]):
     """``runnable`` with optical memory in front of it; see :func:`wrap`.
 
     ``usage`` lists a :class:`~optical_memory.agents.CallUsage` per call (``last_usage``: the
@@ -64,19 +66,14 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
     ) -> None:
         self.runnable = runnable
         self.options = MemoryOptions.of(options, overrides)
-        self.builder = MemoryRequestBuilder(memory, self.options)
+        self._start_front(MemoryRequestBuilder(memory, self.options))
         # The target follows the wrapped chat model (an unknown one is an error here, not at
         # the first call).
         self.target = self.builder.target_for(runnable)
-        self.usage: list[CallUsage] = []
 
     def memory(self, thread_id: str | None = None) -> OpticalMemory:
         """The memory of ``thread_id`` (``None``: the memory's own thread)."""
         return self.builder.memory_for(thread_id, self.runnable)
-
-    @property
-    def last_usage(self) -> CallUsage | None:
-        return self.usage[-1] if self.usage else None
 
     @property
     def InputType(self) -> Any:
@@ -146,7 +143,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
             tools=_bound_tools(self.runnable),
             model=self.runnable,
         )
-        self.usage.append(usage)
+        self._record_usage(usage)
         return [*system, *request], usage
 
     def _remember_output(self, thread_id: str | None, usage: CallUsage, output: Any) -> None:
@@ -154,11 +151,7 @@ class OpticalMemoryRunnable(Runnable[LanguageModelInput, Any]):
             return
         self.builder.remember(thread_id, [output])
         billed = self.builder.record_bill(usage, output, self.runnable)
-        if billed is not usage:
-            for index in range(len(self.usage) - 1, -1, -1):
-                if self.usage[index] is usage:
-                    self.usage[index] = billed
-                    break
+        self._replace_usage(usage, billed)
 
 
 def wrap(

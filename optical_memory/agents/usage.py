@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from optical_memory.agents.calibration import SentImage
 
+#: ``usage`` lists of the middleware and ``wrap`` keep this many latest calls.
+MAX_USAGE = 1000
+
 
 @dataclass(frozen=True)
 class CallUsage:
@@ -39,6 +42,8 @@ class CallUsage:
     billed_input_tokens: int | None = None
     """What the model reported (``usage_metadata["input_tokens"]``), once it answered."""
     sent_images: tuple[SentImage, ...] = field(default=(), repr=False, compare=False)
+    text_chars: int = field(default=0, repr=False, compare=False)
+    """Characters of the text counted in ``text_tokens`` (for calibration)."""
 
     @property
     def total_tokens(self) -> int:

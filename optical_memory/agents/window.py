@@ -1,5 +1,6 @@
 """The caller's messages as a request sends them: tails of turns whose head is on a page,
-tool calls re-sent alone before their results, images, and their text-token counts."""
+tool calls re-sent alone (names and ids; their arguments are on the page) before their
+results, images, and their text-token counts."""
 
 from __future__ import annotations
 
@@ -63,8 +64,10 @@ def tail_of(message: BaseMessage, offset: int, known: MessageInfo) -> list[BaseM
     stored = (text + calls).lstrip("\n") if calls else text
     lead = len(text + calls) - len(stored)  # a leading newline dropped before the calls
     if calls and offset + lead >= len(text):
-        # The head, text and part of the calls, is on the page: the calls go alone.
-        return [call_envelope(message, message.tool_calls)]  # type: ignore[attr-defined]
+        # The head, text and part of the calls, is on the page: the calls go alone, with the
+        # rest of their written-out text.
+        rest = stored[offset:]
+        return [call_envelope(message, message.tool_calls, rest)]  # type: ignore[attr-defined]
     tail = stored[offset:] if not calls else text[offset:]
     blocks: list[Any] = [{"type": "text", "text": tail}]
     blocks.extend(image.block() for image in images_in(tail, known.images))
@@ -72,10 +75,14 @@ def tail_of(message: BaseMessage, offset: int, known: MessageInfo) -> list[BaseM
     return [message.model_copy(update={"content": content})]
 
 
-def call_envelope(message: BaseMessage, calls: list[Any]) -> AIMessage:
+def call_envelope(message: BaseMessage, calls: list[Any], text: str = "") -> AIMessage:
+    """The tool calls of ``message`` re-sent so their results are valid, for calls written out
+    on a page (``[tool call] name({args})``): names and ids only, the arguments left empty
+    (they are on the page; sending them again would send them twice). ``text``: the part of
+    the written-out calls that is not on the page."""
     return AIMessage(
-        content="",
-        tool_calls=calls,
+        content=text,
+        tool_calls=[{**call, "args": {}} for call in calls],
         id=message.id,
         additional_kwargs={"lc_source": TOOL_CALL_SOURCE},
     )
@@ -106,22 +113,40 @@ def with_tool_calls(selected: list[BaseMessage], live: list[BaseMessage]) -> lis
 
 def message_tokens(message: BaseMessage) -> int:
     """Text tokens of one message as sent: its text blocks and its tool calls (name, args)."""
-    tokens = count_text_tokens(message.text)
+    return sum(count_text_tokens(text) for text in _sent_texts(message))
+
+
+def message_chars(message: BaseMessage) -> int:
+    """Characters of the same (a provider may count text its own way: calibration fits both)."""
+    return sum(len(text) for text in _sent_texts(message))
+
+
+def _sent_texts(message: BaseMessage) -> list[str]:
+    texts = [str(message.text)]
     for call in getattr(message, "tool_calls", None) or []:
         arguments = json.dumps(call.get("args", {}), ensure_ascii=False, sort_keys=True)
-        tokens += count_text_tokens(f"{call.get('name', '')}({arguments})")
-    return tokens
+        texts.append(f"{call.get('name', '')}({arguments})")
+    return texts
 
 
 def instruction_tokens(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
     """Tokens of what every request carries besides the conversation."""
-    tokens = sum(count_text_tokens(message.text) for message in system_messages)
+    return sum(count_text_tokens(text) for text in _instruction_texts(system_messages, tools))
+
+
+def instruction_chars(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> int:
+    """Characters of the same (a provider may count text its own way: calibration fits both)."""
+    return sum(len(text) for text in _instruction_texts(system_messages, tools))
+
+
+def _instruction_texts(system_messages: Sequence[SystemMessage], tools: Sequence[Any]) -> list[str]:
+    texts: list[str] = [str(message.text) for message in system_messages]
     if tools:
         from langchain_core.utils.function_calling import convert_to_openai_tool
 
         schemas = [t if isinstance(t, dict) else convert_to_openai_tool(t) for t in tools]
-        tokens += count_text_tokens(json.dumps(schemas, sort_keys=True))
-    return tokens
+        texts.append(json.dumps(schemas, sort_keys=True))
+    return texts
 
 
 def model_key(model: Any) -> str:

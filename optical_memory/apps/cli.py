@@ -131,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_calibrate_parser(commands)  # calibrate --model SPEC
 
+    from optical_memory.apps.image_costs_command import add_parser as add_image_costs_parser
+
+    add_image_costs_parser(commands)  # image-costs show|reset
+
     demo = commands.add_parser(
         "demo",
         help="build memory over a bundled long dialogue; write pages, contact sheet, report",

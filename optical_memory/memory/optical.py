@@ -128,11 +128,15 @@ class OpticalMemory(Closing):
         *,
         timestamp: datetime | None = None,
         images: Sequence[ImageRef] = (),
+        key: str | None = None,
     ) -> Turn:
         """Store one turn durably and return it with its id; packs a page when one is full.
 
         ``images`` (from :func:`optical_memory.agents.messages.message_to_turn`) are kept
         with the turn: their bytes, or their URL only; ``content`` holds their placeholders.
+        ``key`` (the id of the message the turn stores) is committed with the turn, so
+        :func:`optical_memory.agents.identity.turn_of_id` finds it even when an error hid the
+        commit.
         """
         check_turn(role, content, timestamp)
         with self._lock:
@@ -142,6 +146,7 @@ class OpticalMemory(Closing):
                 content,
                 timestamp,
                 count_text_tokens(turn_text(role, content)),
+                key=key,
             )
             if images:
                 self._put_images(turn, images)
@@ -172,6 +177,7 @@ class OpticalMemory(Closing):
                 url=entry.get("url"),
                 width=entry.get("width"),
                 height=entry.get("height"),
+                note=entry.get("note"),
             )
             for entry in stored_images(self.store, self.thread_id, turn_id)
         ]

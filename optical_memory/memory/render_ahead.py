@@ -1,23 +1,30 @@
-"""Render-ahead: the pages the next requests will show are drawn in a background thread.
+"""Render-ahead: the pages the next requests will show are drawn in the background.
 
 When a page freezes, every page's age moves and most pages need a drawing at a new mode;
 drawing them when a request asks for them stalls that request (tens of milliseconds a page).
 Pages freeze when a turn is added, and the next turn's arrival freezes what is already known:
 the turns waiting behind the recent window plus the oldest turns of the window, which the next
-turns push out. So after each :meth:`~optical_memory.OpticalMemory.add` a daemon thread works
-out the pages that the next turn and the one after it would freeze (an answer and the next
-question may come back to back) and the mode every page will then have, and draws those not
-in the store yet, one at a time, outside the memory's lock (a request waits at most for one
-page's layout in the renderer). The drawings land in the store's render cache by content hash,
-where the request finds them. What a request is sent does not change, only when its pages
-are drawn; a request that comes before the thread is done draws what is missing itself.
-While a request is being built (:meth:`RenderAhead.hold`) the thread starts nothing new:
-Python runs one thread at a time, so drawing then would only slow the request down.
+turns push out. So after each :meth:`~optical_memory.OpticalMemory.add` the memory asks the
+process's render pool to work out the pages that the next turn and the one after it would
+freeze (an answer and the next question may come back to back) and the mode every page will
+then have, and to draw those not in the store yet, one at a time, outside the memory's lock (a
+request waits at most for one page's layout in the renderer). The drawings land in the store's
+render cache by content hash, where the request finds them. What a request is sent does not
+change, only when its pages are drawn; a request that comes before the pool is done draws what
+is missing itself. While a request is being built (:meth:`RenderAhead.hold`) nothing new is
+started for that memory: Python runs one thread at a time, so drawing then would only slow
+the request down.
+
+One pool serves every memory of the process: at most :data:`WORKERS` threads, started when
+there is work and gone once there is none (after :data:`IDLE_SECONDS`, or at once with
+:func:`release_idle_workers`), so a process serving thousands of conversations holds a bounded
+number of threads.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -33,10 +40,69 @@ if TYPE_CHECKING:
 
 #: How many turns ahead the pages are foreseen.
 AHEAD = (1, 2)
+#: Threads of the process's render pool at most.
+WORKERS = 2
+#: Seconds an idle pool thread waits for work before it ends.
+IDLE_SECONDS = 5.0
+
+
+class _RenderPool:
+    """The process's render-ahead threads: memories with work queue up, workers drain them."""
+
+    def __init__(self, workers: int) -> None:
+        self._cond = threading.Condition()
+        self._queue: deque[RenderAhead] = deque()
+        self._workers: set[threading.Thread] = set()
+        self._max = workers
+        self._release = False
+
+    def submit(self, ahead: RenderAhead) -> None:
+        with self._cond:
+            if ahead not in self._queue:
+                self._queue.append(ahead)
+            if len(self._workers) < min(self._max, len(self._queue) + len(self._workers)):
+                worker = threading.Thread(
+                    target=self._work, name="optical-memory-render-ahead", daemon=True
+                )
+                self._workers.add(worker)
+                worker.start()
+            self._cond.notify()
+
+    def release_idle(self) -> None:
+        """Let the workers end as soon as nothing is queued, and wait for them (at most
+        :data:`IDLE_SECONDS` twice)."""
+        with self._cond:
+            self._release = True
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: not self._workers, timeout=2 * IDLE_SECONDS)
+            self._release = False
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: bool(self._queue) or self._release, timeout=IDLE_SECONDS
+                )
+                if not self._queue:  # idle for IDLE_SECONDS, or asked to end
+                    self._workers.discard(me)
+                    self._cond.notify_all()
+                    return
+                ahead = self._queue.popleft()
+            ahead._drain()
+
+
+_POOL = _RenderPool(WORKERS)
+
+
+def release_idle_workers() -> None:
+    """End the render pool's idle threads now (they start again when there is work)."""
+    _POOL.release_idle()
 
 
 class RenderAhead:
-    """The background drawer of one :class:`~optical_memory.OpticalMemory`."""
+    """The background drawing of one :class:`~optical_memory.OpticalMemory`, done by the
+    process's render pool."""
 
     def __init__(self, memory: OpticalMemory) -> None:
         self.memory = memory
@@ -45,30 +111,27 @@ class RenderAhead:
         self._busy = False
         self._closed = False
         self._held = 0
-        self._thread: threading.Thread | None = None
         self.drawn = 0
 
     def schedule(self) -> None:
-        """Ask the thread to look again (after an add); returns at once."""
+        """Ask the pool to look again (after an add); returns at once."""
         with self._wake:
+            if self._closed:
+                return
             self._pending = True
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(
-                    target=self._run, name="optical-memory-render-ahead", daemon=True
-                )
-                self._thread.start()
-            if not self._held:  # else woken when the hold ends
-                self._wake.notify()
+            if self._held or self._busy:
+                return  # submitted when the hold ends or the current pass finishes
+        _POOL.submit(self)
 
     def wait(self) -> None:
-        """Block until the thread has drawn everything asked of it so far."""
+        """Block until everything asked so far is drawn (or the drawer is closed)."""
         with self._wake:
-            self._wake.wait_for(lambda: not self._pending and not self._busy)
+            self._wake.wait_for(lambda: (not self._pending and not self._busy) or self._closed)
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """Hold the thread back while the body runs (a request being built): it finishes the
-        page it is drawing, then waits; adds made meanwhile are looked at afterwards."""
+        """Hold the drawing back while the body runs (a request being built): the page being
+        drawn is finished, then nothing; adds made meanwhile are looked at afterwards."""
         with self._wake:
             self._held += 1
         try:
@@ -76,39 +139,47 @@ class RenderAhead:
         finally:
             with self._wake:
                 self._held -= 1
+                resume = not self._held and self._pending and not self._busy
+                resume = resume and not self._closed
                 self._wake.notify_all()
+            if resume:
+                _POOL.submit(self)
 
     def close(self) -> None:
+        """Stop drawing for this memory (a page being drawn is finished first)."""
         with self._wake:
             self._closed = True
             self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+            self._wake.wait_for(lambda: not self._busy)
 
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                self._wake.wait_for(lambda: (self._pending and not self._held) or self._closed)
-                if self._closed:
-                    return
-                self._pending, self._busy = False, True
-            try:
-                for content_hash, pieces, mode in self._jobs():
-                    with self._wake:
-                        self._wake.wait_for(lambda: not self._held or self._closed)
-                        if self._closed or self._pending:
-                            break  # closed, or a newer add changed what is needed
-                    if not self._ready(content_hash, mode):
-                        # Not under the memory's lock: a request waits at most for the
-                        # renderer (one page's layout), never for the encoding or the store.
-                        self.memory._planner.draw(content_hash, pieces(), mode)
-                        self.drawn += 1
-            except Exception:  # a closed store, a failed drawing: the request draws it itself
-                pass
-            finally:
+    def _drain(self) -> None:
+        """One pass (run by a pool worker): draw what the next requests will need."""
+        with self._wake:
+            if self._closed or self._held or self._busy or not self._pending:
+                return
+            self._pending, self._busy = False, True
+        try:
+            for content_hash, pieces, mode in self._jobs():
                 with self._wake:
-                    self._busy = False
-                    self._wake.notify_all()
+                    if self._closed or self._pending:
+                        break  # closed, or a newer add changed what is needed
+                    if self._held:
+                        self._pending = True  # looked at again when the hold ends
+                        break
+                if not self._ready(content_hash, mode):
+                    # Not under the memory's lock: a request waits at most for the
+                    # renderer (one page's layout), never for the encoding or the store.
+                    self.memory._planner.draw(content_hash, pieces(), mode)
+                    self.drawn += 1
+        except Exception:  # a closed store, a failed drawing: the request draws it itself
+            pass
+        finally:
+            with self._wake:
+                self._busy = False
+                again = self._pending and not self._held and not self._closed
+                self._wake.notify_all()
+            if again:
+                _POOL.submit(self)
 
     def _ready(self, content_hash: str, mode: Mode) -> bool:
         planner = self.memory._planner

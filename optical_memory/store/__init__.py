@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from optical_memory.store.owners import (
+    MESSAGE_KEY_NAMESPACE,
     MODEL_NAMESPACES,
     OWNER_BACKFILL,
     THREAD_NAMESPACES,
@@ -185,10 +186,14 @@ class Store(Protocol):
         content: str,
         timestamp: datetime | None,
         text_tokens: int,
+        *,
+        key: str | None = None,
     ) -> Turn:
         """Append one turn durably (committed before it returns) and return it with its id and
-        its number in the thread; its search index entry is written in the same transaction."""
-        return self.add_turns(thread_id, [(role, content, timestamp, text_tokens)])[0]
+        its number in the thread; its search index entry is written in the same transaction,
+        and so is ``key`` (see :meth:`add_turns`)."""
+        turns = [(role, content, timestamp, text_tokens)]
+        return self.add_turns(thread_id, turns, keys=[key])[0]
 
     def turn_text_tokens(self, thread_id: str, turn_ids: Sequence[int]) -> dict[int, int]: ...
 
@@ -286,9 +291,18 @@ class Store(Protocol):
     def count_images(self) -> int: ...
 
     def add_turns(
-        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        *,
+        keys: Sequence[str | None] = (),
     ) -> list[Turn]:
-        """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction."""
+        """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction.
+
+        ``keys[i]`` (e.g. the id of the message turn ``i`` stores), when given, is written in
+        the same transaction as the blob ``(MESSAGE_KEY_NAMESPACE, thread_id, "", key)``
+        holding the turn's id as text: a retry after an error that hid the commit finds the
+        turn by its key and stores nothing twice."""
         ...
 
     def import_thread(
@@ -457,6 +471,7 @@ __all__ = [
     "BUSY_TIMEOUT_S",
     "INDEXED_NEIGHBOURS",
     "MAX_THREAD_ID_CHARS",
+    "MESSAGE_KEY_NAMESPACE",
     "MODEL_NAMESPACES",
     "NEIGHBOUR_CHARS",
     "OWNER_BACKFILL",

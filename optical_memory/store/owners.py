@@ -53,7 +53,7 @@ BLOB_COLUMNS = "namespace, content_hash, mode, identity, data, owner_kind, owner
 #: LangChain message id -> the id of the turn it was stored as (identity: the message id).
 MESSAGE_KEY_NAMESPACE = "langchain-message-id"
 THREAD_NAMESPACES = ("turn-images", MESSAGE_KEY_NAMESPACE)
-MODEL_NAMESPACES = ("image-costs",)
+MODEL_NAMESPACES = ("image-costs", "legibility")
 
 
 #: The owners a version-2 store's blobs get (``{s}``: the schema holding the tables). Mosaics

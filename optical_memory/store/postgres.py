@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from optical_memory.store import (
+    MESSAGE_KEY_NAMESPACE,
     OWNER_BACKFILL,
     SCHEMA_VERSION,
     BlobOwner,
@@ -276,16 +277,21 @@ class PostgresStore(PostgresSearch, PostgresThreads, Store):
     # --- turns ---------------------------------------------------------------------------------
 
     def add_turns(
-        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        *,
+        keys: Sequence[str | None] = (),
     ) -> list[Turn]:
         with self._thread_write(thread_id) as db:
-            return self._insert_turns(db, thread_id, turns)
+            return self._insert_turns(db, thread_id, turns, keys)
 
     def _insert_turns(
         self,
         db: psycopg.Connection[Any],
         thread_id: str,
         turns: Sequence[tuple[str, str, datetime | None, int]],
+        keys: Sequence[str | None] = (),
     ) -> list[Turn]:
         """Insert turns with the thread's next numbers (inside the caller's locked transaction)."""
         added: list[Turn] = []
@@ -293,7 +299,7 @@ class PostgresStore(PostgresSearch, PostgresThreads, Store):
             self._sql("SELECT MAX(number) FROM {s}.turns WHERE thread_id = %s"), (thread_id,)
         ).fetchone()
         number = (newest[0] if newest is not None else None) or 0
-        for role, content, timestamp, text_tokens in turns:
+        for index, (role, content, timestamp, text_tokens) in enumerate(turns):
             stamp = timestamp.isoformat() if timestamp is not None else None
             number += 1
             row = db.execute(
@@ -313,6 +319,10 @@ class PostgresStore(PostgresSearch, PostgresThreads, Store):
                 ),
             ).fetchone()
             assert row is not None
+            key = keys[index] if index < len(keys) else None
+            if key is not None:
+                owner = blob_owner(MESSAGE_KEY_NAMESPACE, thread_id, None)
+                self._insert_blob(db, MESSAGE_KEY_NAMESPACE, thread_id, "", key, str(row[0]), owner)
             added.append(
                 Turn(id=row[0], role=role, content=content, timestamp=timestamp, number=number)
             )
@@ -469,25 +479,40 @@ class PostgresStore(PostgresSearch, PostgresThreads, Store):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
         found = blob_owner(namespace, content_hash, owner)
         with self._connection() as db:
-            db.execute(
-                self._sql(
-                    f"INSERT INTO {{s}}.blobs ({BLOB_COLUMNS}) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (namespace, content_hash, mode, identity) "
-                    "DO UPDATE SET data = EXCLUDED.data, owner_kind = EXCLUDED.owner_kind, "
-                    "owner_thread = EXCLUDED.owner_thread, owner_page = EXCLUDED.owner_page"
-                ),
-                (
-                    namespace,
-                    content_hash,
-                    mode,
-                    identity,
-                    bytes(data),
-                    found.kind,
-                    found.thread_id,
-                    found.page_hash,
-                ),
-            )
+            self._insert_blob(db, namespace, content_hash, mode, identity, data, found)
+
+    def _insert_blob(
+        self,
+        db: psycopg.Connection[Any],
+        namespace: str,
+        content_hash: str,
+        mode: str,
+        identity: str,
+        data: bytes | str,
+        owner: BlobOwner,
+    ) -> None:
+        """Write a blob owned by ``owner`` inside the caller's transaction (a second write of its
+        key replaces it)."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        db.execute(
+            self._sql(
+                f"INSERT INTO {{s}}.blobs ({BLOB_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (namespace, content_hash, mode, identity) "
+                "DO UPDATE SET data = EXCLUDED.data, owner_kind = EXCLUDED.owner_kind, "
+                "owner_thread = EXCLUDED.owner_thread, owner_page = EXCLUDED.owner_page"
+            ),
+            (
+                namespace,
+                content_hash,
+                mode,
+                identity,
+                payload,
+                owner.kind,
+                owner.thread_id,
+                owner.page_hash,
+            ),
+        )
 
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM {s}.page_images")[0][0])

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from optical_memory.store import (
+    MESSAGE_KEY_NAMESPACE,
     OWNER_BACKFILL,
     SCHEMA_VERSION,
     BlobOwner,
@@ -309,14 +310,22 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
     # --- turns ---------------------------------------------------------------------------------
 
     def add_turns(
-        self, thread_id: str, turns: Sequence[tuple[str, str, datetime | None, int]]
+        self,
+        thread_id: str,
+        turns: Sequence[tuple[str, str, datetime | None, int]],
+        *,
+        keys: Sequence[str | None] = (),
     ) -> list[Turn]:
         check_thread_id(thread_id)
         added: list[Turn] = []
         with self._write() as db:
-            for role, content, timestamp, text_tokens in turns:
+            for index, (role, content, timestamp, text_tokens) in enumerate(turns):
                 stamp = timestamp.isoformat() if timestamp is not None else None
                 turn_id, number = insert_turn(db, thread_id, role, content, stamp, text_tokens)
+                key = keys[index] if index < len(keys) else None
+                if key is not None:
+                    owner = blob_owner(MESSAGE_KEY_NAMESPACE, thread_id, None)
+                    _insert_blob(db, MESSAGE_KEY_NAMESPACE, thread_id, "", key, str(turn_id), owner)
                 added.append(
                     Turn(id=turn_id, role=role, content=content, timestamp=timestamp, number=number)
                 )
@@ -482,19 +491,7 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
             raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
         found = blob_owner(namespace, content_hash, owner)
         with self._write() as db:
-            db.execute(
-                f"INSERT OR REPLACE INTO blobs ({BLOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    namespace,
-                    content_hash,
-                    mode,
-                    identity,
-                    bytes(data),
-                    found.kind,
-                    found.thread_id,
-                    found.page_hash,
-                ),
-            )
+            _insert_blob(db, namespace, content_hash, mode, identity, data, found)
 
     def count_images(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM page_images")[0][0])
@@ -549,3 +546,30 @@ def _check_path(path: Path) -> None:
             f"folder {path.parent} is not writable for this user: SQLite keeps its write-ahead "
             f"log ({path.name}-wal) beside the store; make the folder writable or move the file"
         )
+
+
+def _insert_blob(
+    db: sqlite3.Connection,
+    namespace: str,
+    content_hash: str,
+    mode: str,
+    identity: str,
+    data: bytes | str,
+    owner: BlobOwner,
+) -> None:
+    """Write a blob owned by ``owner`` inside the caller's transaction (a second write of its
+    key replaces it)."""
+    payload = data.encode() if isinstance(data, str) else bytes(data)
+    db.execute(
+        f"INSERT OR REPLACE INTO blobs ({BLOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            namespace,
+            content_hash,
+            mode,
+            identity,
+            payload,
+            owner.kind,
+            owner.thread_id,
+            owner.page_hash,
+        ),
+    )
