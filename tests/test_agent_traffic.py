@@ -165,6 +165,17 @@ def test_a_run_without_thread_id_warns_once() -> None:
         chat.invoke("second")
 
 
+def test_a_memory_opened_with_its_own_thread_id_runs_without_a_warning() -> None:
+    memory = OpticalMemory(None, thread_id="alice")
+    chat = wrap(memory, RecordingChatModel(messages=iter(["a"])))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chat.invoke("first")
+    assert [t.content for t in memory.store.iter_turns("alice")] == ["first", "a"]
+
+
 def test_middleware_memory_shows_what_an_agent_run_stored() -> None:
     middleware = OpticalMemoryMiddleware(OpticalMemory(None))
     model = RecordingChatModel(messages=iter(["ok"] * 30))

@@ -77,6 +77,7 @@ from langchain_core.messages import (  # noqa: E402
 
 from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory  # noqa: E402
 from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
+from optical_memory.memory.optical import DEFAULT_THREAD_ID  # noqa: E402
 from optical_memory.memory.render_ahead import release_idle_workers  # noqa: E402
 
 logger = logging.getLogger("optical_memory")
@@ -167,7 +168,9 @@ class MemoryRequestBuilder:
             return self._thread(thread_id, model).memory
 
     def _thread(self, thread_id: str | None, model: Any = None) -> ThreadState:
-        if thread_id is None and not self._warned_no_thread:
+        # A memory opened with its own thread_id names the thread; only the default is a slip.
+        unnamed = thread_id is None and self.memory.thread_id == DEFAULT_THREAD_ID
+        if unnamed and not self._warned_no_thread:
             self._warned_no_thread = True
             warnings.warn(
                 f"no thread_id in the run's config: every such run shares the memory's thread "

@@ -41,6 +41,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("optical_memory")
 
 
+#: The thread a memory opened without ``thread_id`` reads and writes.
+DEFAULT_THREAD_ID = "default"
+
+
 class OpticalMemory(Closing):
     """A thread's memory: turns stored durably, old ones packed onto pages that fade.
 
@@ -79,7 +83,7 @@ class OpticalMemory(Closing):
         self,
         path: str | Path | Store | None = None,
         *,
-        thread_id: str = "default",
+        thread_id: str = DEFAULT_THREAD_ID,
         schedule: DecaySchedule | None = None,
         renderer: Renderer | str | None = None,
         target: str = "deepseek-ocr",
