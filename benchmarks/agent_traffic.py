@@ -30,6 +30,7 @@ from timing import percentile
 
 from optical_memory.agents import wrap
 from optical_memory.agents.request import MemoryRequestBuilder
+from optical_memory.experiments.results_file import write_results
 from optical_memory.memory import OpticalMemory
 
 TARGETS = ("deepseek-ocr", "deepseek-ocr-vllm", "openai", "anthropic", "gemini", "qwen2.5-vl")
@@ -67,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="deepseek-ocr", help="the run's target")
     parser.add_argument("--window", type=int, default=200, help="calls in the p50/p95")
     parser.add_argument("--path", type=Path, help="SQLite file (default: a temporary one)")
+    parser.add_argument("--results", type=Path, help="also write the table here, for the docs")
     args = parser.parse_args(argv)
+    cells: dict[str, dict[int, str]] = {}  # target -> checkpoint -> "tokens · images · MB"
+    timings: dict[int, str] = {}
     checkpoints = sorted(int(x) for x in args.exchanges.split(","))
     with tempfile.TemporaryDirectory() as scratch:
         path = args.path or Path(scratch) / "traffic.sqlite"
@@ -117,7 +121,33 @@ def main(argv: list[str] | None = None) -> int:
                         f"{usage.image_bytes / 1e6:>6.2f} {timing}",
                         flush=True,
                     )
+                    cells.setdefault(target, {})[n + 1] = (
+                        f"{usage.total_tokens:,} · {usage.images} · {usage.image_bytes / 1e6:.2f}"
+                    )
+                timings[n + 1] = (
+                    f"{statistics.median(recent):.0f} ms · {percentile(recent, 0.95):.0f} ms"
+                )
         memory.close()
+    if args.results is not None:
+        head = " | ".join(f"{c:,} exchanges: tokens · images · MB" for c in checkpoints)
+        rows = [f"| target | {head} |", "|---|" + "---|" * len(checkpoints)]
+        rows += [f"| {t} | " + " | ".join(cells[t][c] for c in checkpoints) + " |" for t in TARGETS]
+        rows.append(
+            f"| memory's own time per call ({args.target}), p50 · p95 | "
+            + " | ".join(timings[c] for c in checkpoints)
+            + " |"
+        )
+        rows += [
+            "",
+            f"The model answers in {args.latency_ms:.0f} ms; the memory's time is wall time spent "
+            "building requests, storing messages and reading bills, over the last "
+            f"{args.window} calls before each checkpoint.",
+        ]
+        write_results(
+            args.results,
+            "\n".join(rows),
+            ["benchmarks/agent_traffic.py", *(sys.argv[1:] if argv is None else argv)],
+        )
     return 0
 
 
