@@ -12,6 +12,7 @@ import json
 import sys
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -452,9 +453,7 @@ def test_cost_table_prices_every_strategy() -> None:
 # --- the local model reuses the prefix's KV ----------------------------------------------------
 
 
-def test_the_local_model_prefills_only_what_follows_the_pages_it_has(
-    tmp_path: pytest.TempPathFactory,
-) -> None:
+def test_the_local_model_prefills_only_what_follows_the_pages_it_has(tmp_path: Path) -> None:
     """``DeepSeekOCR`` keeps the last prompt's KV cache: when a page is appended, the pages
     sent before are read from it and only the new page and the turns after it are computed.
 
@@ -471,13 +470,11 @@ def test_the_local_model_prefills_only_what_follows_the_pages_it_has(
     model = tiny_model(tmp_path)
     encoder = model.encoder
     assert encoder is not None
-    model.page_encoder = lambda pages: [  # type: ignore[assignment]
-        encode_by_mode(encoder.encode, [page])[0] for page in pages
-    ]
+    model.page_encoder = lambda pages: [encode_by_mode(encoder.encode, [page])[0] for page in pages]
     memory = OpticalMemory(None, schedule=DecaySchedule(tiers=[(Mode.TINY, 10_000)]))
     chat_model = ChatDeepSeekOCR(model=model, max_new_tokens=2)
     requests: list[list[BaseMessage]] = []
-    answers: list[BaseMessage] = []
+    answers: list[AIMessage] = []
 
     def send(messages: list[BaseMessage]) -> BaseMessage:
         requests.append(messages)
@@ -500,6 +497,8 @@ def test_the_local_model_prefills_only_what_follows_the_pages_it_has(
         appended += 1
         old_pages_end = before.image_spans[-1][1]  # the last page sent before, in both prompts
         assert after.image_spans[: len(before.image_spans)] == before.image_spans
-        details = answers[-1].usage_metadata["input_token_details"]  # type: ignore[index]
-        assert old_pages_end <= details["cache_read"] < after.image_spans[-1][0]
+        usage = answers[-1].usage_metadata
+        assert usage is not None
+        cache_read = usage.get("input_token_details", {}).get("cache_read", 0)
+        assert old_pages_end <= cache_read < after.image_spans[-1][0]
     assert appended >= 2, "the conversation froze pages one after another"
