@@ -435,17 +435,23 @@ def test_the_benchmarks_anthropic_bill_is_the_stubs(long_run: LongRun) -> None:
 
 def test_cost_table_prices_every_strategy() -> None:
     bench = _benchmark()
-    rows = bench.cost_table(exchanges=(40,), targets=("anthropic", "openai"))
-    assert {(r.target, r.strategy) for r in rows} == {
-        (t, s) for t in ("anthropic", "openai") for s in bench.STRATEGIES
+    rows = bench.cost_table(exchanges=(40,), targets=("anthropic", "openai"), budgets=(None, 900))
+    assert {(r.target, r.budget, r.strategy) for r in rows} == {
+        (t, b, s) for t in ("anthropic", "openai") for b in (None, 900) for s in bench.STRATEGIES
     }
-    by = {(r.target, r.strategy): r for r in rows}
+    by = {(r.target, r.budget, r.strategy): r for r in rows}
     for target in ("anthropic", "openai"):
-        uncached = by[target, "optical, no cache"]
+        uncached = by[target, None, "optical, no cache"]
         assert uncached.cost == uncached.tokens and uncached.read_share == 0
-        full = by[target, "full text + cache"]
+        full = by[target, None, "full text + cache"]
         assert full.read_share > 0.8  # a growing transcript is one long cached prefix
         assert full.cost < full.tokens
+        for strategy in ("full text + cache", "optical, no cache"):
+            assert by[target, 900, strategy].tokens <= 900  # each request within the budget
+    # 40 exchanges pass 900 tokens: summaries are made, and their calls billed (the prompt
+    # with the turns summarized, and the stub's fixed answer).
+    runs = list(bench.summary_requests(bench.conversation(80), range(1, 41), 900, {}))
+    assert runs[-1][2] >= bench.SUMMARY_TOKENS + 200
     with pytest.raises(ValueError, match="no cache prices"):
         bench.cost_table(exchanges=(10,), targets=("mystery",))
 
