@@ -70,7 +70,8 @@ from pydantic import Field
 from optical_memory.agents import wrap
 from optical_memory.agents.request import MEMORY_MESSAGE_SOURCE, message_tokens
 from optical_memory.experiments.synthetic import generate_dialogue
-from optical_memory.memory import OpticalMemory
+from optical_memory.legibility import page_legibility
+from optical_memory.memory import OpticalMemory, RequestOverhead
 from optical_memory.tokens import count_text_tokens, vision_tokens
 
 SYSTEM_PROMPT = "You help the user plan a busy year. Answer briefly and keep track of the facts."
@@ -585,6 +586,52 @@ def not_cheaper(rows: Sequence[CostRow]) -> list[tuple[str, int | None, int, str
     return found
 
 
+@dataclass(frozen=True)
+class TradeRow:
+    """One way of planning under a budget, over every call of a conversation."""
+
+    planning: str
+    legible_per_token: float
+    """Page text tokens expected legible (:func:`~optical_memory.legibility.page_legibility`)
+    plus recent text tokens, per token of pages and recent text sent."""
+    rewrites: int
+    """Calls on which a page already sent changed or went (the cache re-writes from there)."""
+    calls: int
+
+
+def budget_trade(exchanges: int, budget: int, target: str = "anthropic") -> list[TradeRow]:
+    """What planning a budget a batch at a time trades: the request plan (pages fade or go a
+    batch at a time, on the call that settles a batch, with headroom) against planning each
+    call afresh page by page (``OpticalMemory.context(budget)``), on the same conversation."""
+    turns = conversation(2 * exchanges)
+    rows = []
+    for planning in ("a batch at a time", "page by page, every call"):
+        with OpticalMemory(None, thread_id="trade", target=target) as memory:
+            legible = tokens = 0.0
+            rewrites = 0
+            before: list[tuple[int, str]] = []
+            for role, content in turns:
+                memory.add(role, content)
+                if role != "user":
+                    continue
+                if planning == "a batch at a time":
+                    context = memory.context(budget, overhead=RequestOverhead())
+                else:
+                    context = memory.context(budget)
+                shown = [(p.page_id, p.mode.value) for p in context.memory]
+                rewrites += shown[: len(before)] != before
+                before = shown
+                recent = context.text_tokens - sum(p.text_tokens for p in context.text_pages)
+                legible += recent + sum(p.text_tokens for p in context.text_pages)
+                legible += sum(
+                    p.text_tokens * page_legibility(p.text_tokens, p.mode, p.vision_tokens)
+                    for p in context.pages
+                )
+                tokens += context.total_tokens
+        rows.append(TradeRow(planning, legible / tokens, rewrites, exchanges))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exchanges", type=int, nargs="+", default=[100, 300])
@@ -592,6 +639,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window-turns", type=int, default=20)
     parser.add_argument("--budget", type=int, default=8000, help="0: only without a budget")
     parser.add_argument("--results", type=Path, help="also write the table here (Markdown)")
+    parser.add_argument(
+        "--trade",
+        type=int,
+        metavar="EXCHANGES",
+        help="also measure what planning the budget a batch at a time trades, over this many",
+    )
     args = parser.parse_args(argv)
     budgets: list[int | None] = [None, args.budget] if args.budget else [None]
     rows = cost_table(args.exchanges, args.targets, budgets=budgets, window_turns=args.window_turns)
@@ -622,6 +675,20 @@ def main(argv: list[str] | None = None) -> int:
         else "Optical memory with caching is the cheapest strategy in every row."
     )
     print("\n" + verdict)
+    trade: list[str] = []
+    if args.trade and args.budget:
+        trade = [
+            f"Planning budget_tokens={args.budget:,} over {args.trade:,} exchanges (anthropic "
+            "costs; pages and recent text only):",
+            "",
+            "| planning | legible tokens per token | calls that re-write sent pages |",
+            "|---|---|---|",
+        ]
+        for row in budget_trade(args.trade, args.budget):
+            trade.append(
+                f"| {row.planning} | {row.legible_per_token:.3f} | {row.rewrites} of {row.calls} |"
+            )
+        print("\n" + "\n".join(trade))
     if args.results is not None:
         command = "python benchmarks/prompt_cache.py " + shlex.join(
             sys.argv[1:] if argv is None else argv
@@ -641,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
             format_markdown(rows),
             "",
             verdict,
+            "",
+            *trade,
             "",
             *[f"- {line}" for line in sources],
             "",
