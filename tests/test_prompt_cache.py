@@ -350,6 +350,27 @@ def test_with_a_budget_95_percent_of_the_cached_part_is_the_previous_prefix(
     assert largest <= BUDGET, f"a request of {largest} tokens crossed budget_tokens={BUDGET}"
 
 
+def test_what_changes_per_call_follows_the_breakpoint(long_run: LongRun) -> None:
+    """No page count in the header; the latest turns and the note that the newest page ends
+    inside a message come after the last page, behind the breakpoint."""
+    after_breakpoint: list[str] = []
+    for request in long_run.requests:
+        memory = request[1]
+        if memory.additional_kwargs.get("lc_source") != "optical_memory":
+            continue
+        blocks = memory.content_blocks
+        marked = [i for i, block in enumerate(blocks) if "cache_control" in block]
+        assert len(marked) == 1
+        header = str(blocks[0].get("text"))
+        assert header.startswith("Earlier in this conversation") and not any(
+            c.isdigit() for c in header
+        )
+        assert blocks[marked[0]]["type"] == "image"  # the last page
+        assert all(block["type"] != "image" for block in blocks[marked[0] + 1 :])
+        after_breakpoint += [str(block.get("text"))[:40] for block in blocks[marked[0] + 1 :]]
+    assert any(text.startswith("The newest page ends inside") for text in after_breakpoint)
+
+
 def _memory_end(call: StubCall) -> int:
     """The block that ends the memory's pages: the first breakpoint (the tail's is last)."""
     return call.breakpoints[0] if len(call.breakpoints) > 1 else -1
