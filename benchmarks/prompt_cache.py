@@ -1,16 +1,25 @@
-"""Prompt caching: what one call's input is billed, for full text, a window and optical memory.
+"""Prompt caching: what one call's input is billed, for full text, a window, LangChain's
+summaries and optical memory, without and with a token budget.
 
-    .venv/bin/python benchmarks/prompt_cache.py [--exchanges 100 300 3000] [--targets ...]
+    .venv/bin/python benchmarks/prompt_cache.py [--exchanges 100 300] [--targets ...]
+        [--budget 8000] [--results docs/results/prompt_cache.md]
 
 A conversation of the synthetic dialogue (``generate_dialogue``, repeated and numbered past its
-600 turns; one exchange is a user turn and the assistant's answer) is sent to each target four
-ways, one call per exchange:
+600 turns; one exchange is a user turn and the assistant's answer) is sent to each target these
+ways, one call per exchange, each without a budget and within ``--budget`` tokens:
 
 - ``full text + cache``: the system prompt and every turn so far, as messages, under the
   provider's prompt cache (for Anthropic: breakpoints on the system prompt and on the last
-  block, as ``AnthropicPromptCachingMiddleware`` places them);
+  block, as ``AnthropicPromptCachingMiddleware`` places them); within a budget, the newest
+  turns that fit;
 - ``last-N window + cache``: the same with only the newest ``--window-turns`` turns: it forgets
   the rest, and its prefix moves on every call, so the cache rarely helps;
+- ``summary + cache``: LangChain's ``SummarizationMiddleware`` with its defaults (keeps the
+  newest 20 messages, summarizes at most 4,000 tokens), triggered at 80% of the model's
+  context window, or at the budget; the summarizer is a stub that answers
+  ``SUMMARY_TOKENS`` tokens, and each summary call is billed too (its input uncached, its
+  output counted as input tokens: an under-estimate, as output costs more), spread over the
+  calls so far;
 - ``optical, no cache``: the requests ``wrap(OpticalMemory(None), model, target=...)`` builds
   (pages, their captions, the recent window), every token at the uncached price;
 - ``optical + cache``: those requests under the provider's cache (for Anthropic: the memory
@@ -33,23 +42,50 @@ import base64
 import hashlib
 import io
 import json
+import os
+import platform
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain.agents.middleware import SummarizationMiddleware
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import (
+    AIMessage,
+    AnyMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+)
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import RunnableLambda
 from PIL import Image
+from pydantic import Field
 
 from optical_memory.agents import wrap
 from optical_memory.agents.request import MEMORY_MESSAGE_SOURCE, message_tokens
 from optical_memory.experiments.synthetic import generate_dialogue
-from optical_memory.memory import OpticalMemory
+from optical_memory.legibility import page_legibility
+from optical_memory.memory import OpticalMemory, RequestOverhead
 from optical_memory.tokens import count_text_tokens, vision_tokens
 
 SYSTEM_PROMPT = "You help the user plan a busy year. Answer briefly and keep track of the facts."
-STRATEGIES = ("full text + cache", "last-N window + cache", "optical, no cache", "optical + cache")
+STRATEGIES = (
+    "full text + cache",
+    "last-N window + cache",
+    "summary + cache",
+    "optical, no cache",
+    "optical + cache",
+)
+#: What the stub summarizer answers, in tokens.
+SUMMARY_TOKENS = 400
+#: ``SummarizationMiddleware``'s trigger without a budget: this share of the context window.
+SUMMARY_TRIGGER_FRACTION = 0.8
 LOOKBACK_BLOCKS = 20  # Anthropic checks this many block boundaries before a breakpoint
 
 
@@ -224,11 +260,14 @@ def _turn_key(role: str, content: str) -> bytes:
 
 
 def text_requests(
-    turns: Sequence[tuple[str, str]], calls: Sequence[int], window_turns: int | None
+    turns: Sequence[tuple[str, str]],
+    calls: Sequence[int],
+    window_turns: int | None,
+    budget: int | None = None,
 ) -> Iterator[tuple[int, Request]]:
     """Call ``k`` (1-based) of each of ``calls``: the system prompt and turns ``[0, 2k - 1)``
-    (``window_turns``: only the newest of them), breakpoints on the system prompt and the last
-    block."""
+    (``window_turns``: only the newest of them; ``budget``: only the newest that fit it),
+    breakpoints on the system prompt and the last block."""
     system = Request()
     system.add(_turn_key("system", SYSTEM_PROMPT), count_text_tokens(SYSTEM_PROMPT))
     chain = Request(list(system.digests), list(system.ends))  # full text: one running chain
@@ -237,18 +276,76 @@ def text_requests(
         while len(chain.digests) <= end:
             role, content = turns[len(chain.digests) - 1]
             chain.add(_turn_key(role, content), count_text_tokens(content))
-        if window_turns is None:
+        first = 0 if window_turns is None else max(0, end - window_turns)
+        if budget is not None:  # the newest turns that fit, at least the newest one
+            while first < end - 1 and system.tokens + chain.ends[end] - chain.ends[first] > budget:
+                first += 1
+        if first == 0:
             request = Request(chain.digests[: end + 1], chain.ends[: end + 1], [0, end])
         else:
             request = Request(list(system.digests), list(system.ends), [0])
-            for i in range(max(0, end - window_turns), end):
+            for i in range(first, end):
                 request.add(_turn_key(*turns[i]), chain.ends[i + 1] - chain.ends[i])
             request.breakpoints.append(len(request.digests) - 1)
         yield k, request
 
 
+class StubSummarizer(BaseChatModel):
+    """Answers every summary request with the same ``SUMMARY_TOKENS``-token text, and records
+    the input tokens of each request (they are billed)."""
+
+    inputs: list[int] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "stub-summarizer"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        self.inputs.append(sum(count_text_tokens(m.text) for m in messages))
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(SUMMARY_TEXT))])
+
+
+def _summary_text(tokens: int) -> str:
+    sentence = "The user is planning a busy year; the facts stated so far are these. "
+    text = ""
+    while count_text_tokens(text) < tokens:
+        text += sentence
+    return text
+
+
+SUMMARY_TEXT = _summary_text(SUMMARY_TOKENS)
+
+
+def summary_requests(
+    turns: Sequence[tuple[str, str]],
+    calls: Sequence[int],
+    trigger: int,
+    tokens_of: dict[tuple[Any, ...], int],
+) -> Iterator[tuple[int, Request, int]]:
+    """Call ``k`` of each of ``calls`` as LangChain's ``SummarizationMiddleware`` (defaults,
+    triggered at ``trigger`` tokens) leaves it, and the tokens billed for summaries so far
+    (input and output). Every exchange is run: a summary depends on all that came before."""
+    summarizer = StubSummarizer()
+    middleware = SummarizationMiddleware(summarizer, trigger=("tokens", trigger))
+    wanted = set(calls)
+    messages: list[AnyMessage] = []
+    for k in range(1, max(calls) + 1):
+        messages.append(HumanMessage(turns[2 * k - 2][1]))
+        update = middleware.before_model({"messages": messages}, None)  # type: ignore[arg-type]
+        if update is not None:
+            messages = [m for m in update["messages"] if not isinstance(m, RemoveMessage)]
+        if k in wanted:
+            billed = sum(summarizer.inputs) + SUMMARY_TOKENS * len(summarizer.inputs)
+            request = _as_request([SystemMessage(SYSTEM_PROMPT), *messages], "", tokens_of)
+            yield k, request, billed
+        messages.append(AIMessage(turns[2 * k - 1][1]))
+
+
 def optical_requests(
-    turns: Sequence[tuple[str, str]], calls: Sequence[int], target: str
+    turns: Sequence[tuple[str, str]],
+    calls: Sequence[int],
+    target: str,
+    budget: int | None = None,
 ) -> Iterator[tuple[int, Request]]:
     """The requests ``wrap(OpticalMemory(None), model, target=target)`` sends at each of
     ``calls`` (1-based exchange numbers), with the memory builder's own breakpoint and one on
@@ -263,18 +360,19 @@ def optical_requests(
 
     tokens_of: dict[tuple[Any, ...], int] = {}
     with OpticalMemory(None, thread_id="prompt-cache") as memory:
-        chat = wrap(memory, RunnableLambda(model), target=target)
+        chat = wrap(memory, RunnableLambda(model), target=target, budget_tokens=budget)
+        config: Any = {"configurable": {"thread_id": memory.thread_id}}
         history: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT)]
         for k in range(1, max(calls) + 1):
             question = HumanMessage(turns[2 * k - 2][1])
             history.append(question)
             if k in wanted:
-                history.append(chat.invoke(history))
+                history.append(chat.invoke(history, config))
                 yield k, _as_request(sent.pop(), target, tokens_of)
             else:
                 answer = AIMessage(next(answers))
                 history.append(answer)
-                chat.builder.remember(None, [question, answer])
+                chat.builder.remember(memory.thread_id, [question, answer])
 
 
 def _as_request(
@@ -321,6 +419,8 @@ class CostRow:
     target: str
     exchanges: int
     strategy: str
+    budget: int | None
+    """The request budget in tokens (None: no budget)."""
     cost: float
     """Mean billed input per call, in uncached-token equivalents."""
     tokens: float
@@ -347,18 +447,20 @@ def measured_calls(exchanges: Sequence[int]) -> dict[int, range]:
 
 
 def cost_table(
-    exchanges: Sequence[int] = (100, 300, 3000),
+    exchanges: Sequence[int] = (100, 300),
     targets: Sequence[str] = tuple(PRICES),
     *,
+    budgets: Sequence[int | None] = (None,),
     window_turns: int = 20,
     seed: int = 0,
 ) -> list[CostRow]:
-    """Rows for every target, conversation length and strategy (``STRATEGIES``).
+    """Rows for every target, budget, conversation length and strategy (``STRATEGIES``).
 
     Each length ``n`` is read at the calls of :func:`measured_calls`; the call before them is
     sent first to warm the cache (the conversation is stored up to there, not sent, which
-    keeps 3,000 exchanges to minutes). A cache hit in practice is on the previous call's
-    prefix, so the warm-up stands for the calls left out.
+    keeps 3,000 exchanges to minutes; the summaries need every call and are made for every
+    one). A cache hit in practice is on the previous call's prefix, so the warm-up stands for
+    the calls left out. Summary calls are spread over all the calls up to ``n``.
     """
     unknown = [t for t in targets if t not in PRICES]
     if unknown:
@@ -369,51 +471,82 @@ def cost_table(
     calls = sorted({k for window in windows.values() for k in (window.start - 1, *window)} - {0})
     turns = conversation(2 * max(exchanges), seed=seed)
     rows = []
+    # The summaries' requests are text alone: the same for every target with one trigger.
+    summary_runs: dict[int, list[tuple[int, Request, int]]] = {}
     for target in targets:
         prices = PRICES[target]
-        runs = {
-            "full text + cache": text_requests(turns, calls, None),
-            "last-N window + cache": text_requests(turns, calls, window_turns),
-            "optical + cache": optical_requests(turns, calls, target),
-        }
-        bills: dict[str, dict[int, tuple[Bill, int]]] = {}
-        for strategy, requests in runs.items():
-            cache = PrefixCache(prices)
-            bills[strategy] = {k: (cache.bill(r), r.tokens) for k, r in requests}
-        bills["optical, no cache"] = {
-            k: (Bill(tokens, 0, 0), tokens) for k, (_, tokens) in bills["optical + cache"].items()
-        }
-        for n, window in windows.items():
-            for strategy in STRATEGIES:
-                measured = [bills[strategy][k] for k in window]
-                total = sum(tokens for _, tokens in measured)
-                rows.append(
-                    CostRow(
-                        target=target,
-                        exchanges=n,
-                        strategy=strategy,
-                        cost=sum(bill.cost(prices) for bill, _ in measured) / len(measured),
-                        tokens=total / len(measured),
-                        read_share=sum(bill.read for bill, _ in measured) / max(1, total),
-                        over_context=measured[-1][1] > prices.context_window,
+        for budget in budgets:
+            tokens_of: dict[tuple[Any, ...], int] = {}
+            trigger = budget or int(prices.context_window * SUMMARY_TRIGGER_FRACTION)
+            if trigger not in summary_runs:
+                summary_runs[trigger] = list(summary_requests(turns, calls, trigger, tokens_of))
+            summaries = summary_runs[trigger]
+            summary_billed = {k: billed for k, _, billed in summaries}
+            runs: dict[str, Iterator[tuple[int, Request]]] = {
+                "full text + cache": text_requests(turns, calls, None, budget),
+                "last-N window + cache": text_requests(turns, calls, window_turns),
+                "summary + cache": iter([(k, r) for k, r, _ in summaries]),
+                "optical + cache": optical_requests(turns, calls, target, budget),
+            }
+            bills: dict[str, dict[int, tuple[Bill, int]]] = {}
+            for strategy, requests in runs.items():
+                cache = PrefixCache(prices)
+                bills[strategy] = {k: (cache.bill(r), r.tokens) for k, r in requests}
+            bills["optical, no cache"] = {
+                k: (Bill(tokens, 0, 0), tokens)
+                for k, (_, tokens) in bills["optical + cache"].items()
+            }
+            for n, window in windows.items():
+                for strategy in STRATEGIES:
+                    measured = [bills[strategy][k] for k in window]
+                    total = sum(tokens for _, tokens in measured)
+                    cost = sum(bill.cost(prices) for bill, _ in measured) / len(measured)
+                    if strategy == "summary + cache":
+                        cost += summary_billed[window[-1]] / n
+                    rows.append(
+                        CostRow(
+                            target=target,
+                            exchanges=n,
+                            strategy=strategy,
+                            budget=budget,
+                            cost=cost,
+                            tokens=total / len(measured),
+                            read_share=sum(bill.read for bill, _ in measured) / max(1, total),
+                            over_context=measured[-1][1] > prices.context_window,
+                        )
                     )
-                )
     return rows
 
 
+def _cells(rows: Sequence[CostRow]) -> dict[tuple[str, int | None, int], dict[str, CostRow]]:
+    cells: dict[tuple[str, int | None, int], dict[str, CostRow]] = {}
+    for row in rows:
+        cells.setdefault((row.target, row.budget, row.exchanges), {})[row.strategy] = row
+    return cells
+
+
+def _best_other(by_strategy: dict[str, CostRow]) -> tuple[str, float]:
+    """The cheapest strategy that is not optical memory and fits the context window."""
+    others = [
+        (row.cost, strategy)
+        for strategy, row in by_strategy.items()
+        if not strategy.startswith("optical") and not row.over_context
+    ]
+    cost, strategy = min(others) if others else (float("inf"), "none")
+    return strategy, cost
+
+
 def format_table(rows: Sequence[CostRow]) -> str:
-    """Per target and length: each strategy's cost per call, and optical + cache against full
-    text + cache (below 1.00: optical memory is cheaper)."""
+    """Per target, budget and length: each strategy's cost per call (share read from the
+    cache), and optical + cache against full text + cache (below 1.00: optical memory is
+    cheaper)."""
     lines = [
-        f"{'target':<13}{'exchanges':>10}"
+        f"{'target':<13}{'budget':>7}{'exchanges':>10}"
         + "".join(f"{s:>24}" for s in STRATEGIES)
         + f"{'optical+cache / text+cache':>28}"
     ]
-    cells: dict[tuple[str, int], dict[str, CostRow]] = {}
-    for row in rows:
-        cells.setdefault((row.target, row.exchanges), {})[row.strategy] = row
-    for (target, n), by_strategy in cells.items():
-        line = f"{target:<13}{n:>10,}"
+    for (target, budget, n), by_strategy in _cells(rows).items():
+        line = f"{target:<13}{budget or '-':>7}{n:>10,}"
         for strategy in STRATEGIES:
             row = by_strategy[strategy]
             mark = "*" if row.over_context else " "
@@ -424,38 +557,165 @@ def format_table(rows: Sequence[CostRow]) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(rows: Sequence[CostRow]) -> str:
+    """The table as Markdown, with a column naming the cheapest other strategy."""
+    head = ["target", "budget", "exchanges", *STRATEGIES, "optical + cache vs cheapest other"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (target, budget, n), by_strategy in _cells(rows).items():
+        cells = [target, f"{budget:,}" if budget else "none", f"{n:,}"]
+        for strategy in STRATEGIES:
+            row = by_strategy[strategy]
+            mark = "\\*" if row.over_context else ""
+            cells.append(f"{row.cost:,.0f}{mark} ({row.read_share:.0%})")
+        other, cost = _best_other(by_strategy)
+        optical = by_strategy["optical + cache"].cost
+        verdict = "cheaper" if optical < cost else "**not cheaper**"
+        cells.append(f"{optical / cost:.2f} ({verdict} than {other})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def not_cheaper(rows: Sequence[CostRow]) -> list[tuple[str, int | None, int, str]]:
+    """Where optical memory with caching costs at least the cheapest other strategy:
+    (target, budget, exchanges, that strategy)."""
+    found = []
+    for (target, budget, n), by_strategy in _cells(rows).items():
+        other, cost = _best_other(by_strategy)
+        if by_strategy["optical + cache"].cost >= cost:
+            found.append((target, budget, n, other))
+    return found
+
+
+@dataclass(frozen=True)
+class TradeRow:
+    """One way of planning under a budget, over every call of a conversation."""
+
+    planning: str
+    legible_per_token: float
+    """Page text tokens expected legible (:func:`~optical_memory.legibility.page_legibility`)
+    plus recent text tokens, per token of pages and recent text sent."""
+    rewrites: int
+    """Calls on which a page already sent changed or went (the cache re-writes from there)."""
+    calls: int
+
+
+def budget_trade(exchanges: int, budget: int, target: str = "anthropic") -> list[TradeRow]:
+    """What planning a budget a batch at a time trades: the request plan (pages fade or go a
+    batch at a time, on the call that settles a batch, with headroom) against planning each
+    call afresh page by page (``OpticalMemory.context(budget)``), on the same conversation."""
+    turns = conversation(2 * exchanges)
+    rows = []
+    for planning in ("a batch at a time", "page by page, every call"):
+        with OpticalMemory(None, thread_id="trade", target=target) as memory:
+            legible = tokens = 0.0
+            rewrites = 0
+            before: list[tuple[int, str]] = []
+            for role, content in turns:
+                memory.add(role, content)
+                if role != "user":
+                    continue
+                if planning == "a batch at a time":
+                    context = memory.context(budget, overhead=RequestOverhead())
+                else:
+                    context = memory.context(budget)
+                shown = [(p.page_id, p.mode.value) for p in context.memory]
+                rewrites += shown[: len(before)] != before
+                before = shown
+                recent = context.text_tokens - sum(p.text_tokens for p in context.text_pages)
+                legible += recent + sum(p.text_tokens for p in context.text_pages)
+                legible += sum(
+                    p.text_tokens * page_legibility(p.text_tokens, p.mode, p.vision_tokens)
+                    for p in context.pages
+                )
+                tokens += context.total_tokens
+        rows.append(TradeRow(planning, legible / tokens, rewrites, exchanges))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--exchanges", type=int, nargs="+", default=[100, 300, 3000])
+    parser.add_argument("--exchanges", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--targets", nargs="+", default=list(PRICES), choices=list(PRICES))
     parser.add_argument("--window-turns", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=8000, help="0: only without a budget")
+    parser.add_argument("--results", type=Path, help="also write the table here (Markdown)")
+    parser.add_argument(
+        "--trade",
+        type=int,
+        metavar="EXCHANGES",
+        help="also measure what planning the budget a batch at a time trades, over this many",
+    )
     args = parser.parse_args(argv)
-    rows = cost_table(args.exchanges, args.targets, window_turns=args.window_turns)
-    print("Billed input per call, in uncached-token equivalents (share read from the cache);")
-    print(f"mean over the last tenth of the calls; last-N window: {args.window_turns} turns;")
-    print("* the request exceeds the model's context window.\n")
+    budgets: list[int | None] = [None, args.budget] if args.budget else [None]
+    rows = cost_table(args.exchanges, args.targets, budgets=budgets, window_turns=args.window_turns)
+    legend = [
+        "Billed input per call, in uncached-token equivalents (share read from the cache);",
+        f"mean over the last tenth of the calls; last-N window: {args.window_turns} turns;",
+        f"summaries: {SUMMARY_TOKENS}-token stub answers, their calls billed and spread;",
+        "* the request exceeds the model's context window.",
+    ]
+    print("\n".join(legend) + "\n")
     print(format_table(rows))
     print()
+    sources = []
     for target in args.targets:
         prices = PRICES[target]
-        print(
+        sources.append(
             f"{target}: {prices.model}: read {prices.read}, write {prices.write}; {prices.source}"
         )
-    cheaper = [
-        (row.target, row.exchanges)
-        for row in rows
-        if row.strategy == "optical + cache"
-        and row.cost
-        >= next(
-            r.cost
-            for r in rows
-            if (r.target, r.exchanges, r.strategy)
-            == (row.target, row.exchanges, "full text + cache")
+    print("\n".join(sources))
+    worse = not_cheaper(rows)
+    verdict = (
+        "Optical memory with caching is NOT cheaper than the cheapest other strategy for: "
+        + "; ".join(
+            f"{t} at {n:,} exchanges ({f'budget {b:,}' if b else 'no budget'}: {other})"
+            for t, b, n, other in worse
         )
-    ]
-    if cheaper:
-        print("\nOptical memory with caching is NOT cheaper than cached full text for: ", end="")
-        print(", ".join(f"{t} at {n:,} exchanges" for t, n in cheaper))
+        if worse
+        else "Optical memory with caching is the cheapest strategy in every row."
+    )
+    print("\n" + verdict)
+    trade: list[str] = []
+    if args.trade and args.budget:
+        trade = [
+            f"Planning budget_tokens={args.budget:,} over {args.trade:,} exchanges (anthropic "
+            "costs; pages and recent text only):",
+            "",
+            "| planning | legible tokens per token | calls that re-write sent pages |",
+            "|---|---|---|",
+        ]
+        for row in budget_trade(args.trade, args.budget):
+            trade.append(
+                f"| {row.planning} | {row.legible_per_token:.3f} | {row.rewrites} of {row.calls} |"
+            )
+        print("\n" + "\n".join(trade))
+    if args.results is not None:
+        command = "python benchmarks/prompt_cache.py " + shlex.join(
+            sys.argv[1:] if argv is None else argv
+        )
+        machine = (
+            f"{platform.node() or 'this machine'}: {platform.system()} {platform.machine()}, "
+            f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
+        )
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        text = [
+            f"`{command}` ({stamp}; {machine})",
+            "",
+            "# Prompt caching: what a call's input is billed",
+            "",
+            *legend,
+            "",
+            format_markdown(rows),
+            "",
+            verdict,
+            "",
+            *trade,
+            "",
+            *[f"- {line}" for line in sources],
+            "",
+        ]
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text("\n".join(text), encoding="utf-8")
     return 0
 
 

@@ -183,8 +183,9 @@ class DecaySchedule:
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
         pages_budget = budget_tokens - sum(text_costs)
         if pages_budget >= 0:
-            value = page_value or (lambda _, mode: expected_precision(REFERENCE_TEXT_TOKENS, mode))
-            modes = self._knapsack(ceiling, page_cost, value, pages_budget)
+            value = page_value or _reference_value
+            weights = [self.weight(page_count - 1 - i) for i in range(page_count)]
+            modes = self._knapsack(ceiling, page_cost, value, pages_budget, weights)
             total = sum(page_cost(i, m) for i, m in enumerate(modes) if m is not None)
             return Fit(modes, text_kept, total + sum(text_costs))
         total = sum(text_costs)
@@ -195,15 +196,68 @@ class DecaySchedule:
             text_kept -= 1
         return Fit([None] * page_count, text_kept, total)
 
+    def fit_batches(
+        self,
+        page_count: int,
+        page_cost: Callable[[int, Mode], int],
+        budget_tokens: int,
+        page_value: Callable[[int, Mode], float] | None = None,
+    ) -> list[Mode | None]:
+        """Modes of the settled pages (those before the last multiple of ``batch``, oldest
+        first; None: forgotten) of ``page_count`` pages, within
+        ``budget_tokens`` for them alone: each batch fades or is forgotten whole, so a plan
+        made on the call that settles a batch can hold, page for page, until the next one (a
+        prompt cache keeps every page sent before). The pages frozen since are the caller's
+        to place. Within that, the same choice as :meth:`fit` (the most recency-weighted
+        value, no older batch sharper than a newer one).
+        """
+        ceiling = self.modes(page_count)
+        settled = page_count - page_count % self.batch
+        left = max(0, budget_tokens)
+        value = page_value or _reference_value
+        order: dict[Mode | None, int] = {None: 0}
+        order.update({m: len(self._modes) - r for r, m in enumerate(self._modes)})
+        batches = [range(start, start + self.batch) for start in range(0, settled, self.batch)]
+
+        def clamp(i: int, mode: Mode) -> Mode | None:
+            # A page of a batch shown at ``mode`` is never sharper than its own ceiling (None:
+            # forgotten by age).
+            own = ceiling[i]
+            return mode if own is not None and order[own] >= order[mode] else own
+
+        def batch_cost(b: int, mode: Mode) -> int:
+            return sum(page_cost(i, m) for i in batches[b] if (m := clamp(i, mode)) is not None)
+
+        def batch_value(b: int, mode: Mode) -> float:
+            return sum(
+                self.weight(page_count - 1 - i) * value(i, m)
+                for i in batches[b]
+                if (m := clamp(i, mode)) is not None
+            )
+
+        sharpest = [
+            max((m for i in batch if (m := ceiling[i]) is not None), key=order.__getitem__)
+            if any(ceiling[i] is not None for i in batch)
+            else None
+            for batch in batches
+        ]
+        chosen = self._knapsack(sharpest, batch_cost, batch_value, left, [1.0] * len(batches))
+        modes: list[Mode | None] = []
+        for b, mode in enumerate(chosen):
+            modes.extend(None if mode is None else clamp(i, mode) for i in batches[b])
+        return modes
+
     def _knapsack(
         self,
         ceiling: Sequence[Mode | None],
         page_cost: Callable[[int, Mode], int],
         page_value: Callable[[int, Mode], float],
         budget: int,
+        weights: Sequence[float],
     ) -> list[Mode | None]:
-        """The best modes within ``budget`` (see :meth:`fit`): dynamic programming over pages,
-        oldest first, and rank bounds, on a table of ``budget`` in cost units."""
+        """The best modes within ``budget`` (see :meth:`fit`): dynamic programming over items
+        (pages or batches), oldest first, and rank bounds, on a table of ``budget`` in cost
+        units; each item's value counts ``weights[i]`` times."""
         # Rank 0 is forgotten, 1 the faintest tier's mode, ..., R the sharpest.
         by_rank: list[Mode | None] = [None, *reversed(self._modes)]
         rank_of = {mode: rank for rank, mode in enumerate(by_rank)}
@@ -212,7 +266,7 @@ class DecaySchedule:
         cost = np.zeros((count, len(by_rank)), dtype=np.int64)
         value = np.zeros((count, len(by_rank)))
         for i in range(count):
-            weight = self.weight(count - 1 - i)
+            weight = weights[i]
             for rank in range(1, bound[i] + 1):
                 mode = by_rank[rank]
                 assert mode is not None
@@ -279,6 +333,10 @@ def _spend_rest(
             return
         left -= int(cost[choice, ranks[choice] + 1] - cost[choice, ranks[choice]])
         ranks[choice] += 1
+
+
+def _reference_value(_: int, mode: Mode) -> float:
+    return expected_precision(REFERENCE_TEXT_TOKENS, mode)
 
 
 def _is_count(value: object, least: int) -> bool:

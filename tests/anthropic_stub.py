@@ -14,8 +14,9 @@ Caching follows Anthropic's prompt-caching guide
   written before and has not expired is read: ``cache_read_input_tokens``; the lookup also
   tries the 20 block boundaries before each breakpoint; a read refreshes the entry's TTL;
 - what lies between the longest hit and the last breakpoint is written:
-  ``cache_creation_input_tokens``; a prefix under ``min_cacheable_tokens`` (1,024 for the
-  Sonnet models) is neither read nor written;
+  ``cache_creation_input_tokens``; a prefix under the model's minimum cacheable length (the
+  guide's table: 4,096 tokens for Claude Opus 4.6 and 4.5 and Haiku 4.5, 2,048 for Haiku 3.5
+  and 3, 1,024 for the Sonnet models and the older Opus) is neither read nor written;
 - TTL ``"5m"`` (the default) or ``"1h"``; ``input_tokens`` is the rest, after the last
   breakpoint.
 
@@ -46,6 +47,23 @@ from optical_memory.tokens import count_text_tokens, vision_tokens
 MAX_BREAKPOINTS = 4
 LOOKBACK_BLOCKS = 20
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+#: Minimum cacheable prompt length by model, from the prompt-caching guide.
+MINIMUM_BY_MODEL = {
+    "claude-opus-4-6": 4096,
+    "claude-opus-4-5": 4096,
+    "claude-haiku-4-5": 4096,
+    "claude-3-5-haiku": 2048,
+    "claude-3-haiku": 2048,
+}
+DEFAULT_MINIMUM = 1024
+
+
+def minimum_for(model: str) -> int:
+    """The guide's minimum for ``model`` (its dated ids, e.g. ``...-20251001``, too)."""
+    for name, tokens in MINIMUM_BY_MODEL.items():
+        if model == name or model.startswith(name + "-"):
+            return tokens
+    return DEFAULT_MINIMUM
 
 
 @dataclass
@@ -58,10 +76,21 @@ class StubCall:
     breakpoints: list[int]
     """Indices (into ``block_tokens``) of the blocks that end a breakpoint."""
     usage: dict[str, int]
+    digests: list[str]
+    """What the cache keys the prompt through each block by (``cache_control`` left out)."""
 
     def prefix_tokens(self, block: int) -> int:
         """Tokens of the prompt up to and including block ``block``."""
         return sum(self.block_tokens[: block + 1])
+
+    def shared_tokens(self, earlier: StubCall) -> int:
+        """Tokens of this prompt's longest block prefix that ``earlier``'s prompt starts with."""
+        same = 0
+        for mine, theirs in zip(self.digests, earlier.digests, strict=False):
+            if mine != theirs:
+                break
+            same += 1
+        return self.prefix_tokens(same - 1) if same else 0
 
 
 @dataclass
@@ -72,7 +101,8 @@ class AnthropicStub:
     ...}`` or ``{"type": "tool_use", ...}``); when it is empty the stub answers ``"ok"``.
     """
 
-    min_cacheable_tokens: int = 1024
+    min_cacheable_tokens: int | None = None
+    """Overrides the model's minimum (None: the guide's table, :func:`minimum_for`)."""
     clock: Callable[[], float] = time.monotonic
     replies: deque[list[dict[str, Any]]] = field(default_factory=deque)
     calls: list[StubCall] = field(default_factory=list)
@@ -135,10 +165,11 @@ class AnthropicStub:
         tokens = [_block_tokens(kind, block) for kind, block in blocks]
         digests = _prefix_digests(str(body.get("model")), blocks)
         ends = [sum(tokens[: i + 1]) for i in range(len(tokens))]
+        minimum = self.min_cacheable_tokens or minimum_for(str(body.get("model")))
         with self._lock:
-            usage = self._bill(breakpoints, ttls, digests, ends)
+            usage = self._bill(breakpoints, ttls, digests, ends, minimum)
             reply = self.replies.popleft() if self.replies else [{"type": "text", "text": "ok"}]
-        self.calls.append(StubCall(body, tokens, breakpoints, usage))
+        self.calls.append(StubCall(body, tokens, breakpoints, usage, digests))
         stop = "tool_use" if any(block["type"] == "tool_use" for block in reply) else "end_turn"
         return {
             "id": f"msg_stub_{len(self.calls)}",
@@ -152,14 +183,19 @@ class AnthropicStub:
         }
 
     def _bill(
-        self, breakpoints: list[int], ttls: list[float], digests: list[str], ends: list[int]
+        self,
+        breakpoints: list[int],
+        ttls: list[float],
+        digests: list[str],
+        ends: list[int],
+        minimum: int,
     ) -> dict[str, int]:
         now = self.clock()
         live = {digest for digest, (expiry, _) in self._cache.items() if expiry > now}
         read_end = -1  # the last block of the longest prefix read from the cache
         for point in breakpoints:
             for i in range(point, max(-1, point - LOOKBACK_BLOCKS - 1), -1):
-                if digests[i] in live and ends[i] >= self.min_cacheable_tokens:
+                if digests[i] in live and ends[i] >= minimum:
                     read_end = max(read_end, i)
                     break
         read = ends[read_end] if read_end >= 0 else 0
@@ -168,7 +204,7 @@ class AnthropicStub:
             self._cache[digests[read_end]] = (now + ttl, ttl)
         written_end = read_end
         for point, ttl in zip(breakpoints, ttls, strict=True):
-            if ends[point] >= self.min_cacheable_tokens:
+            if ends[point] >= minimum:
                 if point > read_end or digests[point] not in live:
                     self._cache[digests[point]] = (now + ttl, ttl)
                 written_end = max(written_end, point)

@@ -272,3 +272,40 @@ def test_fit_invariants(
             step = gated(index, up) - (0 if mode is None else gated(index, mode))
             if reference_value(index, up) > (0 if mode is None else reference_value(index, mode)):
                 assert step > left, f"page {index} could go {up.value} within the budget"
+
+
+# --- budgets a batch at a time -----------------------------------------------------------------
+
+
+def test_a_budget_planned_by_batches_fades_and_forgets_whole_batches() -> None:
+    schedule = DecaySchedule(tiers=[(Mode.SMALL, 8), (Mode.TINY, 8)], batch=4)
+    # 14 pages: 12 settled in three batches of 4, the 2 newest the caller's to place.
+    # Room for one batch at SMALL (444) and one at TINY (292): the oldest batch goes.
+    modes = schedule.fit_batches(14, cost, 4 * 111 + 4 * 73)
+    assert len(modes) == 12
+    assert modes == [None] * 4 + [Mode.TINY] * 4 + [Mode.SMALL] * 4
+    # No room at all: every settled page is forgotten; plenty: the tiers, unchanged.
+    assert schedule.fit_batches(14, cost, 0) == [None] * 12
+    assert schedule.fit_batches(14, cost, 10**6) == schedule.modes(14)[:12]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pages=st.integers(min_value=0, max_value=40),
+    batch=st.integers(min_value=1, max_value=9),
+    budget=st.integers(min_value=0, max_value=5000),
+)
+def test_batch_plans_stay_within_the_budget_and_never_sharpen_a_page(
+    pages: int, batch: int, budget: int
+) -> None:
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 3), (Mode.SMALL, 6), (Mode.TINY, 1)], batch=batch)
+    modes = schedule.fit_batches(pages, cost, budget)
+    settled = pages - pages % batch
+    assert len(modes) == settled
+    assert sum(COST[m] for m in modes if m is not None) <= budget
+    ceiling = schedule.modes(pages)
+    for start in range(0, settled, batch):
+        shown = [m for m in modes[start : start + batch]]
+        assert all(m is None for m in shown) or all(m is not None for m in shown)
+        for mode, most in zip(shown, ceiling[start : start + batch], strict=True):
+            assert sharpness(mode) <= sharpness(most)

@@ -25,8 +25,9 @@ class MemoryOptions:
             (at least 1). Older turns go the same way until enough of them fill a page.
         budget_tokens: Most tokens one request may cost the target (system prompt, tool
             schemas, captions, images and recent text together); ``None``: no limit. Old pages
-            fade and are forgotten first, then the recent window shrinks; a newest message
-            larger than the budget is sent as its tail, with a note.
+            fade and are forgotten first, a batch at a time when a batch of pages settles
+            (so a prompt cache keeps what was sent), then the recent window shrinks; a newest
+            message larger than the budget is sent as its tail, with a note.
         target: The model that reads the pages, for token accounting and request limits (one
             of :data:`optical_memory.tokens.TARGETS`); ``None``: taken from the wrapped chat
             model, else the memory's target.
@@ -38,7 +39,7 @@ class MemoryOptions:
             (fitted with the provider's own text count over a window of bills, robust to wild
             bills: :mod:`optical_memory.agents.calibration`) and use that instead of the
             published formula (kept in the store per model and size).
-        cache_control: Put on the memory message's last block, a prompt-cache breakpoint.
+        cache_control: Put on the memory message's last page block, a prompt-cache breakpoint.
             ``"auto"``: Anthropic's ``{"type": "ephemeral"}`` for the ``anthropic`` target and
             none for the others, whose caches need no marker (the memory message already
             precedes everything that changes per call); ``None``: never; or a dict such as

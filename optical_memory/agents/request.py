@@ -21,12 +21,18 @@ Shared by :class:`~optical_memory.agents.OpticalMemoryMiddleware` (``create_agen
    into mosaics or forgotten (:mod:`optical_memory.memory.limits`). The caller's messages are
    sent as they are (images included), and a tool result whose call is on a page is preceded by
    that call alone (no text, its ``tool_calls``), so providers accept the pair;
-4. the request is counted for the target (system prompt, tool schemas and images included,
-   image costs learnt from earlier bills when there are some); with ``budget_tokens`` the
-   context is asked again with less room until the whole request fits; a newest message that
+4. the request is planned once, whole: with ``budget_tokens`` the memory is given what the
+   request adds besides pages and recent text (system prompt, tool schemas, header, notes,
+   the caller's images, a caption per page: a
+   :class:`~optical_memory.memory.RequestOverhead`) and fits all of it, fading or forgetting
+   whole batches of pages only on the call that settles a batch; a newest message that
    cannot fit is sent as much of its tail as fits, with a note (it is stored whole).
-5. with ``cache_control`` (the default for the ``anthropic`` target) the memory message's last
-   block carries it: an Anthropic cache breakpoint, so the memory is one cached prefix.
+5. the memory message is laid out for prompt caches: a header that never changes, then the
+   pages, oldest first, so a newly frozen page is appended after those already sent; what
+   changes per call (the turns not on a page, the note that the newest page ends inside a
+   message) comes after the pages. With ``cache_control`` (the default for the ``anthropic``
+   target) the last page block carries an Anthropic cache breakpoint, placed within the
+   API's lookback of the last one (:mod:`optical_memory.agents.breakpoints`).
 
 Nothing here edits the caller's list: only the request changes.
 """
@@ -39,8 +45,10 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
+from optical_memory.agents.breakpoints import BreakpointTrail, min_cacheable_tokens, ttl_seconds
 from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
 from optical_memory.agents.captions import Captions
 from optical_memory.agents.encoded import EncodedImages
@@ -75,15 +83,28 @@ from langchain_core.messages import (  # noqa: E402
     SystemMessage,
 )
 
-from optical_memory.memory import MemoryContext, MemoryPage, OpticalMemory  # noqa: E402
+from optical_memory.memory import (  # noqa: E402
+    MemoryContext,
+    MemoryPage,
+    OpticalMemory,
+    RequestOverhead,
+)
 from optical_memory.memory.limits import Mosaic, bound_pages  # noqa: E402
 from optical_memory.memory.optical import DEFAULT_THREAD_ID  # noqa: E402
 from optical_memory.memory.render_ahead import release_idle_workers  # noqa: E402
 
 logger = logging.getLogger("optical_memory")
 
-#: Re-fits of the context before the budget is declared impossible.
-_MAX_FITS = 32
+#: The text that follows the pages when the newest page ends inside a message.
+SPLIT_NOTE = (
+    "The newest page ends inside a message; the rest of that message is the first one below."
+)
+#: Heads the turns not on a page that the caller no longer holds.
+LATEST_TURNS = "Latest turns, not yet on a page:"
+#: A long caption, for pricing captions before the pages are known.
+_CAPTION_SAMPLE = (
+    "pages 99999–99999 · turns 99999–99999 · 30 Dec 2026 – 2 Jan 2027 · very low resolution"
+)
 #: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
 #: ``cache_control`` with its default 5-minute TTL (``{"type": "ephemeral", "ttl": "1h"}``
 #: keeps it an hour at a higher write price).
@@ -121,6 +142,8 @@ class MemoryRequestBuilder:
         self.target = self.options.target or memory.target
         self._threads = ThreadMemories(memory, self.options.keep_recent_turns)
         self._costs: dict[tuple[str, str], ImageCostTable] = {}
+        #: Per (thread, target, model): where the memory's cache breakpoint was last put.
+        self._trails: dict[tuple[str, str, str], BreakpointTrail] = {}
         self._warned_no_thread = False
         #: Page images as sent, shared by every thread and target (keys fix their bytes).
         self.images = EncodedImages(self.options.image_cache_bytes)
@@ -220,10 +243,22 @@ class MemoryRequestBuilder:
             return dict(ANTHROPIC_BREAKPOINT) if target == "anthropic" else None
         return None if cache_control is None else dict(cache_control)
 
-    def _with_breakpoint(self, request: list[BaseMessage], target: str) -> list[BaseMessage]:
-        breakpoint = self.breakpoint(target)
-        if breakpoint and request and is_memory_message(request[0]):
-            request[0] = with_cache_breakpoint(request[0], breakpoint)
+    def _with_breakpoint(
+        self, request: list[BaseMessage], composer: _Composer, key: tuple[str, str, str]
+    ) -> list[BaseMessage]:
+        breakpoint = self.breakpoint(composer.target)
+        cacheable = composer.cacheable
+        if not breakpoint or not cacheable.keys or not is_memory_message(request[0]):
+            return request
+        trail = self._trails.setdefault(key, BreakpointTrail())
+        at = trail.place(
+            cacheable.keys,
+            cacheable.ends,
+            min_cacheable_tokens(composer.model_name),
+            ttl_seconds(breakpoint),
+        )
+        if at is not None:
+            request[0] = with_cache_breakpoint(request[0], breakpoint, at)
         return request
 
     def build(
@@ -272,24 +307,26 @@ class MemoryRequestBuilder:
         live = thread.remember(messages)
         fixed = instruction_tokens(system_messages, tools)
         budget = self.options.budget_tokens
-        room = None if budget is None else budget - fixed
         recall = self.recall_tool if offers_recall else None
         composer = _Composer(self, thread, live, fixed, model, recall)
         composer.fixed_chars = instruction_chars(system_messages, tools)
-        for attempt in range(_MAX_FITS):
-            if room is not None and room < 0:
-                break
-            context = thread.memory.context(budget_tokens=room)
-            request, usage = composer.compose(context)
-            if budget is None or usage.total_tokens <= budget:
-                return self._with_breakpoint(request, thread.memory.target), usage
-            assert room is not None
-            # The memory fits its own part; captions, images in messages and whole tool
-            # exchanges come on top. Give it that much less room, doubling the cut every few
-            # tries so fitting ends.
-            room -= (usage.total_tokens - budget) << (attempt // 4)
-        request, usage = composer.tail_only()
-        return self._with_breakpoint(request, thread.memory.target), usage
+        key = (thread.memory.thread_id, composer.target, composer.model_name)
+        if budget is None:
+            request, usage = composer.compose(thread.memory.context())
+            return self._with_breakpoint(request, composer, key), usage
+        overhead = composer.overhead()
+        if overhead.fixed < budget:
+            request, usage = composer.compose(thread.memory.context(budget, overhead=overhead))
+            if usage.total_tokens > budget:
+                # Only what the overhead could not know before the plan (a tool call's
+                # envelope, a caption longer than most) is left: plan once more without it.
+                missed = usage.total_tokens - budget
+                overhead = dataclasses.replace(overhead, fixed=overhead.fixed + missed)
+                context = thread.memory.context(budget, overhead=overhead)
+                request, usage = composer.compose(context)
+            if usage.total_tokens <= budget:
+                return self._with_breakpoint(request, composer, key), usage
+        return composer.tail_only()
 
     def record_bill(self, usage: CallUsage, response: BaseMessage | None, model: Any) -> CallUsage:
         """``usage`` with what the model reported it billed (``usage_metadata``); with
@@ -315,6 +352,19 @@ class MemoryRequestBuilder:
         if not isinstance(billed, int) or isinstance(billed, bool) or not 0 <= billed < 2**63:
             return usage  # not a token count: reported nowhere (calibration logged it)
         return dataclasses.replace(usage, billed_input_tokens=billed)
+
+
+@dataclass(frozen=True)
+class Cacheable:
+    """The memory message's blocks up to its last page: what fixes each one's bytes, and the
+    request's tokens through it (system prompt and tools first)."""
+
+    keys: list[str]
+    ends: list[int]
+
+
+def _image_key(mosaic: Mosaic) -> str:
+    return "mosaic:" + ",".join(page.image_key for page in mosaic.pages)
 
 
 class _Composer:
@@ -343,6 +393,8 @@ class _Composer:
         self.costs = (
             builder.cost_table(self.target, model).cost if builder.options.calibrate else None
         )
+        #: The last composed memory message's blocks up to its last page (see compose).
+        self.cacheable = Cacheable([], [])
 
     def image_cost(self, width: int, height: int, mode: Mode | None) -> int:
         if self.costs is not None:
@@ -386,52 +438,69 @@ class _Composer:
             size=self.images.size,
         )
 
-        blocks: list[dict[str, Any]] = []
         captions = Captions(context, self.thread.marks)
+        blocks: list[dict[str, Any]] = []
+        keys: list[str] = []  # what fixes each page block's bytes, for the cache breakpoint
+        images: list[int] = []  # tokens of each page block
         sent_images: list[SentImage] = []
+
+        def add(block: dict[str, Any], key: str, tokens: int) -> None:
+            blocks.append(block)
+            keys.append(key)
+            images.append(tokens)
+
+        if context.memory:
+            add({"type": "text", "text": self._header()}, "header", 0)
         shown = sorted([*bounded.images, *context.text_pages], key=lambda item: item.seq)
         for item in shown:
             if isinstance(item, Mosaic):
                 lines = "\n".join(filter(None, (captions.caption(page) for page in item.pages)))
-                blocks.append(
-                    {
-                        "type": "text",
-                        "text": f"{len(item.pages)} pages on one image, left to right, top to "
-                        f"bottom:\n{lines}",
-                    }
-                )
-                blocks.append(self.images.block(item))
+                text = f"{len(item.pages)} pages on one image, left to right, top to bottom:\n"
+                add({"type": "text", "text": text + lines}, "text", 0)
+                add(self.images.block(item), _image_key(item), item.vision_tokens)
                 sent_images.append(SentImage(item.width, item.height, item.mode))
-                blocks.extend(verbatim_blocks(item.pages))
+                for block in verbatim_blocks(item.pages):
+                    add(block, "text", 0)
             elif isinstance(item, MemoryPage):
                 caption = captions.caption(item)
                 if caption:  # "" continues a run of pages of one long turn
-                    blocks.append({"type": "text", "text": caption})
-                blocks.append(self.images.block(item))
+                    add({"type": "text", "text": caption}, "text", 0)
+                add(self.images.block(item), item.image_key, item.vision_tokens)
                 sent_images.append(SentImage(item.width, item.height, item.mode))
-                blocks.extend(verbatim_blocks([item]))
+                for block in verbatim_blocks([item]):
+                    add(block, "text", 0)
             else:
                 caption = captions.caption(item)
-                blocks.append({"type": "text", "text": f"{caption}\n{item.text}".lstrip("\n")})
+                text = f"{caption}\n{item.text}".lstrip("\n")
+                add({"type": "text", "text": text}, "text", 0)
+        # Each text block is its own key: its text.
+        keys = [b["text"] if k == "text" else k for b, k in zip(blocks, keys, strict=True)]
+        block_tokens = [
+            count_text_tokens(b["text"]) if b["type"] == "text" else t
+            for b, t in zip(blocks, images, strict=True)
+        ]
+        ends, total = [], self.fixed
+        for tokens in block_tokens:
+            total += tokens
+            ends.append(total)
+        self.cacheable = Cacheable(keys, ends)
+        # What changes per call comes after the pages, behind the cache breakpoint.
         if earlier:
             lines = "\n".join(f"{turn.role}: {turn.content}" for turn in earlier)
-            blocks.append({"type": "text", "text": f"Latest turns, not yet on a page:\n{lines}"})
+            if not blocks:
+                blocks.append({"type": "text", "text": self._header()})
+            blocks.append({"type": "text", "text": f"{LATEST_TURNS}\n{lines}"})
             for turn in earlier:
                 blocks.extend(image.block() for image in earlier_images.get(turn.id or 0, []))
         if verbatim and context.recent and verbatim[0] is not self.live[0]:
             first = info.get(verbatim[0].id or "")
             if first is not None and len(context.recent[0].content) < first.length:
-                blocks.append(
-                    {
-                        "type": "text",
-                        "text": "The newest page ends inside a message; the rest of that "
-                        "message is the first one below.",
-                    }
-                )
+                if not blocks:
+                    blocks.append({"type": "text", "text": self._header()})
+                blocks.append({"type": "text", "text": SPLIT_NOTE})
 
         request: list[BaseMessage] = []
         if blocks:
-            blocks.insert(0, {"type": "text", "text": self._header(len(context.memory))})
             request.append(
                 HumanMessage(
                     content_blocks=blocks,  # type: ignore[arg-type]
@@ -479,14 +548,32 @@ class _Composer:
         )
         return request, usage
 
-    def _header(self, pages: int) -> str:
-        header = f"Earlier in this conversation (optical memory, {pages} pages, oldest first"
+    def _header(self) -> str:
+        # Nothing in it changes from call to call (no page count): it opens the cached prefix.
+        header = "Earlier in this conversation (optical memory, pages oldest first"
         if self.recall_tool:
             header += (
                 f"; each turn is labelled with its number, and the {self.recall_tool} tool "
                 "returns the exact text of a turn or a page"
             )
         return header + "):"
+
+    def overhead(self) -> RequestOverhead:
+        """What the request adds to the memory's pages and recent text, priced before they
+        are planned: instructions, header, the caller's images, and a caption per page (a
+        long one, so the plan errs on the safe side). The notes that only some calls carry
+        are left to the plan's headroom (a tight budget keeps a turn rather than room for a
+        note it may not need)."""
+        fixed = self.fixed + count_text_tokens(self._header())
+        for message in self.live:
+            known = self.thread.info.get(message.id or "")
+            if known is not None and known.images:
+                for image in images_sent(message, known):
+                    width, height = image.width, image.height
+                    if image.data is None or not width or not height:
+                        width, height = URL_IMAGE_SIZE
+                    fixed += self.image_cost(width, height, None)
+        return RequestOverhead(fixed=fixed, per_page=count_text_tokens(_CAPTION_SAMPLE))
 
     def tail_only(self) -> tuple[list[BaseMessage], CallUsage]:
         """The newest message alone, as much of its tail as fits the budget, with a note."""
@@ -569,16 +656,20 @@ def _quiet(memory: OpticalMemory) -> AbstractContextManager[None]:
     return nullcontext() if ahead is None else ahead.hold()
 
 
-def with_cache_breakpoint(message: BaseMessage, cache_control: Mapping[str, str]) -> BaseMessage:
-    """A copy of ``message`` whose last content block carries ``cache_control``.
+def with_cache_breakpoint(
+    message: BaseMessage, cache_control: Mapping[str, str], at: int = -1
+) -> BaseMessage:
+    """A copy of ``message`` whose content block ``at`` (default: the last) carries
+    ``cache_control``.
 
     For Anthropic's prompt cache that block ends a breakpoint: the request up to it (tools,
-    system prompt, this message) is cached and read back at a tenth of the input price while
-    it stays byte-identical. ``langchain-anthropic`` sends the key as it is, on text and image
-    blocks alike; other providers' converters do not know it, so only Anthropic targets get it.
+    system prompt, this message's blocks so far) is cached and read back at a tenth of the
+    input price while it stays byte-identical. ``langchain-anthropic`` sends the key as it is,
+    on text and image blocks alike; other providers' converters do not know it, so only
+    Anthropic targets get it.
     """
     blocks = [dict(block) for block in message.content_blocks]
     if not blocks:
         raise ValueError("the message has no content block to carry a cache breakpoint")
-    blocks[-1]["cache_control"] = dict(cache_control)
+    blocks[at]["cache_control"] = dict(cache_control)
     return message.model_copy(update={"content": blocks})

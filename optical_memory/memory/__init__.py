@@ -9,5 +9,13 @@ from __future__ import annotations
 
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats, TextPage
 from optical_memory.memory.optical import OpticalMemory
+from optical_memory.memory.planning import RequestOverhead
 
-__all__ = ["MemoryContext", "MemoryPage", "MemoryStats", "OpticalMemory", "TextPage"]
+__all__ = [
+    "MemoryContext",
+    "MemoryPage",
+    "MemoryStats",
+    "OpticalMemory",
+    "RequestOverhead",
+    "TextPage",
+]

@@ -15,7 +15,7 @@ from optical_memory.closing import Closing
 from optical_memory.legibility import ModeLegibility, load_calibration
 from optical_memory.memory.context import MemoryContext, MemoryPage, MemoryStats
 from optical_memory.memory.packing import Packer
-from optical_memory.memory.planning import ContextPlanner
+from optical_memory.memory.planning import ContextPlanner, RequestOverhead
 from optical_memory.memory.render_ahead import RenderAhead
 from optical_memory.memory.search import SearchHit, parse_query, rerank
 from optical_memory.memory.threads import (
@@ -217,13 +217,19 @@ class OpticalMemory(Closing):
 
     # --- reading -------------------------------------------------------------------------------
 
-    def context(self, budget_tokens: int | None = None) -> MemoryContext:
+    def context(
+        self, budget_tokens: int | None = None, *, overhead: RequestOverhead | None = None
+    ) -> MemoryContext:
         """The memory to send with the next request; see :class:`MemoryContext`.
 
         With ``budget_tokens`` the total stays within it (pages at the modes that keep the most
         text expected legible, see :meth:`DecaySchedule.fit`; the oldest text dropped only when
         it alone is over); only the newest turn is never dropped, so the total exceeds the
         budget only when that turn alone does (``over_budget``).
+
+        ``overhead`` plans a whole model request: the budget covers it too, and pages fade or
+        are forgotten a batch at a time, only on the call that settles a batch (see
+        :meth:`DecaySchedule.fit_batches`), so a provider's prompt cache keeps what was sent.
         """
         if budget_tokens is not None and (
             isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int)
@@ -233,7 +239,7 @@ class OpticalMemory(Closing):
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
         with self._lock:
             self._packer.pack()
-            return self._planner.context(budget_tokens)
+            return self._planner.context(budget_tokens, overhead)
 
     def _record(self, page_id: int) -> PageRecord:
         if isinstance(page_id, bool) or not isinstance(page_id, int):

@@ -30,7 +30,7 @@ from optical_memory.memory.retention import prunable
 from optical_memory.modes import Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import page_size
-from optical_memory.schedule import DecaySchedule
+from optical_memory.schedule import DecaySchedule, Fit
 from optical_memory.store import PageRecord, StoreDamagedError, StoreError
 from optical_memory.tokens import count_text_tokens, vision_tokens
 from optical_memory.turns import Turn, turn_text
@@ -39,6 +39,25 @@ if TYPE_CHECKING:
     from PIL import Image
 
 logger = logging.getLogger("optical_memory")
+
+
+@dataclass(frozen=True)
+class RequestOverhead:
+    """What a whole model request costs beyond the pages and the recent text, for planning it
+    in one go: ``fixed`` tokens (system prompt, tool schemas, header, notes, the caller's
+    images, tool-call envelopes) and ``per_page`` tokens for each page shown (its caption)."""
+
+    fixed: int = 0
+    per_page: int = 0
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A request plan kept between batch boundaries: the modes of the pages sent so far."""
+
+    settled: int
+    budget: int
+    modes: list[Mode | None]
 
 
 @dataclass
@@ -76,6 +95,7 @@ class ContextPlanner:
         self.reads_exactly: Callable[[Mode], bool] = lambda mode: reads_exactly(target, mode)
         self._verbatim: dict[str, tuple[str, int]] = {}  # content hash: (text, tokens)
         self._legibility: dict[Mode, ModeLegibility] = {}  # calibrated, for the target's model
+        self._held: _Held | None = None
 
     def set_legibility(self, table: dict[Mode, ModeLegibility] | None) -> None:
         """Plan with ``table`` (the model's calibrated legibility per mode) in place of the
@@ -101,6 +121,7 @@ class ContextPlanner:
         self._known_images.clear()
         self._pruned_at = 0
         self._generation = self.packer.generation
+        self._held = None
 
     def set_costs(self, costs: Callable[[int, int, Mode], int] | None) -> None:
         """Price images with ``costs(width, height, mode)`` (e.g. costs learnt from a model's
@@ -108,8 +129,10 @@ class ContextPlanner:
         self._costs = costs
         self._token_memo.clear()
         self._mode_tokens.clear()
+        # A request plan in force stays (new costs apply from the next batch, or sooner if
+        # the request would cross its budget): learning costs is no reason to break a cache.
 
-    def plan(self, budget_tokens: int | None) -> Plan:
+    def plan(self, budget_tokens: int | None, overhead: RequestOverhead | None = None) -> Plan:
         records = list(self.packer.refresh())
         if self._generation != self.packer.generation:  # the thread was deleted elsewhere
             self.reset()
@@ -128,7 +151,7 @@ class ContextPlanner:
             for p, t in zip(pieces, recent, strict=True)
         ]
 
-        def page_cost(index: int, mode: Mode) -> int:
+        def gated_cost(index: int, mode: Mode) -> int:
             # The profitability gate: a page costs the cheaper of its image and its text.
             record = records[index]
             image = self.vision_tokens(mode)
@@ -141,7 +164,19 @@ class ContextPlanner:
             tokens = records[index].text_tokens
             return tokens * self.legibility(tokens, mode)
 
-        fit = self.schedule.fit(len(records), page_cost, recent_tokens, budget_tokens, page_value)
+        page_cost: Callable[[int, Mode], int] = gated_cost
+        room = budget_tokens  # for the pages and the text
+        held = None
+        if overhead is not None and budget_tokens is not None:
+            held = self._request_plan(
+                records, page_cost, page_value, recent_tokens, budget_tokens, overhead
+            )
+            room = max(0, budget_tokens - overhead.fixed)
+            page_cost = _with_caption(page_cost, overhead.per_page)
+        if held is not None:
+            fit = Fit(held, len(recent_tokens), room or 0)  # the plan keeps no room spare
+        else:
+            fit = self.schedule.fit(len(records), page_cost, recent_tokens, room, page_value)
         if budget_tokens is not None and logger.isEnabledFor(logging.DEBUG):
             by_age = self.schedule.modes(len(records))
             logger.debug(
@@ -158,7 +193,7 @@ class ContextPlanner:
             )
         modes = fit.modes
         if self.schedule.rehearsal:
-            room = None if budget_tokens is None else budget_tokens - fit.total
+            room = None if room is None else room - fit.total
             recalls = store.recalls(thread_id)
             ids = [record.id for record in records]
             modes = rehearse(modes, ids, recalls, self.schedule, page_cost, room)
@@ -168,8 +203,74 @@ class ContextPlanner:
         ]
         return Plan(records, modes, as_text, recent, recent_tokens, fit.text_kept)
 
-    def context(self, budget_tokens: int | None) -> MemoryContext:
-        plan = self.plan(budget_tokens)
+    def _request_plan(
+        self,
+        records: list[PageRecord],
+        page_cost: Callable[[int, Mode], int],
+        page_value: Callable[[int, Mode], float],
+        recent_tokens: list[int],
+        budget: int,
+        overhead: RequestOverhead,
+    ) -> list[Mode | None] | None:
+        """The pages' modes for a whole request within ``budget``, such that what was sent
+        stays byte-identical for a prompt cache until the next batch settles.
+
+        On the call that settles a batch the settled pages are planned a batch at a time
+        (:meth:`DecaySchedule.fit_batches`), with headroom: room for the pages still to come
+        in the batch at the faintest tier, and for a page of text waiting to fill the next
+        page. Each page frozen after that is appended at the sharpest mode its tier allows
+        that keeps the headroom, and keeps it. A plan is made again before the batch settles
+        only if the request would cross the budget all the same. None: the text alone
+        leaves no room for that (then :meth:`DecaySchedule.fit` trims page by page)."""
+        count, batch = len(records), self.schedule.batch
+        settled = count - count % batch
+        ceiling = self.schedule.modes(count)
+        cost = _with_caption(page_cost, overhead.per_page)
+        faintest = self.schedule.tier_modes[-1]
+        page_text = max((r.text_tokens for r in records), default=0)
+        base = overhead.fixed + sum(recent_tokens)
+
+        def spent(modes: list[Mode | None]) -> int:
+            return base + sum(cost(i, m) for i, m in enumerate(modes) if m is not None)
+
+        def append(modes: list[Mode | None]) -> list[Mode | None] | None:
+            # The pages frozen since ``modes`` was planned, each the sharpest that leaves
+            # room for the rest of the batch at the faintest tier and a page of text.
+            for i in range(len(modes), count):
+                after = batch - 1 - i % batch  # pages still to come in this batch
+                reserve = after * (self.vision_tokens(faintest) + overhead.per_page) + page_text
+                mode = ceiling[i]
+                tiers = self.schedule.tier_modes
+                candidates = [] if mode is None else list(tiers[tiers.index(mode) :])
+                used = spent(modes)
+                fitting = [m for m in candidates if used + cost(i, m) + reserve <= budget]
+                if not fitting:
+                    fitting = [m for m in candidates if used + cost(i, m) <= budget][-1:]
+                if not fitting and mode is not None:
+                    return None
+                modes.append(fitting[0] if fitting else None)
+            return modes
+
+        held = self._held
+        if held is not None and (held.settled, held.budget) == (settled, budget):
+            modes = append(list(held.modes))
+            if modes is not None and spent(modes) <= budget:
+                self._held = _Held(settled, budget, modes)
+                return modes
+        reserve = (batch - 1) * (self.vision_tokens(faintest) + overhead.per_page) + page_text
+        room = budget - base - reserve
+        modes = self.schedule.fit_batches(count, cost, room, page_value)
+        found = append(modes)
+        if found is None or spent(found) > budget:
+            self._held = None
+            return None
+        self._held = _Held(settled, budget, found)
+        return found
+
+    def context(
+        self, budget_tokens: int | None, overhead: RequestOverhead | None = None
+    ) -> MemoryContext:
+        plan = self.plan(budget_tokens, overhead)
         pages: list[MemoryPage] = []
         text_pages: list[TextPage] = []
         count = len(plan.records)
@@ -366,3 +467,12 @@ class ContextPlanner:
         if key not in self._token_memo:
             self._token_memo[key] = vision_tokens(width, height, self.target, mode)
         return self._token_memo[key]
+
+
+def _with_caption(
+    page_cost: Callable[[int, Mode], int], caption: int
+) -> Callable[[int, Mode], int]:
+    """``page_cost`` plus what each page shown adds to a request besides itself."""
+    if not caption:
+        return page_cost
+    return lambda index, mode: page_cost(index, mode) + caption
