@@ -42,13 +42,9 @@ import base64
 import hashlib
 import io
 import json
-import os
-import platform
-import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +65,7 @@ from pydantic import Field
 
 from optical_memory.agents import wrap
 from optical_memory.agents.request import MEMORY_MESSAGE_SOURCE, message_tokens
+from optical_memory.experiments.results_file import write_results
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.legibility import page_legibility
 from optical_memory.memory import OpticalMemory, RequestOverhead
@@ -575,6 +572,35 @@ def format_markdown(rows: Sequence[CostRow]) -> str:
     return "\n".join(lines)
 
 
+def summary_markdown(rows: Sequence[CostRow]) -> str:
+    """The README's view: per target and budget, at the longest conversation measured, what
+    a call's input costs with optical memory against the whole history and the cheapest other
+    strategy (all with their caches)."""
+    longest = max(row.exchanges for row in rows)
+    head = (
+        "| target | budget | optical + cache | full text + cache | cheapest other | optical vs it |"
+    )
+    lines = [
+        f"Billed input per call after {longest:,} exchanges, in uncached-token equivalents:",
+        "",
+        head,
+        "|---|---|---|---|---|---|",
+    ]
+    for (target, budget, n), by_strategy in _cells(rows).items():
+        if n != longest:
+            continue
+        other, cost = _best_other(by_strategy)
+        optical = by_strategy["optical + cache"].cost
+        full = by_strategy["full text + cache"]
+        verdict = "cheaper" if optical < cost else "**not cheaper**"
+        lines.append(
+            f"| {target} | {f'{budget:,}' if budget else 'none'} | {optical:,.0f} | "
+            f"{full.cost:,.0f}{' (over the window)' if full.over_context else ''} | "
+            f"{other}: {cost:,.0f} | {optical / cost:.2f}, {verdict} |"
+        )
+    return "\n".join(lines)
+
+
 def not_cheaper(rows: Sequence[CostRow]) -> list[tuple[str, int | None, int, str]]:
     """Where optical memory with caching costs at least the cheapest other strategy:
     (target, budget, exchanges, that strategy)."""
@@ -640,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=8000, help="0: only without a budget")
     parser.add_argument("--results", type=Path, help="also write the table here (Markdown)")
     parser.add_argument(
+        "--summary", type=Path, help="also write the short table (the README's) here"
+    )
+    parser.add_argument(
         "--trade",
         type=int,
         metavar="EXCHANGES",
@@ -690,32 +719,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         print("\n" + "\n".join(trade))
     if args.results is not None:
-        command = "python benchmarks/prompt_cache.py " + shlex.join(
-            sys.argv[1:] if argv is None else argv
-        )
-        machine = (
-            f"{platform.node() or 'this machine'}: {platform.system()} {platform.machine()}, "
-            f"{os.cpu_count()} CPUs, Python {platform.python_version()}"
-        )
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        text = [
-            f"`{command}` ({stamp}; {machine})",
-            "",
-            "# Prompt caching: what a call's input is billed",
-            "",
-            *legend,
-            "",
-            format_markdown(rows),
-            "",
-            verdict,
-            "",
-            *trade,
-            "",
-            *[f"- {line}" for line in sources],
-            "",
-        ]
-        args.results.parent.mkdir(parents=True, exist_ok=True)
-        args.results.write_text("\n".join(text), encoding="utf-8")
+        text = [*legend, "", format_markdown(rows), "", verdict, "", *trade, ""]
+        text += [f"- {line}" for line in sources]
+        given = sys.argv[1:] if argv is None else argv
+        write_results(args.results, "\n".join(text), ["benchmarks/prompt_cache.py", *given])
+    if args.summary is not None:
+        given = sys.argv[1:] if argv is None else argv
+        write_results(args.summary, summary_markdown(rows), ["benchmarks/prompt_cache.py", *given])
     return 0
 
 
