@@ -8,6 +8,7 @@ published formula). Requests mix page sizes, text lengths and message counts.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from typing import Any
 
@@ -65,6 +66,53 @@ def test_twenty_bills_of_mixed_sizes_learn_each_size_within_3_percent() -> None:
     _learn(table, 20)
     for side, cost in _costs(table).items():
         assert cost == pytest.approx(PROVIDER_IMAGE_TOKENS[side], rel=0.03), side
+
+
+def _paged_threads(rng: random.Random, count: int) -> list[tuple[list[int], list[str]]]:
+    """Threads of pages, each page with the text block of the exact values it prints: a
+    thread's text grows with its pages."""
+    threads = []
+    for _ in range(count):
+        sides = [rng.choice(SIDES) for _ in range(rng.randint(1, 24))]
+        values = [
+            "; ".join(f"{rng.choice('ABCDEFGHK')}-{rng.randint(10**4, 10**9)}" for _ in range(n))
+            for n in (rng.randint(0, 20) for _ in sides)
+        ]
+        blocks = [f"Exact values printed on this page: {v}" for v in values if v]
+        threads.append((sides, blocks))
+    return threads
+
+
+def _paged_request(
+    rng: random.Random, thread: tuple[list[int], list[str]]
+) -> tuple[int, int, int, list[SentImage], int]:
+    """A question on ``thread``'s pages, billed by another provider rule: each text part
+    rounded up to a quarter of its characters, 3 tokens a message, 7 a request."""
+    words = ["harbour", "ledger", "crate", "pier", "tide", "keeper", "lantern", "north"]
+    sides, blocks = thread
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))), *blocks]
+    billed = sum(math.ceil(len(t) / 4) for t in texts) + 3 + 7
+    billed += sum(PROVIDER_IMAGE_TOKENS[side] for side in sides)
+    counted = sum(count_text_tokens(t) for t in texts)
+    chars = sum(len(t) for t in texts)
+    return counted, chars, 1, [SentImage(side, side) for side in sides], billed
+
+
+def test_text_that_grows_with_the_pages_is_not_booked_to_the_images() -> None:
+    """The exact values beside each page make a request's text nearly proportional to its
+    pages: the direction where a prior of "text billed as counted" can shift cost onto the
+    images, though precise bills say otherwise."""
+    table = ImageCostTable(SQLiteStore(None), TARGET, "stub-model")
+    rng = random.Random(11)
+    threads = _paged_threads(rng, 7)
+    for n in range(24):
+        text, chars, messages, images, billed = _paged_request(rng, threads[n % 7])
+        assert table.observe(images, billed, text=text, chars=chars, messages=messages)
+    for side, cost in _costs(table).items():
+        assert cost == pytest.approx(PROVIDER_IMAGE_TOKENS[side], rel=0.03), side
+    text, chars, messages, images, billed = _paged_request(rng, threads[3])
+    predicted = table.predict(images, text=text, chars=chars, messages=messages)
+    assert predicted == pytest.approx(billed, rel=0.01)
 
 
 @pytest.mark.parametrize("factor", [1.5, 0.5, 10**12, 10**400])

@@ -13,7 +13,10 @@ per-message framing) is not booked to the images, and mixed sizes separate. The 
 iteratively re-weighted least squares on each bill's relative residual, Huber weights first,
 then Tukey's biweight so a wild bill ends up weighing nothing (scale: the residuals' median
 absolute deviation), drawn toward a prior (text as counted, the published formula for each
-size) by one pseudo-bill per value, so a few bills cannot swing it. Then
+size) by one pseudo-bill per value, so a few bills cannot swing it. The prior's uncertainty is
+fixed; bills that agree with the fit more closely than :data:`_MIN_SCALE` weigh more against
+it, so it cannot shift cost between text and images where only the bills' precision tells them
+apart. Then
 
 - a bill that is not a whole number within :data:`BOUND` times the prediction either way (nor
   of the published formula's) is refused and logged, never kept: ``10**400`` or a negative
@@ -67,6 +70,9 @@ _TUKEY = 4.685
 _MIN_SCALE = 0.01
 #: Weight of the prior's pseudo-bills, in bills: enough to settle what the bills leave open.
 _PRIOR_WEIGHT = 0.01
+#: Smallest relative noise the bills are credited with: bills that agree more closely than
+#: this (a thousand-token bill's own rounding) weigh no more against the prior.
+_MIN_NOISE = 0.001
 
 
 @dataclass(frozen=True)
@@ -397,6 +403,7 @@ def _fit(bills: Sequence[Bill], priors: dict[str, float]) -> tuple[Fit, bool]:
     prior_rows[0, 1] = prior_rows[0, 0] * typical[1] / typical[0]
     prior_rows[1, 1] *= 1e-3  # a faint pull of the character rate to 0 keeps the fit defined
     scale = _MIN_SCALE
+    precision = 1.0
     weights = np.ones(len(bills))
     solution = prior_values
     for iteration in range(12):
@@ -404,14 +411,22 @@ def _fit(bills: Sequence[Bill], priors: dict[str, float]) -> tuple[Fit, bool]:
             predicted = np.maximum(rows @ solution, 1.0)
             relative = (target - predicted) / predicted
             if len(bills) >= 3:
-                deviation = float(np.median(np.abs(relative - np.median(relative))))
-                scale = max(_MIN_SCALE, 1.4826 * deviation)
+                deviation = 1.4826 * float(np.median(np.abs(relative - np.median(relative))))
+                scale = max(_MIN_SCALE, deviation)
+                precision = _MIN_SCALE / _noise(deviation, len(bills), rows.shape[1])
             size = np.abs(relative) / scale
             if iteration < 5:  # Huber first (a convex start), then Tukey's biweight
                 weights = np.minimum(1.0, _HUBER / np.maximum(size, 1e-12))
             else:
                 weights = np.where(size < _TUKEY, (1 - (size / _TUKEY) ** 2) ** 2, 0.0)
-        norm = np.sqrt(weights) / np.maximum(target, 1.0)  # relative residuals
+        # Relative residuals, weighed by how precisely the bills agree with the fit. The prior
+        # is a statement of fixed uncertainty about the prices, not a share of the bills'
+        # noise: tied to that share, it stays as strong against bills that agree to a tenth of
+        # a percent as against bills that scatter by a percent, and along a direction the bills
+        # pin down only by their precision (text that grows with the number of pages, as the
+        # exact values printed beside each page do) it would pull the image costs off by many
+        # percent. Outliers are still judged against the floored ``scale``.
+        norm = precision * np.sqrt(weights) / np.maximum(target, 1.0)
         solution, *_ = np.linalg.lstsq(
             np.vstack([rows * norm[:, None], prior_rows]),
             np.concatenate([target * norm, prior_rows @ prior_values]),
@@ -427,6 +442,17 @@ def _fit(bills: Sequence[Bill], priors: dict[str, float]) -> tuple[Fit, bool]:
         per_message=float(solution[3]),
     )
     return fit, outlier
+
+
+def _noise(deviation: float, bills: int, values: int) -> float:
+    """The bills' relative noise around the fit, from their residuals' robust ``deviation``
+    corrected for the ``values`` fitted to them, between :data:`_MIN_NOISE` and
+    :data:`_MIN_SCALE`; :data:`_MIN_SCALE` (the noise the prior's weight assumes) until there
+    are twice as many bills as values, since a fit to few bills matches them closely whatever
+    their noise."""
+    if bills < 2 * values:
+        return _MIN_SCALE
+    return min(_MIN_SCALE, max(_MIN_NOISE, deviation * math.sqrt(bills / (bills - values))))
 
 
 def _stepped(old: Fit, new: Fit, start: dict[str, float]) -> Fit:
