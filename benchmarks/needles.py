@@ -1,6 +1,6 @@
 """Needles: exact values planted in conversations, and the share the memory's context gives back.
 
-    .venv/bin/python benchmarks/needles.py --data locomo_dev.json [--per-conversation 12]
+    .venv/bin/python benchmarks/needles.py --data locomo10.json [--per-conversation 12]
         [--targets deepseek-ocr,openai,anthropic,gemini-3] [--reader tesseract]
         [--results docs/results/needles.md]
 

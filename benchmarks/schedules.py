@@ -1,6 +1,6 @@
 """Schedules on the development conversations: memory per token, the default's choice, batches.
 
-    .venv/bin/python benchmarks/schedules.py --data locomo_dev.json [--batch 8]
+    .venv/bin/python benchmarks/schedules.py --data locomo10.json [--batch 8]
 
 Prints three markdown tables (see :mod:`optical_memory.experiments.schedules` for every
 definition):
