@@ -17,6 +17,7 @@ and reading the bill), p50/p95 over the last ``--window`` calls. Goal: p95 <= 50
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -141,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             f"The model answers in {args.latency_ms:.0f} ms; the memory's time is wall time spent "
             "building requests, storing messages and reading bills, over the last "
-            f"{args.window} calls before each checkpoint.",
+            f"{args.window} calls before each checkpoint (load average at the end: "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores).",
         ]
         write_results(
             args.results,

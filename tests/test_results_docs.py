@@ -53,3 +53,17 @@ def test_a_results_file_says_when_where_and_how_and_names_data_files_only(tmp_pa
     assert first.startswith(f"_Measured {datetime.date.today().isoformat()} on ")
     assert first.endswith("by `python benchmarks/x.py --data locomo10.json`._")
     assert "private" not in first and blank == "" and table == ["| a |", "|---|", "| 1 |"]
+
+
+def test_a_path_inside_the_working_folder_is_named_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "old.md").write_text("before")  # a results file written again
+    path = write_results("docs/old.md", "| a |", ["benchmarks/x.py", "--results", "docs/old.md"])
+    assert (
+        path.read_text()
+        .splitlines()[0]
+        .endswith("`python benchmarks/x.py --results docs/old.md`._")
+    )

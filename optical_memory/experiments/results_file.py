@@ -40,13 +40,17 @@ def command_line(argv: Sequence[str] | None = None) -> str:
         "ADDRESS"
         if a.startswith(("postgresql://", "postgres://"))
         else Path(a).name
-        if os.sep in a and Path(a).is_file()
+        if os.sep in a and Path(a).is_file() and not _inside(Path(a), Path.cwd())
         else a
         for a in args[1:]
     ]
     if program == "optical-memory":
         return shlex.join(["optical-memory", *rest])
     return shlex.join(["python", args[0] if args else "", *rest])
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
 
 
 def write_results(path: Path | str, body: str, argv: Sequence[str] | None = None) -> Path:
