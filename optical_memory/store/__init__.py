@@ -49,6 +49,7 @@ from optical_memory.store.owners import (
     BlobOwner,
     OwnerKind,
     blob_owner,
+    blob_row,
 )
 from optical_memory.store.ranking import TermHits
 from optical_memory.turns import Turn
@@ -493,6 +494,7 @@ __all__ = [
     "ThreadNotEmptyError",
     "TurnMatch",
     "blob_owner",
+    "blob_row",
     "check_thread_id",
     "is_postgres_address",
     "logger",

@@ -82,6 +82,23 @@ def blob_owner(namespace: str, content_hash: str, owner: BlobOwner | None) -> Bl
     return BlobOwner.page(content_hash)
 
 
+def blob_row(
+    namespace: str, content_hash: str, mode: str, identity: str, data: bytes | str, owner: BlobOwner
+) -> tuple[str, str, str, str, bytes, str, str | None, str | None]:
+    """A blob's values in :data:`BLOB_COLUMNS` order (text data stored as its UTF-8 bytes)."""
+    payload = data.encode() if isinstance(data, str) else bytes(data)
+    return (
+        namespace,
+        content_hash,
+        mode,
+        identity,
+        payload,
+        owner.kind,
+        owner.thread_id,
+        owner.page_hash,
+    )
+
+
 __all__ = [
     "BLOB_COLUMNS",
     "MESSAGE_KEY_NAMESPACE",
@@ -91,4 +108,5 @@ __all__ = [
     "BlobOwner",
     "OwnerKind",
     "blob_owner",
+    "blob_row",
 ]

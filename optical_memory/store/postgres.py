@@ -43,6 +43,7 @@ from optical_memory.store import (
     StoreError,
     StoreUnavailableError,
     blob_owner,
+    blob_row,
     check_thread_id,
     checked_version,
     logger,
@@ -493,7 +494,6 @@ class PostgresStore(PostgresSearch, PostgresThreads, Store):
     ) -> None:
         """Write a blob owned by ``owner`` inside the caller's transaction (a second write of its
         key replaces it)."""
-        payload = data.encode() if isinstance(data, str) else bytes(data)
         db.execute(
             self._sql(
                 f"INSERT INTO {{s}}.blobs ({BLOB_COLUMNS}) "
@@ -502,16 +502,7 @@ class PostgresStore(PostgresSearch, PostgresThreads, Store):
                 "DO UPDATE SET data = EXCLUDED.data, owner_kind = EXCLUDED.owner_kind, "
                 "owner_thread = EXCLUDED.owner_thread, owner_page = EXCLUDED.owner_page"
             ),
-            (
-                namespace,
-                content_hash,
-                mode,
-                identity,
-                payload,
-                owner.kind,
-                owner.thread_id,
-                owner.page_hash,
-            ),
+            blob_row(namespace, content_hash, mode, identity, data, owner),
         )
 
     def count_images(self) -> int:

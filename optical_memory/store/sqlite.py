@@ -28,6 +28,7 @@ from optical_memory.store import (
     StoreDamagedError,
     StoreError,
     blob_owner,
+    blob_row,
     check_thread_id,
     checked_version,
     logger,
@@ -559,17 +560,7 @@ def _insert_blob(
 ) -> None:
     """Write a blob owned by ``owner`` inside the caller's transaction (a second write of its
     key replaces it)."""
-    payload = data.encode() if isinstance(data, str) else bytes(data)
     db.execute(
         f"INSERT OR REPLACE INTO blobs ({BLOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            namespace,
-            content_hash,
-            mode,
-            identity,
-            payload,
-            owner.kind,
-            owner.thread_id,
-            owner.page_hash,
-        ),
+        blob_row(namespace, content_hash, mode, identity, data, owner),
     )
