@@ -83,8 +83,10 @@ _MODE_SIDES = {"gundam": "tiles", "large": "1280 px", "base": "1024 px", "small"
 def _every_page(memory: OpticalMemory, context: MemoryContext) -> list[MemoryPage]:
     """Every page of the context in age order, oldest first; a page sent as text is drawn at
     its mode for the picture."""
-    drawn = [memory.page_image(p.page_id, p.mode) for p in context.text_pages]
-    return sorted([*context.pages, *drawn], key=lambda page: page.seq)
+    return [
+        page if isinstance(page, MemoryPage) else memory.page_image(page.page_id, page.mode)
+        for page in context.memory
+    ]
 
 
 def _flow(
