@@ -42,7 +42,7 @@ def test_demo_writes_pages_contact_sheet_and_reports(demo_out: Path) -> None:
     frames = {"small": (0xFF, 0x7F, 0x00), "tiny": (0xE3, 0x1A, 0x1C), "base": (0x33, 0xA0, 0x2C)}
     for mode in reached:
         assert frames[mode] in colours, mode
-    assert Image.open(demo_out / "overview.png").size == (1600, 560)
+    assert Image.open(demo_out / "overview.png").size == (1600, 600)
     markdown = (demo_out / "report.md").read_text()
     assert f"{report['compression_ratio']}x" in markdown
     assert str(report["history_text_tokens"]) in markdown

@@ -145,7 +145,7 @@ def overview_picture(
     """Three panels, left to right: the conversation as text, its pages in age order (each at
     an eighth of the pixels it is sent at, framed in its mode's colour), and the request the
     model receives: the pages, then the newest turns as text. Every figure is this memory's."""
-    width, height, gap = 1600, 560, 12
+    width, height, gap = 1600, 600, 12
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     title = ImageFont.load_default(size=22)
@@ -220,10 +220,21 @@ def overview_picture(
 
     # 3. The request: memory message first (cacheable), then the recent turns as text.
     x, w = panels[2]
+    # The context's text tokens hold the exact values beside the pages and the pages sent as
+    # text too; each gets its own box.
+    exact = sum(page.verbatim_tokens for page in context.pages)
+    text_pages = sum(page.text_tokens for page in context.text_pages)
     boxes: list[tuple[str, int | None, str]] = [
         ("system prompt and tools", None, "#eeeeee"),
         (f"{len(context.pages)} page images, oldest first", context.vision_tokens, "#fde0c5"),
-        (f"{len(context.recent)} newest turns as text", context.text_tokens, "#dbe8f6"),
+    ]
+    if exact:
+        boxes.append(("exact values beside them, as text", exact, "#fde0c5"))
+    if text_pages:
+        boxes.append((f"{len(context.text_pages)} pages sent as text", text_pages, "#fde0c5"))
+    recent = context.text_tokens - exact - text_pages
+    boxes += [
+        (f"{len(context.recent)} newest turns as text", recent, "#dbe8f6"),
         ("the new message", None, "#dbe8f6"),
     ]
     y = 56
