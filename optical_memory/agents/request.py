@@ -52,7 +52,6 @@ from optical_memory.agents.breakpoints import BreakpointTrail, min_cacheable_tok
 from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
 from optical_memory.agents.captions import Captions
 from optical_memory.agents.encoded import EncodedImages
-from optical_memory.agents.messages import ImageRef
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.threads import ThreadMemories, ThreadState
 from optical_memory.agents.usage import CallUsage
@@ -71,6 +70,7 @@ from optical_memory.agents.window import (
     with_tool_calls,
 )
 from optical_memory.extras import import_extra
+from optical_memory.messages import ImageRef
 from optical_memory.modes import Mode
 from optical_memory.tokens import count_text_tokens, target_for_model, target_spec, vision_tokens
 

@@ -23,9 +23,10 @@ from optical_memory.agents.identity import (
     identify,
     with_turn_id,
 )
-from optical_memory.agents.messages import MessageTurn, message_to_turn, sendable
+from optical_memory.agents.messages import sendable
 from optical_memory.agents.window import MessageInfo, is_memory_message
 from optical_memory.extras import import_extra
+from optical_memory.messages import MessageTurn, message_to_turn
 from optical_memory.modes import Mode
 from optical_memory.store import logger
 
