@@ -64,7 +64,7 @@ from PIL import Image
 from pydantic import Field
 
 from optical_memory.agents import wrap
-from optical_memory.agents.request import MEMORY_MESSAGE_SOURCE, message_tokens
+from optical_memory.agents.window import MEMORY_MESSAGE_SOURCE, message_tokens
 from optical_memory.experiments.results_file import write_results
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.legibility import page_legibility
