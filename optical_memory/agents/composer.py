@@ -64,6 +64,14 @@ URL_IMAGE_SIZE = (1024, 1024)
 ImageCosts = Callable[[int, int, Mode | None], int]
 
 
+def _counted_size(image: ImageRef) -> tuple[int, int, bool]:
+    """The size a caller's image is priced at, and whether it is its own: an image without
+    bytes or a readable size counts as :data:`URL_IMAGE_SIZE`."""
+    if image.data is not None and image.width and image.height:
+        return image.width, image.height, True
+    return (*URL_IMAGE_SIZE, False)
+
+
 def _image_key(mosaic: Mosaic) -> str:
     return "mosaic:" + ",".join(page.image_key for page in mosaic.pages)
 
@@ -218,11 +226,7 @@ class RequestComposer:
             )
         request.extend(verbatim)
         for image in own_images:
-            width, height = (image.width, image.height)
-            sized = image.data is not None and bool(width) and bool(height)
-            if not sized:
-                width, height = URL_IMAGE_SIZE
-            assert width is not None and height is not None
+            width, height, sized = _counted_size(image)
             sent_images.append(SentImage(width, height, None, known=sized))
         text_tokens = self.fixed + sum(
             count_text_tokens(block["text"]) for block in blocks if block["type"] == "text"
@@ -278,9 +282,7 @@ class RequestComposer:
             known = self.thread.info.get(message.id or "")
             if known is not None and known.images:
                 for image in images_sent(message, known):
-                    width, height = image.width, image.height
-                    if image.data is None or not width or not height:
-                        width, height = URL_IMAGE_SIZE
+                    width, height, _ = _counted_size(image)
                     fixed += self.image_cost(width, height, None)
         return RequestOverhead(fixed=fixed, per_page=count_text_tokens(_CAPTION_SAMPLE))
 
