@@ -50,9 +50,10 @@ from optical_memory.experiments.records import (
     PageAtMode,
     PageResult,
 )
-from optical_memory.experiments.report import summarize, write_report
+from optical_memory.experiments.report import write_report
 from optical_memory.experiments.retrieval import locomo_retrieval
 from optical_memory.experiments.similarity import page_accuracy, substring_distance
+from optical_memory.experiments.summary import summarize
 from optical_memory.legibility import expected_precision
 from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode

@@ -396,9 +396,9 @@ def batch_table(
 
 def plot_curve(rows: dict[str, list[dict[str, float]]], path: Path) -> None:
     """Tokens in context (x, log) against expected legibility of evidence turns (y)."""
-    from optical_memory.experiments.report import _pyplot
+    from optical_memory.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=110)
     for name, points in rows.items():
         budgeted = [p for p in points if p["budget_ratio"] == p["budget_ratio"]]
