@@ -42,8 +42,9 @@ from optical_memory.legibility import REFERENCE_TEXT_TOKENS, expected_precision
 from optical_memory.modes import FADING_ORDER, Mode
 
 DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = ((Mode.SMALL, 16), (Mode.TINY, 32))
-#: Tier boundaries move this many pages at a time: one cache-breaking call per 8 pages frozen,
-#: for about 1% more tokens (``python benchmarks/schedules.py``).
+#: Tier boundaries move this many pages at a time, so pages already sent keep their mode (and a
+#: prompt cache holds) between boundary moves, for a few more tokens in context; the
+#: cache-breaking calls and the tokens they cost are measured by ``python benchmarks/schedules.py``.
 DEFAULT_BATCH = 8
 #: A page's legibility counts half as much every this many pages of age.
 DEFAULT_HALF_LIFE = 32.0

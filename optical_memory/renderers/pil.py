@@ -50,7 +50,7 @@ RENDERER_VERSION = 5
 #: Widest a role label may be, as a share of the line; the content starts after it.
 LABEL_SHARE = 0.5
 _MISSING: Any = object()  # not in a cache (None there means: no ink)
-_CACHE_LIMIT = 200_000  # cached word images; cleared when full (about 100 MB at LARGE)
+_CACHE_LIMIT = 200_000  # entries per cache (word images the largest); cleared when full
 
 # Scripts drawn by a shaping engine (Hebrew, Arabic, Syriac, Thaana, Indic, Thai, Lao,
 # Tibetan, Myanmar, Khmer, Mongolian, presentation forms) and combining marks.
@@ -168,7 +168,7 @@ class PillowRenderer:
         baseline = self._baseline * scale
         line_height = self.line_height * scale
         # From 1024 px up, words start at even pixels: PNG packs two pixels a byte, so a word
-        # seen before is the same bytes again and deflate finds it (a page about 5% smaller).
+        # seen before is the same bytes again and deflate finds it (a smaller page).
         even = ~1 if width >= REFERENCE_SIZE else ~0
         pages = []
         images, draw, ramp = self._images, self._glyphs, self.ramp
