@@ -42,7 +42,8 @@ from typing import Any
 from http_stub import send_json
 from PIL import Image
 
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 MAX_BREAKPOINTS = 4
 LOOKBACK_BLOCKS = 20

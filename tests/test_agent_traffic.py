@@ -23,7 +23,8 @@ from recording_model import RecordingChatModel
 from optical_memory import DecaySchedule, Mode, OpticalMemory
 from optical_memory.agents import MemoryOptions, OpticalMemoryMiddleware, recall_memory_tool, wrap
 from optical_memory.memory.limits import Mosaic, bound_pages
-from optical_memory.tokens import RequestLimits, count_text_tokens, vision_tokens
+from optical_memory.targets import RequestLimits, vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 CONFIG: Any = {"configurable": {"thread_id": "t"}}
 

@@ -17,7 +17,8 @@ import pytest
 from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
 from optical_memory.apps.cli import main
 from optical_memory.store.sqlite import SQLiteStore
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 #: The provider's own price of one image, by its side in pixels (square pages).
 PROVIDER_IMAGE_TOKENS = {512: 170, 640: 305, 1024: 610, 1280: 1010}
