@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from optical_memory.legibility import (
+    CLAUDE_CELL_ACCURACY,
     FOX_TABLE,
     FOX_VISION_TOKENS,
     ModeLegibility,
@@ -115,6 +116,11 @@ def test_claude_reads_exact_values_by_glyph_cell_as_published() -> None:
     assert exact_value_prior("openai", Mode.LARGE) is None  # nothing published: unknown
     assert not any(reads_exactly("anthropic", mode) for mode in Mode)
     assert not any(reads_exactly("deepseek-ocr", mode) for mode in Mode)
+
+
+def test_the_exact_value_prior_is_pxpipes_published_measurements() -> None:
+    # pxpipe, Claude reading 20 ids: 5x8-px cells 10% exact, 10x16 95%, 20x32 100%.
+    assert CLAUDE_CELL_ACCURACY == ((8.0, 0.10), (16.0, 0.95), (32.0, 1.0))
 
 
 def test_a_calibrated_table_decides_where_exact_values_are_read() -> None:
