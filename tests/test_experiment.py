@@ -16,7 +16,7 @@ from optical_memory.experiments.run import evidence_ids, load_dialogs
 from optical_memory.experiments.similarity import substring_distance, substring_similarity
 from optical_memory.legibility import FOX_POINTS, expected_precision
 from optical_memory.modes import Mode
-from optical_memory.tokens import vision_tokens
+from optical_memory.targets import vision_tokens
 
 TARGETS = ("deepseek-ocr", "openai", "anthropic", "qwen2.5-vl")
 

@@ -53,6 +53,7 @@ from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_c
 from optical_memory.agents.captions import Captions
 from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.messages import ImageRef
+from optical_memory.agents.model_family import target_for_model
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.threads import ThreadMemories, ThreadState
 from optical_memory.agents.usage import CallUsage
@@ -72,7 +73,8 @@ from optical_memory.agents.window import (
 )
 from optical_memory.extras import import_extra
 from optical_memory.modes import Mode
-from optical_memory.tokens import count_text_tokens, target_for_model, target_spec, vision_tokens
+from optical_memory.targets import target_spec, vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 import_extra("langchain_core", "langchain")
 
@@ -154,7 +156,7 @@ class MemoryRequestBuilder:
 
     def target_for(self, model: Any) -> str:
         """The target for requests to ``model``: the options' target, else the model's family
-        (see :func:`optical_memory.tokens.target_for_model`), else the memory's target when
+        (see :func:`.model_family.target_for_model`), else the memory's target when
         the model is one of LangChain's stand-in fakes or no model is known."""
         if self.options.target is not None or model is None:
             return self.target

@@ -60,7 +60,8 @@ from optical_memory.modes import Mode
 from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import page_size
 from optical_memory.schedule import DecaySchedule
-from optical_memory.tokens import cache_dir, count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import cache_dir, count_text_tokens
 from optical_memory.turns import Turn, turn_text
 
 #: Turns of the synthetic dialogue (the demo's generator, seed 0).

@@ -354,7 +354,7 @@ def batch_table(
     """Cache breaks per batch size, over every page event of the conversations (each replayed
     alone) and of one long run (all their pages back to back, three times over)."""
     from optical_memory.renderers.page import page_size
-    from optical_memory.tokens import vision_tokens
+    from optical_memory.targets import vision_tokens
 
     def vision(mode: Mode) -> int:
         return vision_tokens(*page_size(mode), "deepseek-ocr", mode)
