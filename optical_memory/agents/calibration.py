@@ -46,7 +46,7 @@ import numpy as np
 
 from optical_memory.modes import Mode
 from optical_memory.store import Store
-from optical_memory.tokens import vision_tokens
+from optical_memory.targets import vision_tokens
 
 logger = logging.getLogger("optical_memory")
 

@@ -39,7 +39,8 @@ from optical_memory.agents.window import (
 from optical_memory.extras import import_extra
 from optical_memory.messages import ImageRef
 from optical_memory.modes import Mode
-from optical_memory.tokens import count_text_tokens, target_spec, vision_tokens
+from optical_memory.targets import target_spec, vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 import_extra("langchain_core", "langchain")
 

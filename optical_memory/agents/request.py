@@ -42,6 +42,7 @@ from optical_memory.agents.calibration import ImageCostTable, reset_costs
 from optical_memory.agents.composer import RequestComposer
 from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.fit import fit_request
+from optical_memory.agents.model_family import target_for_model
 from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.threads import ThreadMemories, ThreadState
 from optical_memory.agents.truncation import tail_only
@@ -53,7 +54,6 @@ from optical_memory.agents.window import (
     model_key,
 )
 from optical_memory.extras import import_extra
-from optical_memory.tokens import target_for_model
 
 import_extra("langchain_core", "langchain")
 
@@ -100,7 +100,7 @@ class MemoryRequestBuilder:
 
     def target_for(self, model: Any) -> str:
         """The target for requests to ``model``: the options' target, else the model's family
-        (see :func:`optical_memory.tokens.target_for_model`), else the memory's target when
+        (see :func:`.model_family.target_for_model`), else the memory's target when
         the model is one of LangChain's stand-in fakes or no model is known."""
         if self.options.target is not None or model is None:
             return self.target

@@ -31,7 +31,8 @@ from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
 from optical_memory.store.ranking import CANDIDATES
-from optical_memory.tokens import TARGETS, count_text_tokens
+from optical_memory.targets import TARGETS
+from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 from optical_memory.verbatim import MAX_VERBATIM_TOKENS
 
@@ -67,7 +68,7 @@ class OpticalMemory(Closing):
             which needs the ``html`` extra). A renderer made from a name is closed with the
             memory.
         target: the model the token counts are for: one of
-            :data:`optical_memory.tokens.TARGETS`.
+            :data:`optical_memory.targets.TARGETS`.
         keep_recent_turns: newest turns always kept as text (the recent window).
         render_ahead: after each ``add``, draw in a background thread the pages the next
             contexts will show (:mod:`optical_memory.memory.render_ahead`).
