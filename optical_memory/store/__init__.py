@@ -4,7 +4,11 @@
 (``store/sqlite.py``) implements it with the standard library's ``sqlite3`` (one file, or RAM
 with ``path=None``); :class:`~optical_memory.store.postgres.PostgresStore` (``postgres`` extra)
 with one PostgreSQL database shared by many workers on many hosts. :func:`open_store` picks one
-from a path or a ``postgresql://`` address.
+from a path or a ``postgresql://`` address. Both are built on one SQL layer: the statements they
+share are written once (``sql.py``, ``search.py``, ``sql_threads.py``) and read through a
+dialect (``dialect.py``, every difference in plain SQL); each store keeps its connections and
+locks (``sqlite.py``, ``postgres.py``) and its full-text index (``sqlite_search.py``,
+``postgres_search.py``).
 
 Everything is scoped by ``thread_id`` except the two caches, which are keyed by a page's
 *content hash*: a hash of exactly what is printed on the page, so identical content renders to
