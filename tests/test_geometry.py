@@ -166,9 +166,9 @@ def test_through_the_reading_stub_openai_geometry_reads_more_characters_per_bill
     deepseek, chosen = PillowRenderer(), PillowRenderer(sides=level_sides("openai"))
     results = {}
     with reader_stub() as server:
-        host, port = server.server_address
+        host, port = server.server_address[:2]
         model = ChatOpenAI(
-            base_url=f"http://{host}:{port}/v1",
+            base_url=f"http://{host!s}:{port}/v1",
             model="gpt-4o",
             api_key=SecretStr("none"),
             temperature=0,

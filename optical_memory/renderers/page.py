@@ -84,7 +84,7 @@ def page_size(mode: Mode) -> tuple[int, int]:
 MIN_PAGE_SIDE, MAX_PAGE_SIDE = 64, 4096
 
 
-def page_sides(sides: Mapping[Mode | str, int] | None) -> dict[Mode, int]:
+def page_sides(sides: Mapping[Mode, int] | Mapping[str, int] | None) -> dict[Mode, int]:
     """``sides`` (page side in px per mode) checked: modes parsed, sides whole numbers within
     :data:`MIN_PAGE_SIDE` .. :data:`MAX_PAGE_SIDE`; ``{}`` for None."""
     if sides is None:

@@ -131,7 +131,7 @@ class PillowRenderer:
         fonts: FontChain | None = None,
         label_fonts: FontChain | None = None,
         ramp: Ramp | None = None,
-        sides: Mapping[Mode | str, int] | None = None,
+        sides: Mapping[Mode, int] | Mapping[str, int] | None = None,
     ) -> None:
         density = chosen_density()
         font_size = density.font_size if font_size is None else font_size
