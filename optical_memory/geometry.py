@@ -89,8 +89,9 @@ def has_own_geometry(target: str) -> bool:
 
 
 def provider_scale(target: str, side: float) -> float:
-    """The factor (<= 1) by which ``target``'s provider shrinks a square page of ``side`` px
-    before its model sees it, as the provider documents it; 1 where nothing is documented."""
+    """The factor by which ``target``'s provider scales a square page of ``side`` px before its
+    model sees it, as the provider documents it (below 1: shrunk; Qwen also rounds up to its
+    patch grid); 1 where nothing is documented."""
     limits: list[float] = [1.0]
     if target.startswith("anthropic"):
         # Longest edge 1568 px and about 1.15 megapixels (1600 tokens of 750 px).
@@ -100,8 +101,11 @@ def provider_scale(target: str, side: float) -> float:
     elif target.startswith("openai"):
         limits += [2048 / side, 768 / side]  # within 2048², then the short side to 768
     elif target.startswith("qwen"):
+        # smart_resize: each side rounded to the nearest whole unit (up or down), within
+        # 16384 units of area.
         unit = 28 if target.startswith("qwen2") else 32
-        limits.append(math.sqrt(unit * unit * 16384) / side)
+        seen = min(max(unit, round(side / unit) * unit), math.sqrt(unit * unit * 16384))
+        return seen / side
     return min(limits)
 
 
@@ -173,7 +177,7 @@ def _rank(level: LevelGeometry, faded: bool) -> tuple[float, float, bool, int]:
     score = level.legible_per_token if faded else level.legibility
     # Equal cells (a provider shrinking larger pages to one size): the page the provider keeps
     # as drawn (crisper than its resampling), then the smaller page (fewer bytes).
-    kept = level.sent_side >= level.side
+    kept = abs(level.sent_side - level.side) < 0.5
     return (round(score, 12), round(level.cell_height, 3), kept, -level.side)
 
 
