@@ -186,3 +186,10 @@ def test_through_the_reading_stub_openai_geometry_reads_more_characters_per_bill
     assert tokens_now <= tokens_before
     assert chars_now > chars_before
     assert chars_now / tokens_now > chars_before / tokens_before
+
+
+@pytest.mark.parametrize(("target", "unit"), [("qwen3-vl", 32)])
+def test_qwen_levels_sit_on_its_patch_grid_so_nothing_is_resampled(target: str, unit: int) -> None:
+    # Qwen's smart_resize rounds each side to whole patches: any other side is resampled.
+    for mode, side in level_sides(target).items():
+        assert side % unit == 0, (mode, side)
