@@ -193,3 +193,31 @@ def test_qwen_levels_sit_on_its_patch_grid_so_nothing_is_resampled(target: str, 
     # Qwen's smart_resize rounds each side to whole patches: any other side is resampled.
     for mode, side in level_sides(target).items():
         assert side % unit == 0, (mode, side)
+
+
+def test_an_agent_for_another_target_is_sent_pages_at_that_targets_sides() -> None:
+    pytest.importorskip("langchain")
+    import base64
+    import io
+
+    from langchain_core.messages import HumanMessage
+    from PIL import Image
+    from recording_model import RecordingChatModel
+
+    from optical_memory.agents import wrap
+
+    memory = OpticalMemory(None, thread_id="t")  # drawn for DeepSeek-OCR by default
+    for role, content in generate_dialogue(120, seed=5).turns:
+        memory.add(role, content)
+    model = RecordingChatModel(messages=iter(["ok"]))
+    chat = wrap(memory, model, target="openai")
+    chat.invoke([HumanMessage("What was the build id?")], {"configurable": {"thread_id": "t"}})
+    sizes = set()
+    for message in model.requests[-1]:
+        for block in message.content_blocks:
+            if block["type"] == "image":
+                data = base64.b64decode(block["base64"])  # type: ignore[typeddict-item]
+                sizes.add(Image.open(io.BytesIO(data)).size)
+    small = level_sides("openai")[Mode.SMALL]
+    assert (small, small) in sizes
+    assert all(side <= 768 for side, _ in sizes)  # nothing OpenAI would shrink

@@ -113,6 +113,8 @@ class OpticalMemory(Closing):
         self.schedule = schedule or DecaySchedule()
         self.renderer = renderers.resolve(renderer, target)
         self._owns_renderer = not isinstance(renderer, Renderer)
+        #: Whether the renderer is the default one for the target (no renderer was given).
+        self.default_renderer = renderer is None
         self.target = target
         self.keep_recent_turns = keep_recent_turns
         self.verbatim_tokens = verbatim_tokens
