@@ -216,7 +216,7 @@ def test_an_agent_for_another_target_is_sent_pages_at_that_targets_sides() -> No
     for message in model.requests[-1]:
         for block in message.content_blocks:
             if block["type"] == "image":
-                data = base64.b64decode(block["base64"])  # type: ignore[typeddict-item]
+                data = base64.b64decode(block["base64"])
                 sizes.add(Image.open(io.BytesIO(data)).size)
     small = level_sides("openai")[Mode.SMALL]
     assert (small, small) in sizes
