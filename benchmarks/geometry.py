@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     started = time.perf_counter()
     pages = []  # (turns, page index)
     for turns in conversations(args.data, args.conversations):
-        turns = turns[: 25 * args.pages]  # the first pages need no more turns than this
+        turns = turns[: 40 * (args.pages + 1)]  # the first pages need no more turns than this
         count = len(PillowRenderer().paginate(turns))
         pages += [(turns, index) for index in range(min(args.pages, count - 1))]
     readings: dict[tuple[int, int, int], float] = {}  # (page, drawn side, seen side): read
