@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -152,9 +153,8 @@ needs_stub = pytest.mark.skipif(
 )
 
 
-@needs_stub
-def test_through_the_reading_stub_openai_geometry_reads_more_characters_per_billed_token() -> None:
-    pytest.importorskip("langchain_openai")
+def _read_through_stub(turns: list[Turn], renderer: PillowRenderer) -> tuple[int, int]:
+    """Characters of the first two SMALL pages the stub reads back, and the tokens it bills."""
     from langchain_openai import ChatOpenAI
     from pydantic import SecretStr
     from reader_stub import reader_stub
@@ -162,9 +162,6 @@ def test_through_the_reading_stub_openai_geometry_reads_more_characters_per_bill
     from optical_memory.experiments.ocr import character_accuracy, normalize_whitespace
     from optical_memory.experiments.readers import ChatModelReader
 
-    turns = [Turn(role=r, content=c) for r, c in generate_dialogue(40, seed=11).turns]
-    deepseek, chosen = PillowRenderer(), PillowRenderer(sides=level_sides("openai"))
-    results = {}
     with reader_stub() as server:
         host, port = server.server_address[:2]
         model = ChatOpenAI(
@@ -173,19 +170,38 @@ def test_through_the_reading_stub_openai_geometry_reads_more_characters_per_bill
             api_key=SecretStr("none"),
             temperature=0,
         )
-        for name, renderer in (("deepseek", deepseek), ("chosen", chosen)):
-            reader = ChatModelReader(model)
-            billed_before = sum(server.bills)
-            read_chars = 0
-            for page in renderer.render(turns, Mode.SMALL)[:2]:
-                expected = normalize_whitespace(page.text(turns))
-                got = normalize_whitespace(reader.read(page.image, Mode.SMALL))
-                read_chars += round(character_accuracy(expected, got) * len(expected))
-            results[name] = (read_chars, sum(server.bills) - billed_before)
-    (chars_before, tokens_before), (chars_now, tokens_now) = results["deepseek"], results["chosen"]
+        reader = ChatModelReader(model)
+        read_chars = 0
+        for page in renderer.render(turns, Mode.SMALL)[:2]:
+            expected = normalize_whitespace(page.text(turns))
+            got = normalize_whitespace(reader.read(page.image, Mode.SMALL))
+            read_chars += round(character_accuracy(expected, got) * len(expected))
+        return read_chars, sum(server.bills)
+
+
+def _assert_geometry_reads_more_per_token(turns: list[Turn]) -> None:
+    pytest.importorskip("langchain_openai")
+    chars_before, tokens_before = _read_through_stub(turns, PillowRenderer())
+    chars_now, tokens_now = _read_through_stub(turns, PillowRenderer(sides=level_sides("openai")))
     assert tokens_now <= tokens_before
     assert chars_now > chars_before
     assert chars_now / tokens_now > chars_before / tokens_before
+
+
+@needs_stub
+def test_through_the_reading_stub_openai_geometry_reads_more_characters_per_billed_token() -> None:
+    turns = [Turn(role=r, content=c) for r, c in generate_dialogue(40, seed=11).turns]
+    _assert_geometry_reads_more_per_token(turns)
+
+
+@needs_stub
+def test_on_a_real_conversation_openai_geometry_reads_more_per_billed_token(
+    locomo_path: Path,
+) -> None:
+    from optical_memory.experiments.locomo import read_locomo
+
+    conversation = read_locomo(locomo_path)[-1]  # the geometry comes from billing and priors
+    _assert_geometry_reads_more_per_token(list(conversation.turns)[:80])
 
 
 @pytest.mark.parametrize(("target", "unit"), [("qwen3-vl", 32)])
