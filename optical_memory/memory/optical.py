@@ -68,7 +68,8 @@ class OpticalMemory(Closing):
             which needs the ``html`` extra). A renderer made from a name is closed with the
             memory.
         target: the model the token counts are for: one of
-            :data:`optical_memory.targets.TARGETS`.
+            :data:`optical_memory.targets.TARGETS`. The default renderer draws each mode at
+            that target's own page side (:mod:`optical_memory.geometry`).
         keep_recent_turns: newest turns always kept as text (the recent window).
         render_ahead: after each ``add``, draw in a background thread the pages the next
             contexts will show (:mod:`optical_memory.memory.render_ahead`).
@@ -108,8 +109,10 @@ class OpticalMemory(Closing):
             raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
         self.thread_id = thread_id
         self.schedule = schedule or DecaySchedule()
-        self.renderer = renderers.resolve(renderer)
+        self.renderer = renderers.resolve(renderer, target)
         self._owns_renderer = not isinstance(renderer, Renderer)
+        #: Whether the renderer is the default one for the target (no renderer was given).
+        self.default_renderer = renderer is None
         self.target = target
         self.keep_recent_turns = keep_recent_turns
         self.verbatim_tokens = verbatim_tokens
