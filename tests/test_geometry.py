@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from optical_memory import Mode, OpticalMemory, renderers
+from optical_memory import DecaySchedule, Mode, OpticalMemory, renderers
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.geometry import (
     DEEPSEEK_SIDES,
@@ -237,3 +237,44 @@ def test_an_agent_for_another_target_is_sent_pages_at_that_targets_sides() -> No
     small = level_sides("openai")[Mode.SMALL]
     assert (small, small) in sizes
     assert all(side <= 768 for side, _ in sizes)  # nothing OpenAI would shrink
+
+
+def test_an_agent_for_a_calibrated_model_is_sent_pages_at_the_sides_it_was_measured_to_read() -> (
+    None
+):
+    pytest.importorskip("langchain")
+    import base64
+    import io
+
+    from langchain_core.messages import HumanMessage
+    from PIL import Image
+    from recording_model import RecordingChatModel
+
+    from optical_memory.agents import wrap
+    from optical_memory.agents.window import model_key
+    from optical_memory.legibility import save_calibration
+
+    def billed_images(calibrated: bool) -> list[int]:
+        """What OpenAI bills for each page sent (its own tile rule, worked out here)."""
+        memory = OpticalMemory(None, thread_id="t", schedule=DecaySchedule([(Mode.SMALL, 99)]))
+        for role, content in generate_dialogue(120, seed=5).turns:
+            memory.add(role, content)
+        model = RecordingChatModel(messages=iter(["ok"]))
+        if calibrated:  # `optical-memory calibrate` found it reads every character at TINY
+            table = {mode: ModeLegibility(1.0, 1.0, 4) for mode in (Mode.TINY, Mode.SMALL)}
+            save_calibration(memory.store, model_key(model), table)
+        chat = wrap(memory, model, target="openai")
+        chat.invoke([HumanMessage("What was the build id?")], {"configurable": {"thread_id": "t"}})
+        bills = []
+        for message in model.requests[-1]:
+            for block in message.content_blocks:
+                if block["type"] == "image":
+                    image = Image.open(io.BytesIO(base64.b64decode(block["base64"])))
+                    assert image.width == image.height
+                    assert image.width >= 512  # never smaller than anything it was measured on
+                    bills.append(openai_bill(image.width))
+        return bills
+
+    prior, calibrated = billed_images(False), billed_images(True)
+    assert len(prior) == len(calibrated) > 0  # the same pages...
+    assert sum(calibrated) < sum(prior)  # ...for fewer billed tokens

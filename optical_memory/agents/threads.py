@@ -27,6 +27,8 @@ from optical_memory.agents.identity import (
 from optical_memory.agents.messages import sendable
 from optical_memory.agents.window import MessageInfo, is_memory_message
 from optical_memory.extras import import_extra
+from optical_memory.geometry import calibrated_cells, level_sides
+from optical_memory.legibility import load_calibration
 from optical_memory.messages import MessageTurn, message_to_turn
 from optical_memory.modes import Mode
 from optical_memory.renderers.page import Renderer
@@ -127,7 +129,7 @@ class ThreadMemories:
         self.keep_recent_turns = keep_recent_turns
         self._states: OrderedDict[tuple[str, str, str], ThreadState] = OrderedDict()
         self._info: dict[str, dict[str, MessageInfo]] = {}  # per thread, shared by targets
-        self._renderers: dict[str, Renderer] = {}  # per target, when the base draws a default
+        self._renderers: dict[tuple[str, str], Renderer] = {}  # per target and calibrated model
 
     def get(self, name: str, target: str, model_key: str, costs: ImageCosts | None) -> ThreadState:
         """The state of thread ``name`` priced for ``target`` (``costs``: learnt image costs
@@ -138,10 +140,12 @@ class ThreadMemories:
             self._states.move_to_end(key)
             return state
         base = self.base
-        if (name, self.keep_recent_turns, target) == (
+        renderer = self._renderer_for(target, model_key)
+        if (name, self.keep_recent_turns, target, renderer) == (
             base.thread_id,
             base.keep_recent_turns,
             base.target,
+            base.renderer,
         ):
             memory = base  # the caller's memory serves its own thread
         else:
@@ -149,7 +153,7 @@ class ThreadMemories:
                 base.store,
                 thread_id=name,
                 schedule=base.schedule,
-                renderer=self._renderer_for(target),
+                renderer=renderer,
                 target=target,
                 keep_recent_turns=self.keep_recent_turns,
                 render_ahead=True,  # pages drawn between calls, not on them
@@ -170,15 +174,22 @@ class ThreadMemories:
     def items(self) -> Iterator[tuple[tuple[str, str, str], ThreadState]]:
         return iter(list(self._states.items()))
 
-    def _renderer_for(self, target: str) -> Renderer:
+    def _renderer_for(self, target: str, model_key: str) -> Renderer:
         """The base memory's renderer, or, when that is only the default for the base's target,
-        one drawing ``target``'s own page geometry (shared by that target's threads)."""
+        one drawing ``target``'s own page geometry (shared by that target's threads): the
+        sides :func:`~optical_memory.geometry.level_sides` chooses from what ``model_key`` was
+        calibrated to read when it was (``optical-memory calibrate``), else from the priors."""
         base = self.base
-        if target == base.target or not base.default_renderer:
+        if not base.default_renderer:
             return base.renderer
-        if target not in self._renderers:
-            self._renderers[target] = renderers.resolve(None, target)
-        return self._renderers[target]
+        table = load_calibration(base.store, model_key) if model_key else {}
+        if target == base.target and not table:
+            return base.renderer
+        key = (target, model_key if table else "")
+        if key not in self._renderers:
+            cells = calibrated_cells(target, table) if table else None
+            self._renderers[key] = renderers.create("pil", sides=level_sides(target, cells))
+        return self._renderers[key]
 
     def close(self) -> None:
         """Let every state go (memories made here stop drawing ahead; stores stay open)."""
