@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from optical_memory.experiments.ocr import character_accuracy, normalize_whitespace
 from optical_memory.experiments.readers import ChatModelReader, Reader
+from optical_memory.geometry import calibrated_cells, has_own_geometry, level_sides
 from optical_memory.legibility import (
     EXACT_ACCURACY_NEEDED,
     ModeLegibility,
@@ -27,7 +28,7 @@ from optical_memory.legibility import (
     expected_precision,
     save_calibration,
 )
-from optical_memory.modes import Mode
+from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.renderers.page import Renderer
 from optical_memory.store import Store
 from optical_memory.targets import vision_tokens
@@ -190,4 +191,12 @@ def report_lines(
         + (", ".join(exact) if exact else "no mode")
         + " go without their exact values as text, every other image page carries them."
     )
+    if has_own_geometry(result.target):
+        prior = level_sides(result.target)
+        sides = level_sides(result.target, calibrated_cells(result.target, result.table))
+        lines.append(
+            "Its pages are drawn at these sides (px; before calibration in brackets): "
+            + ", ".join(f"{m.value} {sides[m]} ({prior[m]})" for m in reversed(FADING_ORDER))
+            + "."
+        )
     return lines
