@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from optical_memory.agents.front import MemoryFront
-from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.recall import recall_memory_tool
 from optical_memory.agents.request import MemoryRequestBuilder
 from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
+from optical_memory.options import MemoryOptions
 
 import_extra("langchain", "langchain")
 

@@ -26,10 +26,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.agents.front import MemoryFront
-from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.request import MemoryRequestBuilder
 from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
+from optical_memory.options import MemoryOptions
 
 import_extra("langchain_core", "langchain")
 
