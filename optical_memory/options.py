@@ -115,8 +115,8 @@ class MemoryOptions:
 
     Attributes:
         keep_recent_turns: Newest turns always kept as text, and sent as the caller's own
-            messages, verbatim (at least 0: the newest message of a request is sent as text
-            whatever this says). Older turns wait as text until enough of them fill a page.
+            messages, verbatim (at least 1: the newest message, a request's question, is never
+            printed on a page). Older turns wait as text until enough of them fill a page.
         budget_tokens: Most tokens one request may cost the target (system prompt, tool
             schemas, captions, images and recent text together); ``None``: no limit. Old pages
             fade and are forgotten first, a batch at a time when a batch of pages settles
@@ -163,7 +163,7 @@ class MemoryOptions:
     tuning: Tuning = field(default=DEFAULT_TUNING)
 
     def __post_init__(self) -> None:
-        _check_count("", "keep_recent_turns", self.keep_recent_turns, 0)
+        _check_count("", "keep_recent_turns", self.keep_recent_turns, 1)
         budget = self.budget_tokens
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
             raise TypeError(f"budget_tokens must be an int or None, not {budget!r}")
