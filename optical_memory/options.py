@@ -27,12 +27,13 @@ from optical_memory.verbatim import MAX_VERBATIM_TOKENS
 DEFAULT_TARGET = "deepseek-ocr"
 
 
-def _is_count(value: object, least: int) -> bool:
+def is_count(value: object, least: int) -> bool:
+    """Whether ``value`` is an int (not a bool) of at least ``least``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _check_count(owner: str, name: str, value: object, least: int) -> None:
-    if not _is_count(value, least):
+    if not is_count(value, least):
         raise ValueError(f"{owner}{name} must be an int >= {least}, not {value!r}")
 
 
@@ -89,7 +90,7 @@ class Tuning:
             _check_count("Tuning.", name, getattr(self, name), least)
         size = self.url_image_size
         if not (
-            isinstance(size, tuple) and len(size) == 2 and all(_is_count(side, 1) for side in size)
+            isinstance(size, tuple) and len(size) == 2 and all(is_count(side, 1) for side in size)
         ):
             raise ValueError(
                 f"Tuning.url_image_size must be (width, height) in pixels >= 1, not {size!r}"
@@ -228,4 +229,11 @@ class OptionValues(TypedDict, total=False):
     tuning: Tuning
 
 
-__all__ = ["DEFAULT_TARGET", "DEFAULT_TUNING", "MemoryOptions", "OptionValues", "Tuning"]
+__all__ = [
+    "DEFAULT_TARGET",
+    "DEFAULT_TUNING",
+    "MemoryOptions",
+    "OptionValues",
+    "Tuning",
+    "is_count",
+]

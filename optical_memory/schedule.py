@@ -40,7 +40,7 @@ import numpy as np
 
 from optical_memory.legibility import REFERENCE_TEXT_TOKENS, expected_precision
 from optical_memory.modes import FADING_ORDER, Mode
-from optical_memory.options import DEFAULT_TUNING
+from optical_memory.options import DEFAULT_TUNING, is_count
 
 DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = ((Mode.SMALL, 16), (Mode.TINY, 32))
 #: Tier boundaries move this many pages at a time, so pages already sent keep their mode (and a
@@ -95,7 +95,7 @@ class DecaySchedule:
             if not isinstance(tier, (tuple, list)) or len(tier) != 2:
                 raise ValueError(f"each tier is (mode, width in pages), not {tier!r}")
             mode, width = Mode.parse(tier[0]), tier[1]
-            if not _is_count(width, 1):
+            if not is_count(width, 1):
                 raise ValueError(f"tier width must be a whole number of pages >= 1, not {width!r}")
             if modes and FADING_ORDER.index(mode) <= FADING_ORDER.index(modes[-1]):
                 order = " → ".join(m.name for m in FADING_ORDER)
@@ -106,9 +106,9 @@ class DecaySchedule:
             modes.append(mode)
             end += width
             ends.append(end)
-        if self.forget_after is not None and not _is_count(self.forget_after, 0):
+        if self.forget_after is not None and not is_count(self.forget_after, 0):
             raise ValueError(f"forget_after must be None or pages >= 0, not {self.forget_after!r}")
-        if not _is_count(self.batch, 1):
+        if not is_count(self.batch, 1):
             raise ValueError(f"batch must be a whole number of pages >= 1, not {self.batch!r}")
         if self.half_life is not None and (
             isinstance(self.half_life, bool)
@@ -117,7 +117,7 @@ class DecaySchedule:
             or math.isinf(self.half_life)
         ):
             raise ValueError(f"half_life must be None or pages > 0, not {self.half_life!r}")
-        if self.rehearsal is not None and not _is_count(self.rehearsal, 1):
+        if self.rehearsal is not None and not is_count(self.rehearsal, 1):
             raise ValueError(f"rehearsal must be None or pages >= 1, not {self.rehearsal!r}")
         object.__setattr__(
             self, "tiers", tuple((m, w) for m, (_, w) in zip(modes, tiers, strict=True))
@@ -357,7 +357,3 @@ def drop_oldest_text(text_costs: Sequence[int], total: int, budget_tokens: int) 
 
 def _reference_value(_: int, mode: Mode) -> float:
     return expected_precision(REFERENCE_TEXT_TOKENS, mode)
-
-
-def _is_count(value: object, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -31,7 +31,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.agents.breakpoints import (
     BreakpointTrail,
@@ -53,7 +53,10 @@ from optical_memory.agents.window import (
     model_key,
 )
 from optical_memory.extras import import_extra
-from optical_memory.options import MemoryOptions
+from optical_memory.options import MemoryOptions, OptionValues
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 import_extra("langchain_core", "langchain")
 
@@ -80,7 +83,7 @@ class MemoryRequestBuilder:
         options: MemoryOptions | None = None,
         *,
         recall_tool: str | None = None,
-        **overrides: Any,
+        **overrides: Unpack[OptionValues],
     ) -> None:
         self.options = MemoryOptions.of(options, overrides)
         self.memory = memory
