@@ -4,6 +4,7 @@ changes what the user sees where it should."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -210,3 +211,26 @@ def test_tuning_is_one_frozen_value_with_the_ranking_inside() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         tuning.max_threads = 3  # type: ignore[misc]
     assert MemoryOptions(tuning=tuning).tuning is tuning
+
+
+def test_the_calibration_step_bounds_how_fast_a_learnt_image_cost_moves() -> None:
+    # A provider billing twice OpenAI's published 765 tokens (85 + 170 * 4 tiles) for 640x640.
+    billed_per_image = 2 * 765
+    memory = OpticalMemory(None)
+    learnt: dict[float, list[int]] = {}
+    for step in (0.08, 1.0):
+        table = ImageCostTable(
+            memory.store, "openai", f"m{step}", Tuning(calibration_max_step=step)
+        )
+        learnt[step] = []
+        for n in range(8):
+            images, text = 1 + n % 3, 100 + 10 * n
+            bill = text + images * billed_per_image
+            table.observe(
+                [SentImage(640, 640, None)] * images, bill, text=text, chars=400, messages=1
+            )
+            learnt[step].append(table.cost(640, 640))
+    slow = [765, *learnt[0.08]]
+    assert all(after <= before * 1.08 + 1 for before, after in itertools.pairwise(slow))
+    assert learnt[0.08][-1] < 0.85 * billed_per_image
+    assert learnt[1.0][-1] > 0.95 * billed_per_image
