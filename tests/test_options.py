@@ -18,7 +18,9 @@ from optical_memory import OpticalMemory
 from optical_memory.agents import MemoryOptions, OpticalMemoryMiddleware, Tuning, wrap
 from optical_memory.agents.calibration import ImageCostTable, SentImage
 from optical_memory.agents.recall import recall_memory_tool
+from optical_memory.modes import Mode
 from optical_memory.options import OptionValues
+from optical_memory.schedule import DecaySchedule
 from optical_memory.store.ranking import Ranking
 
 # (field, bad value, exception, what the message says): one row per validation rule.
@@ -234,3 +236,26 @@ def test_the_calibration_step_bounds_how_fast_a_learnt_image_cost_moves() -> Non
     assert all(after <= before * 1.08 + 1 for before, after in itertools.pairwise(slow))
     assert learnt[0.08][-1] < 0.85 * billed_per_image
     assert learnt[1.0][-1] > 0.95 * billed_per_image
+
+
+def test_a_coarser_planning_table_shows_fewer_pages_within_the_same_budget() -> None:
+    schedule = DecaySchedule(tiers=[(Mode.BASE, 2), (Mode.SMALL, 4), (Mode.TINY, 8)], batch=1)
+    # DeepSeek-OCR's published vision tokens per page, and a share of the text read at each.
+    cost = {Mode.BASE: 256, Mode.SMALL: 100, Mode.TINY: 64}
+    read = {Mode.BASE: 1.0, Mode.SMALL: 0.9, Mode.TINY: 0.5}
+
+    def plan(cells: int) -> list[Mode | None]:
+        fit = schedule.fit(
+            12,
+            lambda _, mode: cost[mode],
+            [10],
+            1100,
+            lambda _, mode: read[mode],
+            knapsack_cells=cells,
+        )
+        assert fit.total <= 1100
+        return fit.modes
+
+    fine, coarse = plan(Tuning().knapsack_cells), plan(4)
+    assert sum(mode is not None for mode in fine) == 12
+    assert sum(mode is not None for mode in coarse) == 8
