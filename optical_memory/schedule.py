@@ -173,11 +173,30 @@ class DecaySchedule:
         items are dropped, always keeping the newest. ``knapsack_cells``: the planning table's
         size (:attr:`~optical_memory.options.Tuning.knapsack_cells`).
         """
-        unbudgeted, _ = self.unbudgeted_fit(page_count, page_cost, text_costs)
+        unbudgeted, costs = self.unbudgeted_fit(page_count, page_cost, text_costs)
         if budget_tokens is None or unbudgeted.total <= budget_tokens:
             return unbudgeted
         if budget_tokens < 0:
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
+        return self.fit_over_budget(
+            unbudgeted, costs, page_cost, text_costs, budget_tokens, page_value, knapsack_cells
+        )
+
+    def fit_over_budget(
+        self,
+        unbudgeted: Fit,
+        costs: list[int],
+        page_cost: Callable[[int, Mode], int],
+        text_costs: Sequence[int],
+        budget_tokens: int,
+        page_value: Callable[[int, Mode], float] | None,
+        knapsack_cells: int,
+    ) -> Fit:
+        """The part of :meth:`fit` that chooses when ``unbudgeted`` (every page at
+        :meth:`modes`, each costing ``costs``) is over ``budget_tokens``: the knapsack over
+        the pages' modes within what the text leaves, on a table of at most ``knapsack_cells``
+        cells (a subclass may plan differently)."""
+        page_count = len(unbudgeted.modes)
         pages_budget = budget_tokens - sum(text_costs)
         if pages_budget >= 0:
             value = page_value or _reference_value

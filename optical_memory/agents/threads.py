@@ -17,6 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from optical_memory import renderers
 from optical_memory.agents.captions import TurnMarks
 from optical_memory.agents.identity import (
     MESSAGE_KEY_NAMESPACE,
@@ -27,9 +28,12 @@ from optical_memory.agents.identity import (
 from optical_memory.agents.messages import sendable
 from optical_memory.agents.window import MessageInfo, is_memory_message
 from optical_memory.extras import import_extra
+from optical_memory.geometry import calibrated_cells, level_sides
+from optical_memory.legibility import load_calibration
 from optical_memory.messages import MessageTurn, message_to_turn
 from optical_memory.modes import Mode
 from optical_memory.options import MemoryOptions
+from optical_memory.renderers.page import Renderer
 from optical_memory.store import logger
 
 import_extra("langchain_core", "langchain")
@@ -127,6 +131,7 @@ class ThreadMemories:
         self.keep_recent_turns = options.keep_recent_turns
         self._states: OrderedDict[tuple[str, str, str], ThreadState] = OrderedDict()
         self._info: dict[str, dict[str, MessageInfo]] = {}  # per thread, shared by targets
+        self._renderers: dict[tuple[str, str], Renderer] = {}  # per target and calibrated model
 
     def get(self, name: str, target: str, model_key: str, costs: ImageCosts | None) -> ThreadState:
         """The state of thread ``name`` priced for ``target`` (``costs``: learnt image costs
@@ -137,10 +142,12 @@ class ThreadMemories:
             self._states.move_to_end(key)
             return state
         base = self.base
-        if (name, self.keep_recent_turns, target, self.options.tuning) == (
+        renderer = self._renderer_for(target, model_key)
+        if (name, self.keep_recent_turns, target, renderer, self.options.tuning) == (
             base.thread_id,
             base.keep_recent_turns,
             base.target,
+            base.renderer,
             base.tuning,
         ):
             memory = base  # the caller's memory serves its own thread
@@ -149,7 +156,7 @@ class ThreadMemories:
                 base.store,
                 thread_id=name,
                 schedule=base.schedule,
-                renderer=base.renderer,
+                renderer=renderer,
                 options=self.options,
                 target=target,
                 render_ahead=True,  # pages drawn between calls, not on them
@@ -169,6 +176,23 @@ class ThreadMemories:
 
     def items(self) -> Iterator[tuple[tuple[str, str, str], ThreadState]]:
         return iter(list(self._states.items()))
+
+    def _renderer_for(self, target: str, model_key: str) -> Renderer:
+        """The base memory's renderer, or, when that is only the default for the base's target,
+        one drawing ``target``'s own page geometry (shared by that target's threads): the
+        sides :func:`~optical_memory.geometry.level_sides` chooses from what ``model_key`` was
+        calibrated to read when it was (``optical-memory calibrate``), else from the priors."""
+        base = self.base
+        if not base.default_renderer:
+            return base.renderer
+        table = load_calibration(base.store, model_key) if model_key else {}
+        if target == base.target and not table:
+            return base.renderer
+        key = (target, model_key if table else "")
+        if key not in self._renderers:
+            cells = calibrated_cells(target, table) if table else None
+            self._renderers[key] = renderers.create("pil", sides=level_sides(target, cells))
+        return self._renderers[key]
 
     def close(self) -> None:
         """Let every state go (memories made here stop drawing ahead; stores stay open)."""

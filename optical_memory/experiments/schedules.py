@@ -56,18 +56,17 @@ class OldestFirstSchedule(DecaySchedule):
     that is not yet at the faintest tier by one tier, then forget the oldest pages, then drop
     the oldest text items."""
 
-    def fit(
+    def fit_over_budget(
         self,
-        page_count: int,
+        unbudgeted: Fit,
+        costs: list[int],
         page_cost: Callable[[int, Mode], int],
         text_costs: Sequence[int],
-        budget_tokens: int | None,
-        page_value: Callable[[int, Mode], float] | None = None,
-        knapsack_cells: int = 0,  # no knapsack here
+        budget_tokens: int,
+        page_value: Callable[[int, Mode], float] | None,
+        knapsack_cells: int,  # no knapsack here
     ) -> Fit:
-        unbudgeted, costs = self.unbudgeted_fit(page_count, page_cost, text_costs)
-        if budget_tokens is None or unbudgeted.total <= budget_tokens:
-            return unbudgeted
+        page_count = len(unbudgeted.modes)
         modes, total = list(unbudgeted.modes), unbudgeted.total
         tier_modes = self.tier_modes
         oldest = 0

@@ -73,9 +73,10 @@ class OpticalMemory(Closing):
             given as keywords, which override the object's (``keep_recent_turns``, ``target``,
             ``verbatim_tokens``, ``render_ahead``, ``tuning``...). A memory reads
             ``keep_recent_turns`` (newest turns always kept as text, the recent window),
-            ``target`` (the model the token counts are for; default ``"deepseek-ocr"``),
-            ``verbatim_tokens``, ``render_ahead`` and ``tuning``; the others are for the
-            agents layer.
+            ``target`` (the model the token counts are for; default ``"deepseek-ocr"``; the
+            default renderer draws each mode at that target's own page side,
+            :mod:`optical_memory.geometry`), ``verbatim_tokens``, ``render_ahead`` and
+            ``tuning``; the others are for the agents layer.
     """
 
     def __init__(
@@ -94,9 +95,11 @@ class OpticalMemory(Closing):
             raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
         self.thread_id = thread_id
         self.schedule = schedule or DecaySchedule()
-        self.renderer = renderers.resolve(renderer)
-        self._owns_renderer = not isinstance(renderer, Renderer)
         self.target = self.options.target or DEFAULT_TARGET
+        self.renderer = renderers.resolve(renderer, self.target)
+        self._owns_renderer = not isinstance(renderer, Renderer)
+        #: Whether the renderer is the default one for the target (no renderer was given).
+        self.default_renderer = renderer is None
         self.keep_recent_turns = self.options.keep_recent_turns
         self.verbatim_tokens = self.options.verbatim_tokens
         self.tuning = self.options.tuning

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PIL import Image, ImageDraw
@@ -37,7 +37,14 @@ from optical_memory.renderers.fonts import (
     is_invisible,
 )
 from optical_memory.renderers.layout import chosen_density
-from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.renderers.page import (
+    REFERENCE_SIZE,
+    RenderedPage,
+    Span,
+    page_sides,
+    page_size,
+    sides_key,
+)
 from optical_memory.renderers.palette import INK as INK_INDEX
 from optical_memory.renderers.palette import Ramp
 from optical_memory.renderers.style import INK
@@ -80,6 +87,9 @@ class PillowRenderer:
         label_fonts: the chain for role labels; default: the bold faces of the same families.
         ramp: the page's greys and how glyph coverage maps onto them; default
             :class:`~optical_memory.renderers.palette.Ramp` ``()`` (6 greys).
+        sides: the page side in px per mode, for a reader that is not DeepSeek-OCR (see
+            :func:`optical_memory.geometry.level_sides`); default: each mode's own
+            (:func:`~optical_memory.renderers.page.page_size`). The layout stays the same.
     """
 
     def __init__(
@@ -90,6 +100,7 @@ class PillowRenderer:
         fonts: FontChain | None = None,
         label_fonts: FontChain | None = None,
         ramp: Ramp | None = None,
+        sides: Mapping[Mode, int] | Mapping[str, int] | None = None,
     ) -> None:
         density = chosen_density()
         font_size = density.font_size if font_size is None else font_size
@@ -110,6 +121,7 @@ class PillowRenderer:
         self.fonts = fonts or default_chain(bold=False)
         self.label_fonts = label_fonts or default_chain(bold=True)
         self.ramp = ramp or Ramp()
+        self.sides = page_sides(sides)
         # Per label flag (False: text, True: labels): text -> its runs and width.
         self._measured: tuple[dict[str, tuple[tuple[Run, ...], float]], ...] = ({}, {})
         self._images: dict[tuple[str, int, bool, float], _Glyphs | None] = {}
@@ -134,7 +146,15 @@ class PillowRenderer:
             f"pil/v{RENDERER_VERSION}/size={self.font_size:g}/margin={self.margin:g}"
             f"/spacing={self.line_spacing:g}/layout={engine}"
             f"/fonts={self.fonts.key}/labels={self.label_fonts.key}/greys={self.ramp.key}"
+            + sides_key(self.sides)
         )
+
+    def page_size(self, mode: Mode | str) -> tuple[int, int]:
+        """``(width, height)`` of a page drawn at ``mode``: its side in ``sides``, else the
+        mode's own size."""
+        mode = Mode.parse(mode)
+        side = self.sides.get(mode)
+        return (side, side) if side is not None else page_size(mode)
 
     @property
     def line_height(self) -> float:
@@ -161,7 +181,7 @@ class PillowRenderer:
         """Draw ``turns`` as pages at ``mode``: one image of :func:`page_size` per page."""
         mode = Mode.parse(mode)
         layout = self._layout(turns)
-        width, height = page_size(mode)
+        width, height = self.page_size(mode)
         scale = width / REFERENCE_SIZE
         size = self.font_size * scale
         origin = self.margin * scale
