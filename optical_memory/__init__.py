@@ -12,14 +12,17 @@ from optical_memory.turns import Turn
 
 if TYPE_CHECKING:
     from optical_memory.memory import MemoryContext, OpticalMemory
+    from optical_memory.options import MemoryOptions, Tuning
     from optical_memory.schedule import DecaySchedule
 
 __version__ = "0.1.0"
 __all__ = [
     "DecaySchedule",
     "MemoryContext",
+    "MemoryOptions",
     "Mode",
     "OpticalMemory",
+    "Tuning",
     "Turn",
     "count_text_tokens",
     "vision_tokens",
@@ -31,5 +34,7 @@ __getattr__ = lazy_exports(
         "OpticalMemory": "optical_memory.memory",
         "MemoryContext": "optical_memory.memory",
         "DecaySchedule": "optical_memory.schedule",
+        "MemoryOptions": "optical_memory.options",
+        "Tuning": "optical_memory.options",
     },
 )

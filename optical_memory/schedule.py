@@ -40,6 +40,7 @@ import numpy as np
 
 from optical_memory.legibility import REFERENCE_TEXT_TOKENS, expected_precision
 from optical_memory.modes import FADING_ORDER, Mode
+from optical_memory.options import DEFAULT_TUNING, is_count
 
 DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = ((Mode.SMALL, 16), (Mode.TINY, 32))
 #: Tier boundaries move this many pages at a time, so pages already sent keep their mode (and a
@@ -48,10 +49,6 @@ DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = ((Mode.SMALL, 16), (Mode.TINY, 32)
 DEFAULT_BATCH = 8
 #: A page's legibility counts half as much every this many pages of age.
 DEFAULT_HALF_LIFE = 32.0
-#: Cost cells of the knapsack's table; above this many tokens of page budget, costs are rounded
-#: up to units of ``budget / cells`` tokens (never over budget) and what is left is spent
-#: greedily.
-KNAPSACK_CELLS = 4096
 
 
 @dataclass(frozen=True)
@@ -98,7 +95,7 @@ class DecaySchedule:
             if not isinstance(tier, (tuple, list)) or len(tier) != 2:
                 raise ValueError(f"each tier is (mode, width in pages), not {tier!r}")
             mode, width = Mode.parse(tier[0]), tier[1]
-            if not _is_count(width, 1):
+            if not is_count(width, 1):
                 raise ValueError(f"tier width must be a whole number of pages >= 1, not {width!r}")
             if modes and FADING_ORDER.index(mode) <= FADING_ORDER.index(modes[-1]):
                 order = " → ".join(m.name for m in FADING_ORDER)
@@ -109,9 +106,9 @@ class DecaySchedule:
             modes.append(mode)
             end += width
             ends.append(end)
-        if self.forget_after is not None and not _is_count(self.forget_after, 0):
+        if self.forget_after is not None and not is_count(self.forget_after, 0):
             raise ValueError(f"forget_after must be None or pages >= 0, not {self.forget_after!r}")
-        if not _is_count(self.batch, 1):
+        if not is_count(self.batch, 1):
             raise ValueError(f"batch must be a whole number of pages >= 1, not {self.batch!r}")
         if self.half_life is not None and (
             isinstance(self.half_life, bool)
@@ -120,7 +117,7 @@ class DecaySchedule:
             or math.isinf(self.half_life)
         ):
             raise ValueError(f"half_life must be None or pages > 0, not {self.half_life!r}")
-        if self.rehearsal is not None and not _is_count(self.rehearsal, 1):
+        if self.rehearsal is not None and not is_count(self.rehearsal, 1):
             raise ValueError(f"rehearsal must be None or pages >= 1, not {self.rehearsal!r}")
         object.__setattr__(
             self, "tiers", tuple((m, w) for m, (_, w) in zip(modes, tiers, strict=True))
@@ -161,6 +158,7 @@ class DecaySchedule:
         text_costs: Sequence[int],
         budget_tokens: int | None,
         page_value: Callable[[int, Mode], float] | None = None,
+        knapsack_cells: int = DEFAULT_TUNING.knapsack_cells,
     ) -> Fit:
         """Fit ``page_count`` pages and some text items (oldest first) into ``budget_tokens``.
 
@@ -172,7 +170,8 @@ class DecaySchedule:
         modes no sharper than :meth:`modes` gives it or forgotten, never an older page sharper
         than a newer one, maximize ``sum(weight(age) * page_value)`` within what the text
         leaves. If the text alone is over budget, every page is forgotten and the oldest text
-        items are dropped, always keeping the newest.
+        items are dropped, always keeping the newest. ``knapsack_cells``: the planning table's
+        size (:attr:`~optical_memory.options.Tuning.knapsack_cells`).
         """
         unbudgeted, costs = self.unbudgeted_fit(page_count, page_cost, text_costs)
         if budget_tokens is None or unbudgeted.total <= budget_tokens:
@@ -180,7 +179,7 @@ class DecaySchedule:
         if budget_tokens < 0:
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
         return self.fit_over_budget(
-            unbudgeted, costs, page_cost, text_costs, budget_tokens, page_value
+            unbudgeted, costs, page_cost, text_costs, budget_tokens, page_value, knapsack_cells
         )
 
     def fit_over_budget(
@@ -191,16 +190,20 @@ class DecaySchedule:
         text_costs: Sequence[int],
         budget_tokens: int,
         page_value: Callable[[int, Mode], float] | None,
+        knapsack_cells: int,
     ) -> Fit:
         """The part of :meth:`fit` that chooses when ``unbudgeted`` (every page at
         :meth:`modes`, each costing ``costs``) is over ``budget_tokens``: the knapsack over
-        the pages' modes within what the text leaves (a subclass may plan differently)."""
+        the pages' modes within what the text leaves, on a table of at most ``knapsack_cells``
+        cells (a subclass may plan differently)."""
         page_count = len(unbudgeted.modes)
         pages_budget = budget_tokens - sum(text_costs)
         if pages_budget >= 0:
             value = page_value or _reference_value
             weights = [self.weight(page_count - 1 - i) for i in range(page_count)]
-            modes = self._knapsack(unbudgeted.modes, page_cost, value, pages_budget, weights)
+            modes = self._knapsack(
+                unbudgeted.modes, page_cost, value, pages_budget, weights, knapsack_cells
+            )
             total = sum(page_cost(i, m) for i, m in enumerate(modes) if m is not None)
             return Fit(modes, len(text_costs), total + sum(text_costs))
         text_kept, total = drop_oldest_text(text_costs, sum(text_costs), budget_tokens)
@@ -222,6 +225,7 @@ class DecaySchedule:
         page_cost: Callable[[int, Mode], int],
         budget_tokens: int,
         page_value: Callable[[int, Mode], float] | None = None,
+        knapsack_cells: int = DEFAULT_TUNING.knapsack_cells,
     ) -> list[Mode | None]:
         """Modes of the settled pages (those before the last multiple of ``batch``, oldest
         first; None: forgotten) of ``page_count`` pages, within
@@ -261,7 +265,8 @@ class DecaySchedule:
             else None
             for batch in batches
         ]
-        chosen = self._knapsack(sharpest, batch_cost, batch_value, left, [1.0] * len(batches))
+        weights = [1.0] * len(batches)
+        chosen = self._knapsack(sharpest, batch_cost, batch_value, left, weights, knapsack_cells)
         modes: list[Mode | None] = []
         for b, mode in enumerate(chosen):
             modes.extend(None if mode is None else clamp(i, mode) for i in batches[b])
@@ -274,6 +279,7 @@ class DecaySchedule:
         page_value: Callable[[int, Mode], float],
         budget: int,
         weights: Sequence[float],
+        cells_at_most: int,
     ) -> list[Mode | None]:
         """The best modes within ``budget`` (see :meth:`fit`): dynamic programming over items
         (pages or batches), oldest first, and rank bounds, on a table of ``budget`` in cost
@@ -302,7 +308,7 @@ class DecaySchedule:
             first -= 1
             spent += cheapest[first]
         ranks = [0] * count
-        unit = max(1, math.ceil((budget + 1) / KNAPSACK_CELLS))
+        unit = max(1, math.ceil((budget + 1) / cells_at_most))
         cells = budget // unit
         units = -(-cost // unit)  # rounded up: the rounded plan never exceeds the budget
         best = np.zeros((len(by_rank), cells + 1))  # best[r, c]: no rank above r, cost <= c
@@ -370,7 +376,3 @@ def drop_oldest_text(text_costs: Sequence[int], total: int, budget_tokens: int) 
 
 def _reference_value(_: int, mode: Mode) -> float:
     return expected_precision(REFERENCE_TEXT_TOKENS, mode)
-
-
-def _is_count(value: object, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least

@@ -20,7 +20,6 @@ from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, wrap
-from optical_memory.agents.threads import MAX_THREADS
 from optical_memory.agents.usage import MAX_USAGE
 from optical_memory.memory.render_ahead import release_idle_workers
 
@@ -49,7 +48,7 @@ def test_300_conversations_through_the_middleware_leave_at_most_4_more_threads()
             agent.invoke({"messages": [HumanMessage(_note(n * 3 + k))]}, config)
         most = max(most, _threads_now())
     assert most - start <= 4
-    assert middleware.builder.open_threads <= MAX_THREADS
+    assert middleware.builder.open_threads <= middleware.options.tuning.max_threads
     assert memory.store.count_turns("c299") == 6  # every conversation kept whole in the store
     middleware.close()
     assert _threads_now() == start

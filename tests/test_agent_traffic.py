@@ -130,7 +130,7 @@ def test_register_recall_tool_false_offers_no_tool() -> None:
     assert [t.name for t in middleware.tools] == ["recall_memory"]
     assert OpticalMemoryMiddleware(OpticalMemory(None), register_recall_tool=False).tools == []
     with pytest.raises(TypeError, match="unknown option"):
-        OpticalMemoryMiddleware(OpticalMemory(None), keep_recent=3)
+        OpticalMemoryMiddleware(OpticalMemory(None), keep_recent=3)  # type: ignore[call-arg]
 
 
 # --- streaming, threads -------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def test_a_long_turn_is_split_over_full_pages_and_recall_gives_its_exact_pieces(
 
 def test_page_capacity_follows_the_renderer_font_size() -> None:
     def pages_for(font_size: int) -> int:
-        with OpticalMemory(renderer=PillowRenderer(font_size=font_size), keep_recent_turns=0) as m:
+        with OpticalMemory(renderer=PillowRenderer(font_size=font_size), keep_recent_turns=1) as m:
             for index in range(60):
                 m.add("user", sentence(index))
             return len(m.store.pages(m.thread_id))

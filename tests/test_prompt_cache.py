@@ -218,7 +218,7 @@ def test_the_breakpoint_can_be_changed_or_left_out() -> None:
         if expected:
             assert blocks[-1]["cache_control"] == cache_control  # type: ignore[typeddict-item]
     with pytest.raises(TypeError, match="cache_control must be 'auto', None or a dict"):
-        wrap(OpticalMemory(None), RecordingChatModel(messages=iter([])), cache_control="yes")
+        wrap(OpticalMemory(None), RecordingChatModel(messages=iter([])), cache_control="yes")  # type: ignore[arg-type]
 
 
 def test_with_anthropic_prompt_caching_middleware_in_one_agent() -> None:

@@ -17,11 +17,11 @@ if TYPE_CHECKING:
     from optical_memory.agents.history import OpticalChatMessageHistory
     from optical_memory.agents.middleware import OpticalMemoryMiddleware
     from optical_memory.agents.openai_pages import pages_to_openai_content
-    from optical_memory.agents.options import MemoryOptions
     from optical_memory.agents.recall import recall_memory_tool
     from optical_memory.agents.runnable import wrap
     from optical_memory.agents.truncation import BudgetTooSmallError
     from optical_memory.agents.usage import CallUsage
+    from optical_memory.options import MemoryOptions, Tuning
 
 __all__ = [
     "BudgetTooSmallError",
@@ -30,6 +30,7 @@ __all__ = [
     "MemoryOptions",
     "OpticalChatMessageHistory",
     "OpticalMemoryMiddleware",
+    "Tuning",
     "pages_to_openai_content",
     "recall_memory_tool",
     "wrap",
@@ -46,6 +47,7 @@ __getattr__ = lazy_exports(
         "recall_memory_tool": "optical_memory.agents.recall",
         "CallUsage": "optical_memory.agents.usage",
         "BudgetTooSmallError": "optical_memory.agents.truncation",
-        "MemoryOptions": "optical_memory.agents.options",
+        "MemoryOptions": "optical_memory.options",
+        "Tuning": "optical_memory.options",
     },
 )

@@ -2,8 +2,8 @@
 
 Every answered request gives a bill: ``billed`` input tokens for a request the library counted
 as ``text`` tokens (``chars`` characters) in ``messages`` messages, carrying images of known
-pixel sizes (and, for DeepSeek-OCR, modes). Over a window of the latest :data:`WINDOW` bills
-the model
+pixel sizes (and, for DeepSeek-OCR, modes). Over a window of the latest bills
+(``Tuning.calibration_window``) the model
 
     billed = text_rate * text + char_rate * chars + overhead + per_message * messages
              + sum(cost[size] * count[size])
@@ -22,8 +22,8 @@ apart. Then
   of the published formula's) is refused and logged, never kept: ``10**400`` or a negative
   count overflows nothing;
 - a bill far from the prediction is logged and weighs little (Huber);
-- no learnt image cost moves by more than :data:`MAX_STEP` on one bill: a new level is reached
-  over several bills, never adopted in one step;
+- no learnt image cost moves by more than ``Tuning.calibration_max_step`` on one bill: a new
+  level is reached over several bills, never adopted in one step;
 - a request with an image of unknown size (given by URL, never fetched) teaches nothing.
 
 Learnt values are kept in the store (blob namespace :data:`COST_NAMESPACE`, one state per
@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from optical_memory.modes import Mode
+from optical_memory.options import DEFAULT_TUNING, Tuning
 from optical_memory.store import Store
 from optical_memory.targets import vision_tokens
 
@@ -56,14 +57,8 @@ COST_NAMESPACE = "image-costs"
 #: the (model, target) pairs that have one, for a reset of all.
 _STATE = "state"
 _INDEX = "index"
-#: Bills kept for the fit.
-WINDOW = 48
-#: Largest relative change of a learnt image cost on one bill.
-MAX_STEP = 0.08
 #: A bill more than this many times the prediction (or less than its inverse) is refused.
 BOUND = 20.0
-#: A bill whose relative residual exceeds this many robust deviations is logged as an outlier.
-OUTLIER = 6.0
 #: Huber's and Tukey's constants, in robust deviations, and the smallest deviation assumed.
 _HUBER = 2.0
 _TUKEY = 4.685
@@ -167,10 +162,14 @@ class Fit:
 
 class ImageCostTable:
     """Per-(model, image size, mode) image costs for ``target``: learnt ones, else the formula
-    (scaled as the learnt sizes scale it)."""
+    (scaled as the learnt sizes scale it). ``tuning``: the window of bills, the largest step
+    and the outlier threshold (:class:`~optical_memory.options.Tuning`'s ``calibration_*``)."""
 
-    def __init__(self, store: Store, target: str, model_key: str) -> None:
+    def __init__(
+        self, store: Store, target: str, model_key: str, tuning: Tuning = DEFAULT_TUNING
+    ) -> None:
         self.store = store
+        self.tuning = tuning
         self.target = target
         self.model_key = model_key
         self._lock = threading.Lock()
@@ -283,8 +282,8 @@ class ImageCostTable:
             self._prior(image)
         bill = Bill(text, chars, messages, counts, billed)
         with self._lock:
-            self._bills = [*self._bills, bill][-WINDOW:]
-            fitted, outlier = _fit(self._bills, self._priors)
+            self._bills = [*self._bills, bill][-self.tuning.calibration_window :]
+            fitted, outlier = _fit(self._bills, self._priors, self.tuning.calibration_outlier)
             if outlier:
                 logger.warning(
                     "%s (%s): a bill of %d input tokens is far from the predicted %d; it "
@@ -295,7 +294,7 @@ class ImageCostTable:
                     round(predicted),
                 )
             start = {key: self._estimate_locked(image) for key, image in sizes.items()}
-            self._fit = _stepped(self._fit, fitted, start)
+            self._fit = _stepped(self._fit, fitted, start, self.tuning.calibration_max_step)
             self._costs = {}
         self._save()
         return True
@@ -314,7 +313,8 @@ class ImageCostTable:
             return
         try:
             state = json.loads(data)
-            self._bills = [Bill.from_json(b) for b in state.get("bills", [])][-WINDOW:]
+            bills = [Bill.from_json(b) for b in state.get("bills", [])]
+            self._bills = bills[-self.tuning.calibration_window :]
             self._fit = Fit.from_json(state.get("fit", {}))
             for key in {k for bill in self._bills for k in bill.images} | set(self._fit.costs):
                 SentImage.of_key(key)
@@ -384,9 +384,9 @@ def _short(value: object) -> str:
     return repr(value)[:40]
 
 
-def _fit(bills: Sequence[Bill], priors: dict[str, float]) -> tuple[Fit, bool]:
+def _fit(bills: Sequence[Bill], priors: dict[str, float], outlier_at: float) -> tuple[Fit, bool]:
     """The robust fit over ``bills`` (module docstring); also whether the newest bill is an
-    outlier of it."""
+    outlier of it (its relative residual over ``outlier_at`` robust deviations)."""
     keys = sorted({key for bill in bills for key in bill.images})
     scalars = 4  # text_rate, char_rate, overhead, per_message
     rows = np.zeros((len(bills), scalars + len(keys)))
@@ -438,7 +438,7 @@ def _fit(bills: Sequence[Bill], priors: dict[str, float]) -> tuple[Fit, bool]:
             rcond=None,
         )
     newest = float(rows[-1] @ solution)
-    outlier = len(bills) >= 3 and abs(target[-1] - newest) > OUTLIER * scale * max(newest, 1.0)
+    outlier = len(bills) >= 3 and abs(target[-1] - newest) > outlier_at * scale * max(newest, 1.0)
     fit = Fit(
         costs={key: max(0.0, float(solution[scalars + i])) for i, key in enumerate(keys)},
         text_rate=float(solution[0]),
@@ -460,12 +460,12 @@ def _noise(deviation: float, bills: int, values: int) -> float:
     return min(_MIN_SCALE, max(_MIN_NOISE, deviation * math.sqrt(bills / (bills - values))))
 
 
-def _stepped(old: Fit, new: Fit, start: dict[str, float]) -> Fit:
+def _stepped(old: Fit, new: Fit, start: dict[str, float], max_step: float) -> Fit:
     """``new``, each image cost moved from ``old`` (``start``: a size's estimate before it was
-    learnt) by at most :data:`MAX_STEP` of its size."""
+    learnt) by at most ``max_step`` of its size."""
     costs = dict(old.costs)
     for key, value in new.costs.items():
         before = old.costs.get(key, start.get(key, value))
-        room = MAX_STEP * max(before, 1.0)
+        room = max_step * max(before, 1.0)
         costs[key] = before + max(-room, min(room, value - before))
     return dataclasses.replace(new, costs=costs)

@@ -22,7 +22,6 @@ from optical_memory.agents.breakpoints import Cacheable
 from optical_memory.agents.calibration import SentImage
 from optical_memory.agents.captions import Captions
 from optical_memory.agents.encoded import EncodedImages
-from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.threads import ThreadState
 from optical_memory.agents.usage import CallUsage
 from optical_memory.agents.window import (
@@ -39,6 +38,7 @@ from optical_memory.agents.window import (
 from optical_memory.extras import import_extra
 from optical_memory.messages import ImageRef
 from optical_memory.modes import Mode
+from optical_memory.options import MemoryOptions
 from optical_memory.targets import target_spec, vision_tokens
 from optical_memory.tokens import count_text_tokens
 
@@ -59,18 +59,17 @@ LATEST_TURNS = "Latest turns, not yet on a page:"
 _CAPTION_SAMPLE = (
     "pages 99999–99999 · turns 99999–99999 · 30 Dec 2026 – 2 Jan 2027 · very low resolution"
 )
-#: The size an image given by URL is counted at: it is never fetched, so its size is unknown.
-URL_IMAGE_SIZE = (1024, 1024)
 
 ImageCosts = Callable[[int, int, Mode | None], int]
 
 
-def _counted_size(image: ImageRef) -> tuple[int, int, bool]:
+def _counted_size(image: ImageRef, url_size: tuple[int, int]) -> tuple[int, int, bool]:
     """The size a caller's image is priced at, and whether it is its own: an image without
-    bytes or a readable size counts as :data:`URL_IMAGE_SIZE`."""
+    bytes or a readable size (given by URL: never fetched) counts as ``url_size``
+    (:attr:`~optical_memory.options.Tuning.url_image_size`)."""
     if image.data is not None and image.width and image.height:
         return image.width, image.height, True
-    return (*URL_IMAGE_SIZE, False)
+    return (*url_size, False)
 
 
 def _image_key(mosaic: Mosaic) -> str:
@@ -227,7 +226,7 @@ class RequestComposer:
             )
         request.extend(verbatim)
         for image in own_images:
-            width, height, sized = _counted_size(image)
+            width, height, sized = _counted_size(image, self.options.tuning.url_image_size)
             sent_images.append(SentImage(width, height, None, known=sized))
         text_tokens = self.fixed + sum(
             count_text_tokens(block["text"]) for block in blocks if block["type"] == "text"
@@ -283,7 +282,7 @@ class RequestComposer:
             known = self.thread.info.get(message.id or "")
             if known is not None and known.images:
                 for image in images_sent(message, known):
-                    width, height, _ = _counted_size(image)
+                    width, height, _ = _counted_size(image, self.options.tuning.url_image_size)
                     fixed += self.image_cost(width, height, None)
         return RequestOverhead(fixed=fixed, per_page=count_text_tokens(_CAPTION_SAMPLE))
 

@@ -39,8 +39,7 @@ class EncodedImages:
     """
 
     def __init__(self, max_bytes: int) -> None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-            raise ValueError(f"max_bytes must be an int >= 0, not {max_bytes!r}")
+        # ``MemoryOptions.image_cache_bytes`` checked the value: it is not checked twice.
         self.max_bytes = max_bytes
         self._cache: Any = cachetools.LRUCache(
             maxsize=max_bytes, getsizeof=lambda image: len(image.base64)

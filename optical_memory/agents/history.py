@@ -47,9 +47,7 @@ class OpticalChatMessageHistory(BaseChatMessageHistory):
     """
 
     def __init__(self, memory: OpticalMemory, thread_id: str | None = None) -> None:
-        self._builder = MemoryRequestBuilder(
-            memory, keep_recent_turns=max(1, memory.keep_recent_turns)
-        )
+        self._builder = MemoryRequestBuilder(memory, memory.options)
         self.thread_id = thread_id or memory.thread_id
         self.memory = self._builder.memory_for(self.thread_id)
 

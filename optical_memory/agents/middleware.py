@@ -24,11 +24,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from optical_memory.agents.front import MemoryFront
-from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.recall import recall_memory_tool
 from optical_memory.agents.request import MemoryRequestBuilder
 from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
+from optical_memory.options import MemoryOptions, OptionValues
 
 import_extra("langchain", "langchain")
 
@@ -44,6 +44,8 @@ from langchain_core.messages import AIMessage, AnyMessage, BaseMessage  # noqa: 
 logger = logging.getLogger("optical_memory")
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from langgraph.runtime import Runtime
 
     from optical_memory.memory import OpticalMemory
@@ -70,7 +72,7 @@ class OpticalMemoryMiddleware(MemoryFront, AgentMiddleware[AgentState[Any], Any,
         self,
         memory: OpticalMemory,
         options: MemoryOptions | None = None,
-        **overrides: Any,
+        **overrides: Unpack[OptionValues],
     ) -> None:
         """Wrap an agent's model calls in optical memory.
 

@@ -29,8 +29,6 @@ RECALL_DESCRIPTION = (
     "names) to find where something was said: ranked hits with turn numbers, pages and dates, "
     "including turns whose pages have faded away."
 )
-#: Turns one call returns at most (a longer range is cut, and the answer says so).
-MAX_RECALLED_TURNS = 50
 #: Largest turn or page number the store can hold (a 64-bit integer): a larger one, from a
 #: confused model or a hostile caller, is answered as out of range, not passed to the database.
 LARGEST_NUMBER = 2**63 - 1
@@ -104,19 +102,19 @@ def recall_memory_tool(
 
 def recall_turns(memory: OpticalMemory, first: int, last: int | None = None) -> str:
     """The exact text of turns ``first`` to ``last`` (default: ``first``), one
-    ``#number role (date): content`` block each; what the tool and the chat's ``/recall`` show."""
+    ``#number role (date): content`` block each; what the tool and the chat's ``/recall`` show.
+    A range longer than the memory's :attr:`~optical_memory.options.Tuning.max_recalled_turns`
+    is cut, and the answer says where to ask again."""
     last = first if last is None else last
     last = min(last, LARGEST_NUMBER)
     if first < 1 or last < first or first > LARGEST_NUMBER:
         return f"Turn numbers start at 1 and last_turn >= turn: got turn={first}, last_turn={last}."
-    cut = last - first + 1 > MAX_RECALLED_TURNS
-    turns = memory.turns(first, min(last, first + MAX_RECALLED_TURNS - 1))
+    most = memory.tuning.max_recalled_turns
+    cut = last - first + 1 > most
+    turns = memory.turns(first, min(last, first + most - 1))
     if not turns:
         return f"No turn {first} in this conversation's memory."
     text = describe_turns(turns)
     if cut:
-        text += (
-            f"\n\n[cut at {MAX_RECALLED_TURNS} turns: ask again from turn "
-            f"{first + MAX_RECALLED_TURNS}]"
-        )
+        text += f"\n\n[cut at {most} turns: ask again from turn {first + most}]"
     return text

@@ -31,7 +31,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory.agents.breakpoints import (
     BreakpointTrail,
@@ -43,7 +43,6 @@ from optical_memory.agents.composer import RequestComposer
 from optical_memory.agents.encoded import EncodedImages
 from optical_memory.agents.fit import fit_request
 from optical_memory.agents.model_family import target_for_model
-from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.threads import ThreadMemories, ThreadState
 from optical_memory.agents.truncation import tail_only
 from optical_memory.agents.usage import CallUsage
@@ -54,6 +53,10 @@ from optical_memory.agents.window import (
     model_key,
 )
 from optical_memory.extras import import_extra
+from optical_memory.options import MemoryOptions, OptionValues
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 import_extra("langchain_core", "langchain")
 
@@ -80,13 +83,13 @@ class MemoryRequestBuilder:
         options: MemoryOptions | None = None,
         *,
         recall_tool: str | None = None,
-        **overrides: Any,
+        **overrides: Unpack[OptionValues],
     ) -> None:
         self.options = MemoryOptions.of(options, overrides)
         self.memory = memory
         self.recall_tool = recall_tool
         self.target = self.options.target or memory.target
-        self._threads = ThreadMemories(memory, self.options.keep_recent_turns)
+        self._threads = ThreadMemories(memory, self.options)
         self._costs: dict[tuple[str, str], ImageCostTable] = {}
         #: Per (thread, target, model): where the memory's cache breakpoint was last put.
         self._trails: dict[tuple[str, str, str], BreakpointTrail] = {}
@@ -125,7 +128,9 @@ class MemoryRequestBuilder:
         key = (target, model_key(model))
         table = self._costs.get(key)
         if table is None:
-            table = self._costs[key] = ImageCostTable(self.memory.store, *key)
+            table = self._costs[key] = ImageCostTable(
+                self.memory.store, *key, tuning=self.options.tuning
+            )
         return table
 
     # --- memory per thread ---------------------------------------------------------------------
@@ -156,7 +161,7 @@ class MemoryRequestBuilder:
     @property
     def open_threads(self) -> int:
         """Threads whose memory is held in this process now (at most
-        :data:`~optical_memory.agents.threads.MAX_THREADS`)."""
+        :attr:`~optical_memory.options.Tuning.max_threads`)."""
         return len(self._threads)
 
     def close(self) -> None:

@@ -26,10 +26,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from optical_memory.agents.front import MemoryFront
-from optical_memory.agents.options import MemoryOptions
 from optical_memory.agents.request import MemoryRequestBuilder
 from optical_memory.agents.usage import CallUsage
 from optical_memory.extras import import_extra
+from optical_memory.options import MemoryOptions, OptionValues
 
 import_extra("langchain_core", "langchain")
 
@@ -47,6 +47,8 @@ from langchain_core.runnables import Runnable, RunnableConfig  # noqa: E402
 from langchain_core.runnables.config import ensure_config  # noqa: E402
 
 if TYPE_CHECKING:
+    from typing import Unpack
+
     from optical_memory.memory import OpticalMemory
 
 
@@ -62,7 +64,7 @@ class OpticalMemoryRunnable(MemoryFront, Runnable[LanguageModelInput, Any]):
         memory: OpticalMemory,
         runnable: Runnable[Any, Any],
         options: MemoryOptions | None = None,
-        **overrides: Any,
+        **overrides: Unpack[OptionValues],
     ) -> None:
         self.runnable = runnable
         self.options = MemoryOptions.of(options, overrides)
@@ -158,7 +160,7 @@ def wrap(
     memory: OpticalMemory,
     runnable: Runnable[Any, Any],
     options: MemoryOptions | None = None,
-    **overrides: Any,
+    **overrides: Unpack[OptionValues],
 ) -> OpticalMemoryRunnable:
     """``runnable`` (a chat model, ``model.bind_tools(...)``, any Runnable taking messages)
     with ``memory`` in front of it: old turns go to it as page images, recent ones as text.

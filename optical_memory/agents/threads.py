@@ -3,8 +3,9 @@
 Each (thread, target, model) the builder serves has a :class:`ThreadState`: the thread's
 :class:`~optical_memory.OpticalMemory` (the caller's own memory for its own thread; others made
 on the same store, drawing pages ahead), what the thread's messages were stored as, and its turn
-marks. At most :data:`MAX_THREADS` are held: the least recently used is let go (everything it
-knew is in the store, and it is made again when its thread comes back).
+marks. At most :attr:`~optical_memory.options.Tuning.max_threads` are held: the least recently
+used is let go (everything it knew is in the store, and it is made again when its thread comes
+back).
 :meth:`ThreadState.remember` adds a call's messages to the thread, each once
 (:mod:`optical_memory.agents.identity`).
 """
@@ -31,6 +32,7 @@ from optical_memory.geometry import calibrated_cells, level_sides
 from optical_memory.legibility import load_calibration
 from optical_memory.messages import MessageTurn, message_to_turn
 from optical_memory.modes import Mode
+from optical_memory.options import MemoryOptions
 from optical_memory.renderers.page import Renderer
 from optical_memory.store import logger
 
@@ -39,9 +41,6 @@ import_extra("langchain_core", "langchain")
 from langchain_core.messages import BaseMessage, SystemMessage  # noqa: E402
 
 from optical_memory.memory import OpticalMemory  # noqa: E402
-
-#: Threads whose memory a builder keeps in process at most (the least recently used goes).
-MAX_THREADS = 64
 
 ImageCosts = Callable[[int, int, Mode | None], int]
 
@@ -122,11 +121,14 @@ class ThreadState:
 
 class ThreadMemories:
     """The :class:`ThreadState` of each (thread, target, model key), most recently used last,
-    at most :data:`MAX_THREADS`."""
+    at most ``options.tuning.max_threads``. A memory opened here has ``options`` (the agents
+    layer's), with ``base``'s target-independent settings: its verbatim tokens, schedule and
+    renderer."""
 
-    def __init__(self, base: OpticalMemory, keep_recent_turns: int) -> None:
+    def __init__(self, base: OpticalMemory, options: MemoryOptions) -> None:
         self.base = base
-        self.keep_recent_turns = keep_recent_turns
+        self.options = options
+        self.keep_recent_turns = options.keep_recent_turns
         self._states: OrderedDict[tuple[str, str, str], ThreadState] = OrderedDict()
         self._info: dict[str, dict[str, MessageInfo]] = {}  # per thread, shared by targets
         self._renderers: dict[tuple[str, str], Renderer] = {}  # per target and calibrated model
@@ -141,11 +143,12 @@ class ThreadMemories:
             return state
         base = self.base
         renderer = self._renderer_for(target, model_key)
-        if (name, self.keep_recent_turns, target, renderer) == (
+        if (name, self.keep_recent_turns, target, renderer, self.options.tuning) == (
             base.thread_id,
             base.keep_recent_turns,
             base.target,
             base.renderer,
+            base.tuning,
         ):
             memory = base  # the caller's memory serves its own thread
         else:
@@ -154,8 +157,8 @@ class ThreadMemories:
                 thread_id=name,
                 schedule=base.schedule,
                 renderer=renderer,
+                options=self.options,
                 target=target,
-                keep_recent_turns=self.keep_recent_turns,
                 render_ahead=True,  # pages drawn between calls, not on them
                 verbatim_tokens=base.verbatim_tokens,
             )
@@ -165,7 +168,7 @@ class ThreadMemories:
             memory.use_calibration(model_key)
         info = self._info.setdefault(name, {})
         state = self._states[key] = ThreadState(memory, info, TurnMarks(memory))
-        while len(self._states) > MAX_THREADS:
+        while len(self._states) > self.options.tuning.max_threads:
             self._let_go(self._states.popitem(last=False)[1])
             names = {held for held, _, _ in self._states}
             self._info = {held: info for held, info in self._info.items() if held in names}

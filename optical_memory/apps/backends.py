@@ -115,7 +115,7 @@ class LangChainChatModel:
             wrapped = agents.wrap(
                 memory,
                 self.model,
-                keep_recent_turns=max(1, memory.keep_recent_turns),
+                memory.options,
                 budget_tokens=budget_tokens,
                 target=self.target,
             )

@@ -64,6 +64,7 @@ class OldestFirstSchedule(DecaySchedule):
         text_costs: Sequence[int],
         budget_tokens: int,
         page_value: Callable[[int, Mode], float] | None,
+        knapsack_cells: int,  # no knapsack here
     ) -> Fit:
         page_count = len(unbudgeted.modes)
         modes, total = list(unbudgeted.modes), unbudgeted.total
@@ -153,8 +154,14 @@ def replay(dialog: Dialog, window: int = WINDOW_TURNS) -> Replayed:
 def plan_point(replayed: Replayed, schedule: DecaySchedule, budget: int | None) -> Point:
     """Tokens in context and expected legibility of evidence under ``schedule`` and ``budget``."""
     memory = replayed.memory
-    packer = Packer(memory.store, memory.thread_id, memory.renderer, memory.keep_recent_turns)
-    planner = ContextPlanner(packer, schedule, memory.target)
+    packer = Packer(
+        memory.store,
+        memory.thread_id,
+        memory.renderer,
+        memory.keep_recent_turns,
+        memory.verbatim_tokens,
+    )
+    planner = ContextPlanner(packer, schedule, memory.target, memory.tuning)
     plan = planner.plan(budget)
     tokens = sum(plan.recent_tokens[len(plan.recent) - plan.text_kept :])
     legible: list[float] = []

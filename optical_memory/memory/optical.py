@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_memory import renderers
 from optical_memory.closing import Closing
@@ -26,15 +26,17 @@ from optical_memory.memory.threads import (
 )
 from optical_memory.messages import ImageRef, turns_from_messages
 from optical_memory.modes import FADING_ORDER, Mode
+from optical_memory.options import DEFAULT_TARGET, MemoryOptions, OptionValues
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
 from optical_memory.store.ranking import CANDIDATES
-from optical_memory.targets import TARGETS
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
-from optical_memory.verbatim import MAX_VERBATIM_TOKENS
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 logger = logging.getLogger("optical_memory")
 
@@ -67,15 +69,14 @@ class OpticalMemory(Closing):
             :func:`optical_memory.renderers.create` (``"pil"``, the default, or ``"html"``,
             which needs the ``html`` extra). A renderer made from a name is closed with the
             memory.
-        target: the model the token counts are for: one of
-            :data:`optical_memory.targets.TARGETS`. The default renderer draws each mode at
-            that target's own page side (:mod:`optical_memory.geometry`).
-        keep_recent_turns: newest turns always kept as text (the recent window).
-        render_ahead: after each ``add``, draw in a background thread the pages the next
-            contexts will show (:mod:`optical_memory.memory.render_ahead`).
-        verbatim_tokens: most tokens of exact values (codes, ids, amounts, phone numbers,
-            URLs...) a page sent at a size its reader may misread carries as text beside its
-            image (:mod:`optical_memory.verbatim`); 0 sends none. Fixed per page when frozen.
+        options: a :class:`~optical_memory.options.MemoryOptions`; its fields may also be
+            given as keywords, which override the object's (``keep_recent_turns``, ``target``,
+            ``verbatim_tokens``, ``render_ahead``, ``tuning``...). A memory reads
+            ``keep_recent_turns`` (newest turns always kept as text, the recent window),
+            ``target`` (the model the token counts are for; default ``"deepseek-ocr"``; the
+            default renderer draws each mode at that target's own page side,
+            :mod:`optical_memory.geometry`), ``verbatim_tokens``, ``render_ahead`` and
+            ``tuning``; the others are for the agents layer.
     """
 
     def __init__(
@@ -85,44 +86,30 @@ class OpticalMemory(Closing):
         thread_id: str = DEFAULT_THREAD_ID,
         schedule: DecaySchedule | None = None,
         renderer: Renderer | str | None = None,
-        target: str = "deepseek-ocr",
-        keep_recent_turns: int = 6,
-        render_ahead: bool = False,
-        verbatim_tokens: int = MAX_VERBATIM_TOKENS,
+        options: MemoryOptions | None = None,
+        **overrides: Unpack[OptionValues],
     ) -> None:
         check_thread_id(thread_id)
-        if target not in TARGETS:
-            raise ValueError(f"unknown target {target!r}: choose one of {', '.join(TARGETS)}")
-        if (
-            isinstance(keep_recent_turns, bool)
-            or not isinstance(keep_recent_turns, int)
-            or keep_recent_turns < 0
-        ):
-            raise ValueError(f"keep_recent_turns must be an int >= 0, not {keep_recent_turns!r}")
-        if (
-            isinstance(verbatim_tokens, bool)
-            or not isinstance(verbatim_tokens, int)
-            or verbatim_tokens < 0
-        ):
-            raise ValueError(f"verbatim_tokens must be an int >= 0, not {verbatim_tokens!r}")
+        self.options = MemoryOptions.of(options, overrides)
         if schedule is not None and not isinstance(schedule, DecaySchedule):
             raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
         self.thread_id = thread_id
         self.schedule = schedule or DecaySchedule()
-        self.renderer = renderers.resolve(renderer, target)
+        self.target = self.options.target or DEFAULT_TARGET
+        self.renderer = renderers.resolve(renderer, self.target)
         self._owns_renderer = not isinstance(renderer, Renderer)
         #: Whether the renderer is the default one for the target (no renderer was given).
         self.default_renderer = renderer is None
-        self.target = target
-        self.keep_recent_turns = keep_recent_turns
-        self.verbatim_tokens = verbatim_tokens
+        self.keep_recent_turns = self.options.keep_recent_turns
+        self.verbatim_tokens = self.options.verbatim_tokens
+        self.tuning = self.options.tuning
         self.store: Store = path if isinstance(path, Store) else open_store(path)
         self._lock = threading.RLock()
         self._packer = Packer(
-            self.store, thread_id, self.renderer, keep_recent_turns, verbatim_tokens
+            self.store, thread_id, self.renderer, self.keep_recent_turns, self.verbatim_tokens
         )
-        self._planner = ContextPlanner(self._packer, self.schedule, target)
-        self.render_ahead = RenderAhead(self) if render_ahead else None
+        self._planner = ContextPlanner(self._packer, self.schedule, self.target, self.tuning)
+        self.render_ahead = RenderAhead(self) if self.options.render_ahead else None
 
     # --- writing -------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from optical_memory.memory.context import MemoryContext, MemoryPage, TextPage
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.retention import prunable
 from optical_memory.modes import Mode
+from optical_memory.options import DEFAULT_TUNING, Tuning
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import page_size
 from optical_memory.schedule import DecaySchedule, Fit
@@ -79,10 +80,13 @@ class ContextPlanner:
     Counts ``renders`` (pages drawn) and ``cache_hits`` (drawings found in the store).
     """
 
-    def __init__(self, packer: Packer, schedule: DecaySchedule, target: str) -> None:
+    def __init__(
+        self, packer: Packer, schedule: DecaySchedule, target: str, tuning: Tuning = DEFAULT_TUNING
+    ) -> None:
         self.packer = packer
         self.schedule = schedule
         self.target = target
+        self.tuning = tuning
         self.renders = 0
         self.cache_hits = 0
         self._known_images: dict[tuple[str, Mode], tuple[int, int]] = {}
@@ -177,7 +181,10 @@ class ContextPlanner:
         if held is not None:
             fit = Fit(held, len(recent_tokens), room or 0)  # the plan keeps no room spare
         else:
-            fit = self.schedule.fit(len(records), page_cost, recent_tokens, room, page_value)
+            cells = self.tuning.knapsack_cells
+            fit = self.schedule.fit(
+                len(records), page_cost, recent_tokens, room, page_value, knapsack_cells=cells
+            )
         if budget_tokens is not None and logger.isEnabledFor(logging.DEBUG):
             by_age = self.schedule.modes(len(records))
             logger.debug(
@@ -260,7 +267,9 @@ class ContextPlanner:
                 return modes
         reserve = (batch - 1) * (self.vision_tokens(faintest) + overhead.per_page) + page_text
         room = budget - base - reserve
-        modes = self.schedule.fit_batches(count, cost, room, page_value)
+        modes = self.schedule.fit_batches(
+            count, cost, room, page_value, knapsack_cells=self.tuning.knapsack_cells
+        )
         found = append(modes)
         if found is None or spent(found) > budget:
             self._held = None
