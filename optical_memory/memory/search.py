@@ -33,8 +33,9 @@ other turn ("what did you recommend last week?").
 from __future__ import annotations
 
 import calendar
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,9 +48,11 @@ __all__ = [
     "ParsedQuery",
     "SearchHit",
     "TurnClues",
+    "addressed",
     "capped_query",
     "describe_hit",
     "describe_turns",
+    "named_roles",
     "parse_query",
     "rerank",
     "turn_clues",
@@ -102,6 +105,27 @@ _TIME_SAID = re.compile(
 _ASKS_WHEN = re.compile(r"^\W*when\b|\bwhat (?:year|month|day|date|time)\b|\bhow long ago\b", re.I)
 #: Characters of a turn searched for a time said (a time answering a question comes early).
 TIME_SAID_CHARS = 20_000
+#: Turns of one role that must address a name before it is read as the other role's.
+ADDRESSED_TURNS = 2
+#: Words that open a turn's greeting or thanks to its listener.
+_GREETINGS = (
+    "hey|hi|hello|thanks|thank you|congrats|congratulations|bye|wow|oh|yeah|yes|sure|ok|okay"
+)
+_VOCATIVES: dict[str, re.Pattern[str]] = {}
+
+
+def _vocative(name: str) -> re.Pattern[str]:
+    """``name`` said to the listener: after a greeting, or set off by a comma before the end of
+    a sentence ("..., Caroline!")."""
+    pattern = _VOCATIVES.get(name)
+    if pattern is None:
+        word = re.escape(name)
+        pattern = re.compile(rf"\b(?i:{_GREETINGS})\W{{0,3}}{word}\b|,\s*{word}\s*[!.?,]")
+        if len(_VOCATIVES) < 1024:
+            _VOCATIVES[name] = pattern
+    return pattern
+
+
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
 # A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit. It
 # starts only where a word starts and its runs of word characters never give back what they
@@ -137,12 +161,14 @@ class SearchHit:
 class ParsedQuery:
     """A query split into what the store matches (``text``) and what the rerank uses: the
     query's words (case-folded, for speakers), the date ranges it names (start inclusive,
-    end exclusive) and whether it asks when."""
+    end exclusive), whether it asks when, and the content words that may name a speaker
+    (case-folded: those written capitalised)."""
 
     text: TextQuery
     words: frozenset[str]
     dates: tuple[tuple[datetime, datetime], ...]
     asks_when: bool = False
+    names: frozenset[str] = frozenset()
 
 
 def capped_query(query: str) -> tuple[str, str]:
@@ -188,7 +214,17 @@ def parse_query(query: str) -> ParsedQuery:
         words=frozenset(all_words),
         dates=tuple(dates),
         asks_when=_ASKS_WHEN.search(query) is not None,
+        names=frozenset(_names(query, content)),
     )
+
+
+def _names(query: str, content: list[str]) -> list[str]:
+    """The content words ``query`` writes capitalised, as names are (all of them in a query
+    written without capitals): the words a speaker may be called by."""
+    capitalised = {word.casefold() for word in _WORD.findall(query) if word[:1].isupper()}
+    if not capitalised:
+        return content
+    return [word for word in content if word in capitalised]
 
 
 def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime] | None:
@@ -234,10 +270,49 @@ class TurnClues:
         return factor * ranking.assistant if self.speaking == "assistant" else factor
 
 
-def turn_clues(parsed: ParsedQuery, match: TurnMatch) -> TurnClues:
-    """The rerank's clues in ``match`` for ``parsed`` (see the module docstring)."""
+def addressed(parsed: ParsedQuery, turn: Turn) -> frozenset[str]:
+    """The query's words that ``turn`` uses to address someone ("Hey Caroline!", "Thanks,
+    Caroline.", "..., Sam?"): capitalised in the turn as a name is, and said to the listener."""
+    text = turn.content[:TIME_SAID_CHARS]
+    names = [word.capitalize() for word in parsed.names]
+    return frozenset(
+        name.casefold()
+        for name in names
+        if name in text and _vocative(name).search(text) is not None  # `in` first: cheap
+    )
+
+
+def named_roles(votes: Iterable[tuple[str, frozenset[str]]]) -> frozenset[str]:
+    """The roles a query names by what the other speaker calls them, from ``(role, addressed
+    words)`` of the candidate turns: in a thread where two roles speak, a name that one role's
+    turns address (at least :data:`ADDRESSED_TURNS` of them, and no turn of the other role)
+    names the other role. So as an agent stores turns, "What did Caroline paint?" finds the
+    ``user``'s turns when the assistant's say "Hey Caroline!"."""
+    speaking: set[str] = set()
+    by_word: dict[str, dict[str, int]] = {}
+    for role, words in votes:
+        speaking.add(role)
+        for word in words:
+            counts = by_word.setdefault(word, {})
+            counts[role] = counts.get(role, 0) + 1
+    if len(speaking) != 2:
+        return frozenset()
+    named = set()
+    for counts in by_word.values():
+        if len(counts) == 1:
+            ((role, turns),) = counts.items()
+            if turns >= ADDRESSED_TURNS:
+                named |= speaking - {role}
+    return frozenset(named)
+
+
+def turn_clues(
+    parsed: ParsedQuery, match: TurnMatch, named: frozenset[str] = frozenset()
+) -> TurnClues:
+    """The rerank's clues in ``match`` for ``parsed`` (see the module docstring); ``named``:
+    the roles the query names by what the other speaker calls them (:func:`named_roles`)."""
     turn = match.turn
-    role_words = {word.casefold() for word in _WORD.findall(turn.role)}
+    role_words = _role_words(turn.role)
     stamp = turn.timestamp
     dated = False
     if stamp is not None and parsed.dates:
@@ -245,7 +320,7 @@ def turn_clues(parsed: ParsedQuery, match: TurnMatch) -> TurnClues:
         dated = any(start <= naive < end for start, end in parsed.dates)
     return TurnClues(
         phrase=match.phrase_match,
-        speaker=bool(role_words) and role_words <= parsed.words,
+        speaker=(bool(role_words) and role_words <= parsed.words) or turn.role in named,
         date=dated,
         when=parsed.asks_when
         and _TIME_SAID.search(turn.content[:TIME_SAID_CHARS].lower()) is not None,
@@ -258,9 +333,21 @@ def rerank(
 ) -> list[tuple[TurnMatch, float]]:
     """``matches`` with their final scores (see the module docstring), best first; ties keep
     the store's order."""
-    scored = [(match, match.score * turn_clues(parsed, match).weight(ranking)) for match in matches]
+    named = named_roles(
+        (match.turn.role, addressed(parsed, match.turn))
+        for match in matches
+        if _speaking(match.turn) != "tool"
+    )
+    scored = [
+        (match, match.score * turn_clues(parsed, match, named).weight(ranking)) for match in matches
+    ]
     scored.sort(key=lambda pair: -pair[1])
     return scored
+
+
+@functools.lru_cache(maxsize=256)
+def _role_words(role: str) -> frozenset[str]:
+    return frozenset(word.casefold() for word in _WORD.findall(role))
 
 
 def _speaking(turn: Turn) -> str:
