@@ -93,6 +93,11 @@ _DATES = (
     (re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.I), "my"),
     (re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b"), "y"),
 )
+#: A month named without a year ("in May", "during July"): any year's.
+_MONTH_ALONE = re.compile(rf"\b(?:in|during|early|late|mid|since|until|by)[\s-]+{_MONTH}\b", re.I)
+#: Days after a day the query names whose turns count as stamped then: people tell of a day
+#: afterwards ("yesterday", "last night").
+DAYS_AFTER = 2
 _MONTH_NAMES = "|".join(name.lower() for name in calendar.month_name if name)
 _DAYS = "|".join(name.lower() for name in calendar.day_name)
 _UNITS = "day|days|night|week|weeks|weekend|month|months|year|years|summer|winter|spring|fall"
@@ -169,6 +174,7 @@ class ParsedQuery:
     dates: tuple[tuple[datetime, datetime], ...]
     asks_when: bool = False
     names: frozenset[str] = frozenset()
+    months: frozenset[int] = frozenset()
 
 
 def capped_query(query: str) -> tuple[str, str]:
@@ -194,6 +200,8 @@ def parse_query(query: str) -> ParsedQuery:
             if found is not None:
                 dates.append(found)
         rest = pattern.sub(" ", rest)
+    months = frozenset(_MONTHS[m.group(1).lower()] for m in _MONTH_ALONE.finditer(rest))
+    rest = _MONTH_ALONE.sub(" ", rest)
     phrases: list[tuple[str, ...]] = []
     for match in _QUOTED.finditer(rest):
         words = tuple(_WORD.findall((match.group(1) or match.group(2)).casefold()))
@@ -215,6 +223,7 @@ def parse_query(query: str) -> ParsedQuery:
         dates=tuple(dates),
         asks_when=_ASKS_WHEN.search(query) is not None,
         names=frozenset(_names(query, content)),
+        months=months,
     )
 
 
@@ -243,7 +252,7 @@ def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime]
             day = datetime(int(groups[2]), _MONTHS[groups[0].lower()], int(groups[1]))
     except (ValueError, KeyError):
         return None  # "31 February": no such day
-    return day, day + timedelta(days=1)
+    return day, day + timedelta(days=1 + DAYS_AFTER)
 
 
 @dataclass(frozen=True)
@@ -315,9 +324,11 @@ def turn_clues(
     role_words = _role_words(turn.role)
     stamp = turn.timestamp
     dated = False
-    if stamp is not None and parsed.dates:
+    if stamp is not None and (parsed.dates or parsed.months):
         naive = stamp.replace(tzinfo=None)
-        dated = any(start <= naive < end for start, end in parsed.dates)
+        dated = naive.month in parsed.months or any(
+            start <= naive < end for start, end in parsed.dates
+        )
     return TurnClues(
         phrase=match.phrase_match,
         speaker=(bool(role_words) and role_words <= parsed.words) or turn.role in named,
