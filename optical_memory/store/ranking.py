@@ -49,13 +49,14 @@ class Ranking:
     neighbours: tuple[tuple[int, float], ...] = (
         (-1, 0.8),
         (-2, 0.6),
-        (-3, 0.3),
-        (-4, 0.2),
+        (-3, 0.4),
+        (-4, 0.3),
         (1, 0.6),
         (2, 0.4),
         (3, 0.2),
+        (4, 0.1),
     )
-    k1: float = 1.2
+    k1: float = 1.6
     b: float = 0.3
     phrase: float = 3.0
     speaker: float = 1.5
