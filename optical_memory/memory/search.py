@@ -3,8 +3,10 @@
 A question is read as a user writes it: stop words ("what", "did", "the") are dropped, the
 remaining words may match in any form (the store stems them), quoted phrases and codes
 (``pine-653``, ``48213``, ``v2.1``) match as phrases, dates ("3 June, 2023", "October 2023",
-"2022") pick out the turns stamped then, and a speaker named in the question (a turn's role,
-such as ``Caroline`` or ``user``) picks out that speaker's turns. The store ranks turns by text
+"2022", "in May" of any year) pick out the turns stamped then (a day: that day and the
+:data:`DAYS_AFTER` after it), and a speaker named in the question (a turn's role, such as
+``Caroline`` or ``user``, or a name the other speaker calls them by: :func:`named_roles`) picks
+out that speaker's turns. The store ranks turns by text
 relevance (each read with its neighbours); this module reranks its best candidates, with the
 weights of a :class:`~optical_memory.store.ranking.Ranking` (all of a search's weights live
 there):
