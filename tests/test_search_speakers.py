@@ -77,3 +77,23 @@ def test_a_name_names_a_role_only_when_one_side_alone_uses_it() -> None:
     assert named_roles([*votes, ("user", caroline)]) == set()
     assert named_roles([*votes, ("Sam", none)]) == set()
     assert named_roles([]) == set()
+
+
+def test_the_tuner_reads_names_as_the_search_does() -> None:
+    # As an agent stores it, the question names the user only through what the assistant
+    # calls her: the tuner's ranking finds what the search finds, the user's turn first.
+    from optical_memory.experiments.locomo import LocomoConversation, LocomoQuestion
+    from optical_memory.experiments.retrieval import run_retrieval
+    from optical_memory.experiments.tuning import ask_all, recall_counts
+    from optical_memory.store.ranking import RANKING
+
+    names = {"user": "Caroline", "assistant": "Sam"}
+    said = _thread("Hey Caroline!")
+    turns = tuple(Turn(role=names[role], content=text) for role, text in said)
+    dia_ids = tuple(f"D1:{n + 1}" for n in range(len(turns)))
+    question = LocomoQuestion("What did Caroline paint?", "the fence", ("D1:11",), 4)
+    conversation = LocomoConversation("painting", ("Caroline", "Sam"), turns, dia_ids, (question,))
+    tuned = recall_counts(ask_all([conversation]), RANKING)
+    for setting in ("names", "agent"):
+        searched = run_retrieval([conversation], setting=setting).search["all"]
+        assert tuned[setting]["all"].found == searched.found == {1: 1, 5: 1, 10: 1}
