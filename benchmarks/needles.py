@@ -33,7 +33,7 @@ from optical_memory.experiments.needles import (
 )
 from optical_memory.experiments.readers import TesseractReader
 from optical_memory.experiments.results_file import write_results
-from optical_memory.tokens import TARGETS
+from optical_memory.targets import TARGETS
 from optical_memory.turns import Turn
 
 DEFAULT_TARGETS = ("deepseek-ocr", "openai", "anthropic", "gemini-3")

@@ -31,7 +31,7 @@ with each provider's read and write prices ``r`` and ``w`` relative to its uncac
 to that many exchanges, at least 20 (the calls "at" that length of conversation); ``*`` marks
 a request larger than the model's context window, which the provider would refuse. Calls are
 assumed to come closer together than the cache TTL (an active conversation). Images are counted with
-:func:`optical_memory.tokens.vision_tokens`, text with o200k (an approximation for the
+:func:`optical_memory.targets.vision_tokens`, text with o200k (an approximation for the
 non-OpenAI tokenizers), per-message overheads left out for every strategy alike.
 """
 
@@ -64,12 +64,13 @@ from PIL import Image
 from pydantic import Field
 
 from optical_memory.agents import wrap
-from optical_memory.agents.request import MEMORY_MESSAGE_SOURCE, message_tokens
+from optical_memory.agents.window import MEMORY_MESSAGE_SOURCE, message_tokens
 from optical_memory.experiments.results_file import write_results
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.legibility import page_legibility
 from optical_memory.memory import OpticalMemory, RequestOverhead
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 SYSTEM_PROMPT = "You help the user plan a busy year. Answer briefly and keep track of the facts."
 STRATEGIES = (

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from optical_memory.extras import lazy_exports
 from optical_memory.modes import Mode
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn
 
 if TYPE_CHECKING:

@@ -42,8 +42,9 @@ from optical_memory.legibility import REFERENCE_TEXT_TOKENS, expected_precision
 from optical_memory.modes import FADING_ORDER, Mode
 
 DEFAULT_TIERS: tuple[tuple[Mode, int], ...] = ((Mode.SMALL, 16), (Mode.TINY, 32))
-#: Tier boundaries move this many pages at a time: one cache-breaking call per 8 pages frozen,
-#: for about 1% more tokens (``python benchmarks/schedules.py``).
+#: Tier boundaries move this many pages at a time, so pages already sent keep their mode (and a
+#: prompt cache holds) between boundary moves, for a few more tokens in context; the
+#: cache-breaking calls and the tokens they cost are measured by ``python benchmarks/schedules.py``.
 DEFAULT_BATCH = 8
 #: A page's legibility counts half as much every this many pages of age.
 DEFAULT_HALF_LIFE = 32.0
@@ -173,28 +174,47 @@ class DecaySchedule:
         leaves. If the text alone is over budget, every page is forgotten and the oldest text
         items are dropped, always keeping the newest.
         """
-        ceiling = self.modes(page_count)
-        costs = [0 if m is None else page_cost(i, m) for i, m in enumerate(ceiling)]
-        total = sum(costs) + sum(text_costs)
-        text_kept = len(text_costs)
-        if budget_tokens is None or total <= budget_tokens:
-            return Fit(ceiling, text_kept, total)
+        unbudgeted, costs = self.unbudgeted_fit(page_count, page_cost, text_costs)
+        if budget_tokens is None or unbudgeted.total <= budget_tokens:
+            return unbudgeted
         if budget_tokens < 0:
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
+        return self.fit_over_budget(
+            unbudgeted, costs, page_cost, text_costs, budget_tokens, page_value
+        )
+
+    def fit_over_budget(
+        self,
+        unbudgeted: Fit,
+        costs: list[int],
+        page_cost: Callable[[int, Mode], int],
+        text_costs: Sequence[int],
+        budget_tokens: int,
+        page_value: Callable[[int, Mode], float] | None,
+    ) -> Fit:
+        """The part of :meth:`fit` that chooses when ``unbudgeted`` (every page at
+        :meth:`modes`, each costing ``costs``) is over ``budget_tokens``: the knapsack over
+        the pages' modes within what the text leaves (a subclass may plan differently)."""
+        page_count = len(unbudgeted.modes)
         pages_budget = budget_tokens - sum(text_costs)
         if pages_budget >= 0:
             value = page_value or _reference_value
             weights = [self.weight(page_count - 1 - i) for i in range(page_count)]
-            modes = self._knapsack(ceiling, page_cost, value, pages_budget, weights)
+            modes = self._knapsack(unbudgeted.modes, page_cost, value, pages_budget, weights)
             total = sum(page_cost(i, m) for i, m in enumerate(modes) if m is not None)
-            return Fit(modes, text_kept, total + sum(text_costs))
-        total = sum(text_costs)
-        for cost in text_costs[:-1]:
-            if total <= budget_tokens:
-                break
-            total -= cost
-            text_kept -= 1
+            return Fit(modes, len(text_costs), total + sum(text_costs))
+        text_kept, total = drop_oldest_text(text_costs, sum(text_costs), budget_tokens)
         return Fit([None] * page_count, text_kept, total)
+
+    def unbudgeted_fit(
+        self, page_count: int, page_cost: Callable[[int, Mode], int], text_costs: Sequence[int]
+    ) -> tuple[Fit, list[int]]:
+        """Every page at :meth:`modes` and every text item kept, and what each page costs there
+        (0 forgotten): the fit when there is no budget or all fits, and where a budgeted
+        planning starts."""
+        modes = self.modes(page_count)
+        costs = [0 if m is None else page_cost(i, m) for i, m in enumerate(modes)]
+        return Fit(modes, len(text_costs), sum(costs) + sum(text_costs)), costs
 
     def fit_batches(
         self,
@@ -333,6 +353,19 @@ def _spend_rest(
             return
         left -= int(cost[choice, ranks[choice] + 1] - cost[choice, ranks[choice]])
         ranks[choice] += 1
+
+
+def drop_oldest_text(text_costs: Sequence[int], total: int, budget_tokens: int) -> tuple[int, int]:
+    """Leave out the oldest text items (costs oldest first, all counted in ``total``) until
+    ``total`` fits ``budget_tokens``, always keeping the newest: how many stay, and the new
+    total."""
+    text_kept = len(text_costs)
+    for cost in text_costs[:-1]:
+        if total <= budget_tokens:
+            break
+        total -= cost
+        text_kept -= 1
+    return text_kept, total
 
 
 def _reference_value(_: int, mode: Mode) -> float:

@@ -18,7 +18,8 @@ from langchain_core.tools import tool
 from PIL import Image
 
 from optical_memory.modes import MODE_WORDS, Mode
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 SYSTEM_PROMPT = "You are the order desk of a small bookshop. Answer briefly."
 # "page 12 · turns 308–335 · 3 Nov 2026 · low resolution"; "pages 12–14 · turn 308 · ..."

@@ -20,8 +20,11 @@ Caching follows Anthropic's prompt-caching guide
 - TTL ``"5m"`` (the default) or ``"1h"``; ``input_tokens`` is the rest, after the last
   breakpoint.
 
-Tokens are counted as :mod:`optical_memory.tokens` counts for the ``anthropic`` target: o200k
-text tokens (an approximation of Claude's tokenizer), images by the width x height / 750 rule.
+Tokens are the stub's own count, none of the library's: text in tiktoken's o200k_base (Anthropic
+publishes no tokenizer; GPT-4o's encoding stands in for Claude's), images by the vision guide's
+rule (https://platform.claude.com/docs/en/build-with-claude/vision): an image whose long edge is
+over 1,568 px or that would cost over about 1,600 tokens is first scaled down, keeping its aspect
+ratio, to fit both; then it costs width x height / 750 tokens.
 ``clock`` (seconds) can be replaced to test expiry; ``calls`` records every request.
 """
 
@@ -31,6 +34,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import threading
 import time
 from collections import deque
@@ -40,9 +44,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from http_stub import send_json
+from openai_encoding import text_tokens
 from PIL import Image
-
-from optical_memory.tokens import count_text_tokens, vision_tokens
 
 MAX_BREAKPOINTS = 4
 LOOKBACK_BLOCKS = 20
@@ -56,6 +59,22 @@ MINIMUM_BY_MODEL = {
     "claude-3-haiku": 2048,
 }
 DEFAULT_MINIMUM = 1024
+#: The vision guide's limits before an image is scaled down, and its pixels per token.
+MAX_LONG_EDGE = 1568
+MAX_IMAGE_TOKENS = 1600
+PIXELS_PER_TOKEN = 750
+
+
+def image_tokens(width: int, height: int) -> int:
+    """What Claude bills for one ``width x height`` image, as the vision guide documents it
+    (scaled down to whole pixels within both limits, then width x height / 750, rounded up)."""
+    scale = min(
+        1.0,
+        MAX_LONG_EDGE / max(width, height),
+        math.sqrt(MAX_IMAGE_TOKENS * PIXELS_PER_TOKEN / (width * height)),
+    )
+    scaled_width, scaled_height = math.floor(width * scale), math.floor(height * scale)
+    return math.ceil(scaled_width * scaled_height / PIXELS_PER_TOKEN)
 
 
 def minimum_for(model: str) -> int:
@@ -259,21 +278,21 @@ def _prefix_digests(model: str, blocks: list[tuple[str, dict[str, Any]]]) -> lis
 
 def _block_tokens(kind: str, block: dict[str, Any]) -> int:
     if kind == "tool":
-        return count_text_tokens(json.dumps(block, sort_keys=True))
+        return text_tokens(json.dumps(block, sort_keys=True))
     kind = block.get("type", "")
     if kind == "text":
-        return count_text_tokens(block["text"])
+        return text_tokens(block["text"])
     if kind == "image":
         source = block["source"]
         if source.get("type") != "base64":
             raise ValueError("the stub takes base64 images only")
         image = Image.open(io.BytesIO(base64.b64decode(source["data"])))
-        return vision_tokens(*image.size, "anthropic")
+        return image_tokens(*image.size)
     if kind == "tool_use":
-        return count_text_tokens(json.dumps([block["name"], block["input"]], sort_keys=True))
+        return text_tokens(json.dumps([block["name"], block["input"]], sort_keys=True))
     if kind == "tool_result":
         content = block.get("content", "")
         if isinstance(content, list):
             return sum(_block_tokens("message", part) for part in content)
-        return count_text_tokens(str(content))
+        return text_tokens(str(content))
     raise ValueError(f"the stub does not price {kind!r} blocks")

@@ -23,11 +23,8 @@ from typing import Any
 
 import pytesseract
 from http_stub import send_json, serving
+from openai_encoding import text_tokens
 from PIL import Image
-
-from optical_memory.tokens import get_encoding
-
-_ENCODING = get_encoding("o200k_base")  # tiktoken's, installed offline
 
 
 def resized_as_openai(image: Image.Image) -> Image.Image:
@@ -64,7 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
             for part in [content] if isinstance(content, str) else content or []:
                 if isinstance(part, str) or part.get("type") == "text":
                     text = part if isinstance(part, str) else part["text"]
-                    tokens += len(_ENCODING.encode(text))
+                    tokens += text_tokens(text)
                     if index < len(messages) - 1:
                         read.append(text)
                 elif part.get("type") == "image_url":
@@ -74,7 +71,7 @@ class _Handler(BaseHTTPRequestHandler):
                     read.append(pytesseract.image_to_string(seen.convert("RGB"), config="--psm 6"))
         answer = "\n".join(read)
         self.server.bills.append(tokens)
-        output = len(_ENCODING.encode(answer))
+        output = text_tokens(answer)
         send_json(
             self,
             200,

@@ -23,7 +23,8 @@ from recording_model import RecordingChatModel
 from optical_memory import DecaySchedule, Mode, OpticalMemory
 from optical_memory.agents import MemoryOptions, OpticalMemoryMiddleware, recall_memory_tool, wrap
 from optical_memory.memory.limits import Mosaic, bound_pages
-from optical_memory.tokens import RequestLimits, count_text_tokens, vision_tokens
+from optical_memory.targets import RequestLimits, vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 CONFIG: Any = {"configurable": {"thread_id": "t"}}
 
@@ -55,7 +56,8 @@ def test_images_in_a_message_are_counted_for_the_target() -> None:
     chat.invoke([_photos(3)], CONFIG)
     usage = chat.last_usage
     assert usage is not None and usage.images == 3
-    assert usage.vision_tokens == 3 * vision_tokens(2048, 2048, "openai")  # 765 each
+    # OpenAI's guide: 2048 x 2048 is scaled to 768 x 768, 4 tiles: 85 + 4 x 170 = 765 each.
+    assert usage.vision_tokens == 3 * 765
     sent = model.requests[-1][-1]
     assert [b["type"] for b in sent.content_blocks].count("image") == 3
 

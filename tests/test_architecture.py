@@ -86,3 +86,45 @@ def test_every_module_of_the_package_is_in_a_layer_of_the_import_contract() -> N
         or (path.is_dir() and (path / "__init__.py").exists())
     }
     assert modules - named == set()  # a new module must take its place in the layers
+
+
+def test_a_memory_adds_langchain_messages_without_loading_the_agents_layer() -> None:
+    pytest.importorskip("langchain_core")
+    loaded = _loaded_after(
+        "from langchain_core.messages import AIMessage, HumanMessage; "
+        "from optical_memory import OpticalMemory; m = OpticalMemory(None); "
+        "m.add_messages([HumanMessage('hi'), AIMessage('', tool_calls=["
+        "{'name': 'f', 'args': {}, 'id': 'c'}])]); m.close()"
+    )
+    assert [m for m in loaded if m.startswith(ABOVE_THE_CORE)] == []
+
+
+def test_no_core_module_names_a_layer_above_it_in_a_string() -> None:
+    # The import contract sees import statements; a string (import_module, import_extra,
+    # a lazy export) would cross a layer unseen.
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parent.parent / "optical_memory"
+    core = [p for p in package.glob("*.py")] + [
+        p for d in ("memory", "store", "renderers", "model") for p in (package / d).rglob("*.py")
+    ]
+    crossing = []
+    for path in core:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and node.value.startswith(ABOVE_THE_CORE)
+            ):
+                crossing.append(f"{path.relative_to(package)}:{node.lineno} {node.value}")
+    assert core and crossing == []

@@ -15,7 +15,7 @@ from optical_memory import DecaySchedule, Mode, OpticalMemory
 from optical_memory.memory.limits import MOSAIC_NAMESPACE, Mosaic, bound_pages
 from optical_memory.renderers.pil import PillowRenderer
 from optical_memory.store import SCHEMA_VERSION, BlobOwner, open_store
-from optical_memory.tokens import RequestLimits, vision_tokens
+from optical_memory.targets import RequestLimits, vision_tokens
 
 #: A store written by optical-memory with schema version 2 (before blob owners): thread
 #: "old-thread" of 30 turns, 5 frozen pages with their renders, one turn (number 3) with a

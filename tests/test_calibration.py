@@ -17,7 +17,8 @@ import pytest
 from optical_memory.agents.calibration import ImageCostTable, SentImage, reset_costs
 from optical_memory.apps.cli import main
 from optical_memory.store.sqlite import SQLiteStore
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 
 #: The provider's own price of one image, by its side in pixels (square pages).
 PROVIDER_IMAGE_TOKENS = {512: 170, 640: 305, 1024: 610, 1280: 1010}
@@ -141,7 +142,8 @@ def test_a_request_with_an_image_of_unknown_size_teaches_nothing() -> None:
     url_image = SentImage(1024, 1024, known=False)
     assert not table.observe([url_image, SentImage(512, 512)], 5000, text=100, messages=2)
     assert table.bills == 0
-    assert table.cost(1024, 1024) == vision_tokens(1024, 1024, TARGET)
+    # OpenAI's published price of a 1024 x 1024 image: 85 + 4 tiles x 170.
+    assert table.cost(1024, 1024) == 765
 
 
 def test_learnt_costs_persist_and_reset_returns_to_the_formula(tmp_path: Any) -> None:
@@ -154,7 +156,7 @@ def test_learnt_costs_persist_and_reset_returns_to_the_formula(tmp_path: Any) ->
         assert reset_costs(store) == 1
         fresh = ImageCostTable(store, TARGET, "stub-model")
         assert fresh.bills == 0
-        assert fresh.cost(640, 640) == vision_tokens(640, 640, TARGET)
+        assert fresh.cost(640, 640) == 765  # OpenAI's rule: 2 x 2 tiles of 512 px
 
 
 def test_the_cli_shows_and_resets_learnt_costs(

@@ -19,7 +19,7 @@ from recording_model import RecordingChatModel
 from optical_memory import DecaySchedule, Mode, OpticalMemory
 from optical_memory.agents import wrap
 from optical_memory.agents.runnable import OpticalMemoryRunnable
-from optical_memory.tokens import RequestLimits
+from optical_memory.targets import RequestLimits
 
 CONFIG: Any = {"configurable": {"thread_id": "t"}}
 # Pages change mode every page or two and are forgotten at age 8, and at most seven images fit

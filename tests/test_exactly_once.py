@@ -31,8 +31,8 @@ from recording_model import RecordingChatModel
 from optical_memory import OpticalMemory
 from optical_memory.agents import OpticalMemoryMiddleware, wrap
 from optical_memory.agents.identity import MESSAGE_KEY_NAMESPACE, TURN_MESSAGE_ID_PREFIX
-from optical_memory.agents.messages import tool_call_lines
 from optical_memory.agents.window import MEMORY_MESSAGE_SOURCE, TOOL_CALL_SOURCE
+from optical_memory.messages import tool_call_lines
 
 SIZES = st.one_of(st.integers(1, 400), st.integers(1, 6000), st.integers(1, 200_000))
 

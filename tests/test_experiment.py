@@ -12,12 +12,11 @@ import pytest
 from PIL import Image
 
 from optical_memory.apps.cli import main
-from optical_memory.experiments.report import FOX_POINTS
 from optical_memory.experiments.run import evidence_ids, load_dialogs
 from optical_memory.experiments.similarity import substring_distance, substring_similarity
-from optical_memory.legibility import expected_precision
+from optical_memory.legibility import FOX_POINTS, expected_precision
 from optical_memory.modes import Mode
-from optical_memory.tokens import vision_tokens
+from optical_memory.targets import vision_tokens
 
 TARGETS = ("deepseek-ocr", "openai", "anthropic", "qwen2.5-vl")
 

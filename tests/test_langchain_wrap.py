@@ -141,10 +141,10 @@ def test_async_invoke_pages_too() -> None:
     assert memory.store.count_turns("default") == 42
 
 
-def test_memory_wrap_is_the_same_wrapper() -> None:
+def test_wrap_takes_the_options_as_keywords() -> None:
     memory = OpticalMemory(None)
     model = RecordingChatModel(messages=iter(["hi"]))
-    chat = memory.wrap(model, keep_recent_turns=3, budget_tokens=5000)
+    chat = wrap(memory, model, keep_recent_turns=3, budget_tokens=5000)
     assert isinstance(chat, OpticalMemoryRunnable)
     assert (chat.builder.memory, chat.runnable) == (memory, model)
     assert (chat.options.keep_recent_turns, chat.options.budget_tokens) == (3, 5000)

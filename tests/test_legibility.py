@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 
 from optical_memory.legibility import (
+    CLAUDE_CELL_ACCURACY,
+    FOX_TABLE,
+    FOX_VISION_TOKENS,
     ModeLegibility,
     exact_value_prior,
     expected_precision,
@@ -25,6 +28,32 @@ from optical_memory.modes import FADING_ORDER, Mode
 # precision), rows that already read worse as text grows.
 TINY_ROWS = [(10.5 * 64, 0.965), (11.8 * 64, 0.938), (16.5 * 64, 0.793), (19.7 * 64, 0.591)]
 SMALL_ROWS = [(6.7 * 100, 0.985), (8.5 * 100, 0.968), (10.6 * 100, 0.915), (12.6 * 100, 0.871)]
+
+
+# DeepSeek-OCR Table 2, typed from the paper: text tokens from, to; pages in the bin; precision
+# and compression at 64 vision tokens; precision and compression at 100.
+PAPER_TABLE_2 = (
+    (600, 700, 7, (0.965, 10.5), (0.985, 6.7)),
+    (700, 800, 28, (0.938, 11.8), (0.973, 7.5)),
+    (800, 900, 28, (0.838, 13.2), (0.968, 8.5)),
+    (900, 1000, 14, (0.859, 15.1), (0.968, 9.7)),
+    (1000, 1100, 11, (0.793, 16.5), (0.915, 10.6)),
+    (1100, 1200, 8, (0.764, 17.7), (0.898, 11.3)),
+    (1200, 1300, 4, (0.591, 19.7), (0.871, 12.6)),
+)
+
+
+def test_the_fox_prior_is_the_papers_table_2() -> None:
+    assert FOX_TABLE == PAPER_TABLE_2
+    # Table 1: Tiny (512 x 512) is 64 vision tokens, Small (640 x 640) is 100.
+    assert FOX_VISION_TOKENS == {Mode.TINY: 64, Mode.SMALL: 100}
+
+
+def test_each_rows_compression_puts_its_mean_text_tokens_inside_its_bin() -> None:
+    """A typo in a compression would move a row out of its own bin."""
+    for low, high, _, (_, tiny), (_, small) in FOX_TABLE:
+        assert low <= tiny * 64 <= high
+        assert low <= small * 100 <= high
 
 
 @pytest.mark.parametrize(("mode", "rows"), [(Mode.TINY, TINY_ROWS), (Mode.SMALL, SMALL_ROWS)])
@@ -87,6 +116,11 @@ def test_claude_reads_exact_values_by_glyph_cell_as_published() -> None:
     assert exact_value_prior("openai", Mode.LARGE) is None  # nothing published: unknown
     assert not any(reads_exactly("anthropic", mode) for mode in Mode)
     assert not any(reads_exactly("deepseek-ocr", mode) for mode in Mode)
+
+
+def test_the_exact_value_prior_is_pxpipes_published_measurements() -> None:
+    # pxpipe, Claude reading 20 ids: 5x8-px cells 10% exact, 10x16 95%, 20x32 100%.
+    assert CLAUDE_CELL_ACCURACY == ((8.0, 0.10), (16.0, 0.95), (32.0, 1.0))
 
 
 def test_a_calibrated_table_decides_where_exact_values_are_read() -> None:

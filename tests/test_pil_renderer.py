@@ -19,8 +19,8 @@ from optical_memory.renderers import fonts as fonts_module
 from optical_memory.renderers.fonts import FontNotFoundError, default_chain
 from optical_memory.renderers.page import RenderedPage
 from optical_memory.renderers.palette import Ramp
-from optical_memory.renderers.pil import label_colour
-from optical_memory.tokens import vision_tokens
+from optical_memory.renderers.style import label_colour
+from optical_memory.targets import vision_tokens
 from optical_memory.turns import Turn
 
 LOREM = (

@@ -6,7 +6,9 @@ to ``AnthropicStub``, a local Messages API that bills prefix caching as the API 
 
 from __future__ import annotations
 
+import base64
 import importlib.util
+import io
 import itertools
 import json
 import sys
@@ -30,6 +32,7 @@ from langchain_anthropic.middleware import AnthropicPromptCachingMiddleware
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.checkpoint.memory import InMemorySaver
+from PIL import Image
 from recording_model import RecordingChatModel
 
 from optical_memory import DecaySchedule, Mode, OpticalMemory
@@ -112,6 +115,30 @@ def test_stub_reads_a_breakpoints_prefix_seen_within_its_ttl() -> None:
         ]
         with pytest.raises(anthropic.BadRequestError, match="maximum of 4 blocks"):
             model.invoke([HumanMessage(five)])  # type: ignore[arg-type]
+
+
+def _png(width: int, height: int) -> str:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_stub_bills_images_by_the_vision_guides_figures() -> None:
+    """Mixed sizes in one prompt, each billed as the guide's examples say: 200 x 200 px is
+    about 54 tokens, 1000 x 1000 about 1,334, 1092 x 1092 (the largest square not scaled
+    down) about 1,590; a larger image is scaled to about 1,600 at most."""
+    sizes = [(200, 200), (1000, 1000), (1092, 1092), (3000, 2000)]
+    images = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": _png(*s)}}
+        for s in sizes
+    ]
+    with AnthropicStub() as stub:
+        message = {"role": "user", "content": images}
+        stub.answer({"model": "claude-sonnet-4-6", "messages": [message]})
+    billed = stub.calls[-1].block_tokens
+    assert billed[:3] == [54, 1334, 1590]
+    assert 1500 < billed[3] <= 1600
+    assert stub.calls[-1].usage["input_tokens"] == sum(billed)
 
 
 def _notes(count: int) -> HumanMessage:

@@ -37,7 +37,9 @@ WRITER = textwrap.dedent(
     for n in range(int(start), int(start) + int(count)):
         words = " ".join(f"{tag}w{n}x{k}" for k in range(n % 7 * 4 + 3))
         turn = memory.add("user" if n % 2 else "assistant", f"{tag}-{n} {words}")
-        print(turn.id, n, flush=True)
+        # One write: print() writes its pieces one by one, and a kill between them would
+        # leave half a line.
+        sys.stdout.write(f"{turn.id} {n}\\n")
         if n % 5 == 4:
             memory.context()  # readers render and cache while others write
     memory.close()

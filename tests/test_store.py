@@ -107,6 +107,21 @@ def test_iter_turns_streams_past_one_batch(store_location: str) -> None:
         assert len(store.get_turns("t", ids)) == 1203  # more ids than one IN (...) holds
 
 
+def test_ids_and_numbers_past_what_a_column_holds_find_nothing_on_both_stores(
+    store_location: str,
+) -> None:
+    """A page id past 64 bits or a turn number past 32 bits (e.g. from a model's tool call) is
+    a miss on either store, never a driver's overflow error."""
+    with open_store(store_location) as store:
+        turn = store.add_turn("t", "user", "only turn", None, 7)
+        assert store.append_pages("t", -1, [page(turn.id or 0, 4)])
+        assert store.page("t", 2**70) is None and store.page("t", -(2**70)) is None
+        assert [t.content for t in store.turns_by_number("t", -(2**40), 2**40)] == ["only turn"]
+        assert store.turns_by_number("t", 2**40, 2**41) == []
+        assert store.turn_text_tokens("t", [turn.id or 0]) == {turn.id: 7}
+        assert store.prune_renders("t", -(2**40), 2**40, ["tiny"]) == 0
+
+
 def test_pages_append_in_order_and_a_stale_writer_is_turned_away(store_location: str) -> None:
     with open_store(store_location) as store:
         turn = store.add_turn("t", "user", "x" * 10, None, 1).id or 0

@@ -19,7 +19,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from recording_model import RecordingChatModel
 
 from optical_memory import OpticalMemory
-from optical_memory.agents import OpticalMemoryMiddleware
+from optical_memory.agents import OpticalMemoryMiddleware, wrap
 from optical_memory.renderers.pil import PillowRenderer
 
 THREAD = "user-42"
@@ -100,7 +100,7 @@ def test_wrap_keeps_the_callers_messages_after_delete_thread_in_this_process() -
     renderer = PillowRenderer(font_size=40)
     model = RecordingChatModel(messages=iter(["noted"] * 100))
     with OpticalMemory(None, thread_id=THREAD, renderer=renderer) as memory:
-        chat = memory.wrap(model, keep_recent_turns=4)
+        chat = wrap(memory, model, keep_recent_turns=4)
         config: RunnableConfig = {"configurable": {"thread_id": THREAD}}
         held: list[BaseMessage] = []
         for i in range(10):

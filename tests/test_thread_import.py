@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from optical_memory import OpticalMemory
-from optical_memory.agents.messages import ImageRef
 from optical_memory.apps.cli import main
+from optical_memory.messages import ImageRef
 from optical_memory.renderers.pil import PillowRenderer
 
 

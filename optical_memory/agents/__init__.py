@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from optical_memory.agents.openai_pages import pages_to_openai_content
     from optical_memory.agents.options import MemoryOptions
     from optical_memory.agents.recall import recall_memory_tool
-    from optical_memory.agents.request import BudgetTooSmallError
     from optical_memory.agents.runnable import wrap
+    from optical_memory.agents.truncation import BudgetTooSmallError
     from optical_memory.agents.usage import CallUsage
 
 __all__ = [
@@ -45,7 +45,7 @@ __getattr__ = lazy_exports(
         "OpticalChatMessageHistory": "optical_memory.agents.history",
         "recall_memory_tool": "optical_memory.agents.recall",
         "CallUsage": "optical_memory.agents.usage",
-        "BudgetTooSmallError": "optical_memory.agents.request",
+        "BudgetTooSmallError": "optical_memory.agents.truncation",
         "MemoryOptions": "optical_memory.agents.options",
     },
 )

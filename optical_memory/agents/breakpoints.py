@@ -12,6 +12,7 @@ on a page and the notes, changes per call), and :class:`BreakpointTrail` remembe
 the prefix its last breakpoint cached: when the pages sent then are still the start of the new
 request but lie more than 20 blocks back, the breakpoint goes 20 blocks past them instead. That
 call reads the old prefix and caches 20 blocks more; the next ones catch up the same way.
+:func:`with_memory_breakpoint` puts it there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
+
+#: The breakpoint an ``anthropic`` target gets after the memory message: Anthropic's
+#: ``cache_control`` with its default 5-minute TTL (``{"type": "ephemeral", "ttl": "1h"}``
+#: keeps it an hour at a higher write price).
+ANTHROPIC_BREAKPOINT: dict[str, str] = {"type": "ephemeral"}
 
 #: Block boundaries Anthropic looks back over, from a breakpoint, for a cached prefix.
 LOOKBACK_BLOCKS = 20
@@ -84,3 +94,56 @@ class BreakpointTrail:
         else:  # too short to be cached: nothing to come back to
             self._cached = None
         return end
+
+
+@dataclass(frozen=True)
+class Cacheable:
+    """The memory message's blocks up to its last page: what fixes each one's bytes, and the
+    request's tokens through it (system prompt and tools first)."""
+
+    keys: list[str]
+    ends: list[int]
+
+
+def breakpoint_for(
+    cache_control: Mapping[str, str] | Literal["auto"] | None, target: str
+) -> dict[str, str] | None:
+    """The ``cache_control`` the memory message ends with for ``target``, if any: ``"auto"``
+    gives :data:`ANTHROPIC_BREAKPOINT` to the ``anthropic`` target only."""
+    if cache_control == "auto":
+        return dict(ANTHROPIC_BREAKPOINT) if target == "anthropic" else None
+    return None if cache_control is None else dict(cache_control)
+
+
+def with_memory_breakpoint(
+    message: BaseMessage,
+    cache_control: Mapping[str, str],
+    cacheable: Cacheable,
+    trail: BreakpointTrail,
+    model: str,
+) -> BaseMessage:
+    """The memory ``message`` with ``cache_control`` on the page block ``trail`` picks for
+    ``model``; ``message`` itself when it has no page block."""
+    at = trail.place(
+        cacheable.keys, cacheable.ends, min_cacheable_tokens(model), ttl_seconds(cache_control)
+    )
+    return message if at is None else with_cache_breakpoint(message, cache_control, at)
+
+
+def with_cache_breakpoint(
+    message: BaseMessage, cache_control: Mapping[str, str], at: int = -1
+) -> BaseMessage:
+    """A copy of ``message`` whose content block ``at`` (default: the last) carries
+    ``cache_control``.
+
+    For Anthropic's prompt cache that block ends a breakpoint: the request up to it (tools,
+    system prompt, this message's blocks so far) is cached and read back at a tenth of the
+    input price while it stays byte-identical. ``langchain-anthropic`` sends the key as it is,
+    on text and image blocks alike; other providers' converters do not know it, so only
+    Anthropic targets get it.
+    """
+    blocks = [dict(block) for block in message.content_blocks]
+    if not blocks:
+        raise ValueError("the message has no content block to carry a cache breakpoint")
+    blocks[at]["cache_control"] = dict(cache_control)
+    return message.model_copy(update={"content": blocks})

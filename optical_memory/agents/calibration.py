@@ -46,7 +46,7 @@ import numpy as np
 
 from optical_memory.modes import Mode
 from optical_memory.store import Store
-from optical_memory.tokens import vision_tokens
+from optical_memory.targets import vision_tokens
 
 logger = logging.getLogger("optical_memory")
 
@@ -101,10 +101,15 @@ class SentImage:
 class Bill:
     """One request as counted, and what it was billed."""
 
+    #: Text tokens of the request in the library's own count.
     text: int
+    #: Characters of that text (a provider whose tokenizer differs bills per character too).
     chars: int
+    #: Messages in the request (each carries a provider's per-message framing).
     messages: int
+    #: Images sent, by image key (``WIDTHxHEIGHT/mode``).
     images: dict[str, int]
+    #: Input tokens the provider billed (its ``usage_metadata``).
     billed: int
 
     def to_json(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from optical_memory.tokens import TARGETS, RequestLimits
+from optical_memory.targets import TARGETS, RequestLimits
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class MemoryOptions:
             (so a prompt cache keeps what was sent), then the recent window shrinks; a newest
             message larger than the budget is sent as its tail, with a note.
         target: The model that reads the pages, for token accounting and request limits (one
-            of :data:`optical_memory.tokens.TARGETS`); ``None``: taken from the wrapped chat
+            of :data:`optical_memory.targets.TARGETS`); ``None``: taken from the wrapped chat
             model, else the memory's target.
         register_recall_tool: Give the agent the ``recall_memory`` tool. ``None`` (default):
             when the model can bind tools; ``True``: always; ``False``: never.

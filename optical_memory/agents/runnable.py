@@ -4,11 +4,11 @@ For users without ``create_agent``: the wrapped Runnable takes what a chat model
 string, a list of messages, a prompt value), adds the messages to the memory of the thread
 named by ``config["configurable"]["thread_id"]`` (the memory's own thread when none), sends
 ``[system messages] + [memory pages] + [recent window]`` to the inner Runnable, and stores its
-answer. ``memory.wrap(model)`` is the same call.
+answer.
 
 .. code-block:: python
 
-    chat = memory.wrap(ChatOpenAI(model="gpt-4o"))
+    chat = wrap(memory, ChatOpenAI(model="gpt-4o"))
     chat.invoke([HumanMessage("Where did we leave off?")], {"configurable": {"thread_id": "a"}})
 
 Pass the whole history each call or only the new messages, as LangChain messages or

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from optical_memory import renderers
 from optical_memory.agents.captions import TurnMarks
 from optical_memory.agents.identity import (
     MESSAGE_KEY_NAMESPACE,
@@ -23,10 +24,12 @@ from optical_memory.agents.identity import (
     identify,
     with_turn_id,
 )
-from optical_memory.agents.messages import MessageTurn, message_to_turn, sendable
+from optical_memory.agents.messages import sendable
 from optical_memory.agents.window import MessageInfo, is_memory_message
 from optical_memory.extras import import_extra
+from optical_memory.messages import MessageTurn, message_to_turn
 from optical_memory.modes import Mode
+from optical_memory.renderers.page import Renderer
 from optical_memory.store import logger
 
 import_extra("langchain_core", "langchain")
@@ -124,6 +127,7 @@ class ThreadMemories:
         self.keep_recent_turns = keep_recent_turns
         self._states: OrderedDict[tuple[str, str, str], ThreadState] = OrderedDict()
         self._info: dict[str, dict[str, MessageInfo]] = {}  # per thread, shared by targets
+        self._renderers: dict[str, Renderer] = {}  # per target, when the base draws a default
 
     def get(self, name: str, target: str, model_key: str, costs: ImageCosts | None) -> ThreadState:
         """The state of thread ``name`` priced for ``target`` (``costs``: learnt image costs
@@ -145,7 +149,7 @@ class ThreadMemories:
                 base.store,
                 thread_id=name,
                 schedule=base.schedule,
-                renderer=base.renderer,
+                renderer=self._renderer_for(target),
                 target=target,
                 keep_recent_turns=self.keep_recent_turns,
                 render_ahead=True,  # pages drawn between calls, not on them
@@ -165,6 +169,16 @@ class ThreadMemories:
 
     def items(self) -> Iterator[tuple[tuple[str, str, str], ThreadState]]:
         return iter(list(self._states.items()))
+
+    def _renderer_for(self, target: str) -> Renderer:
+        """The base memory's renderer, or, when that is only the default for the base's target,
+        one drawing ``target``'s own page geometry (shared by that target's threads)."""
+        base = self.base
+        if target == base.target or not base.default_renderer:
+            return base.renderer
+        if target not in self._renderers:
+            self._renderers[target] = renderers.resolve(None, target)
+        return self._renderers[target]
 
     def close(self) -> None:
         """Let every state go (memories made here stop drawing ahead; stores stay open)."""

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from optical_memory.agents.messages import ImageRef, content_text, image_ref, tool_call_lines
 from optical_memory.extras import import_extra
+from optical_memory.messages import ImageRef, content_text, image_ref, tool_call_lines
 from optical_memory.tokens import count_text_tokens
 
 import_extra("langchain_core", "langchain")

@@ -128,7 +128,7 @@ class LangChainChatModel:
 def set_target(model: ChatModel, target: str | None) -> ChatModel:
     """``model`` counting tokens for ``target`` (checked against the known targets)."""
     if target is not None:
-        from optical_memory.tokens import target_spec
+        from optical_memory.targets import target_spec
 
         target_spec(target)
         if isinstance(model, LangChainChatModel):

@@ -22,7 +22,7 @@ from optical_memory.modes import Mode
 
 def add_parser(commands: Any) -> None:
     """Add ``calibrate`` to the CLI's subparsers."""
-    from optical_memory.tokens import TARGETS
+    from optical_memory.targets import TARGETS
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -85,8 +85,8 @@ def calibrate_command(args: argparse.Namespace) -> int:
         chat = getattr(loaded, "model", None)
         if chat is None:
             raise CommandError(f"{args.model!r} is not a chat model that reads images")
+        from optical_memory.agents.model_family import target_for_model
         from optical_memory.agents.window import model_key
-        from optical_memory.tokens import target_for_model
 
         key = model_key(chat)
         target = args.target or target_for_model(chat) or "openai"

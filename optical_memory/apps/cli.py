@@ -22,7 +22,8 @@ from optical_memory.experiments.locomo import ConversationFormatError, read_conv
 from optical_memory.modes import Mode
 from optical_memory.renderers.fonts import FontNotFoundError
 from optical_memory.renderers.page import RenderedPage, Renderer
-from optical_memory.tokens import EncodingFileError, split_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import EncodingFileError, split_text_tokens
 from optical_memory.turns import Turn, transcript
 
 #: How manifests define their text: what a model would read instead of the pages.
@@ -290,7 +291,7 @@ def _conversation_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget", type=int, metavar="TOKENS", help="most tokens the model is sent per turn"
     )
-    from optical_memory.tokens import TARGETS
+    from optical_memory.targets import TARGETS
 
     parser.add_argument(
         "--target",

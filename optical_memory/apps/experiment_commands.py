@@ -10,6 +10,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from optical_memory.experiments.density import THRESHOLD, WORST_PAGE
 from optical_memory.modes import Mode
 
 
@@ -106,9 +107,9 @@ def add_parsers(commands: Any) -> None:
         help="search the densest layout that stays legible on conversations it was not chosen on",
         description="Sweep the Pillow renderer's font size and line spacing over every "
         "conversation of --data, read sample pages with an OCR probe, choose the densest layout "
-        "every page of which TINY reads at >= 95% (>= 97% on average, every mode), hold each "
-        "conversation out in turn (choose on the others, measure on it) and write the result "
-        "as JSON.",
+        f"every page of which TINY reads at >= {WORST_PAGE:.0%} (>= {THRESHOLD:.0%} on average, "
+        "every mode), hold each conversation out in turn (choose on the others, measure on it) "
+        "and write the result as JSON.",
     )
     density.add_argument("--data", required=True, help="a LoCoMo-format JSON file, or 'synthetic'")
     density.add_argument(

@@ -14,25 +14,25 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from optical_memory.apps.threads import add_db_argument
+from optical_memory.apps.threads import add_store_command
 
 
 def add_parser(commands: Any) -> None:
     """Add ``image-costs show|reset`` to the CLI's subparsers."""
-    calibration = commands.add_parser(
+    _, actions = add_store_command(
+        commands,
         "image-costs",
         help="show or reset the image costs learnt from model bills",
         description="Image costs learnt from each model's bills (kept in the memory store).",
+        actions={
+            "show": "learnt costs per model, target and image size",
+            "reset": "forget learnt costs: back to the formulas",
+        },
     )
-    actions = calibration.add_subparsers(dest="action", required=True, metavar="ACTION")
-    show = actions.add_parser("show", help="learnt costs per model, target and image size")
-    reset = actions.add_parser("reset", help="forget learnt costs: back to the formulas")
-    reset.add_argument("--model", help="only this model (as named in the usage records)")
-    reset.add_argument("--target", help="only this target")
-    for sub in (show, reset):
-        add_db_argument(sub)
-    show.set_defaults(run=show_command)
-    reset.set_defaults(run=reset_command)
+    actions["reset"].add_argument("--model", help="only this model (as named in the usage records)")
+    actions["reset"].add_argument("--target", help="only this target")
+    actions["show"].set_defaults(run=show_command)
+    actions["reset"].set_defaults(run=reset_command)
 
 
 def show_command(args: argparse.Namespace) -> int:

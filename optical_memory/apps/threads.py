@@ -55,22 +55,33 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_store_command(
+    commands: Any, name: str, help: str, description: str, actions: dict[str, str]
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """Add a command that acts on a memory store: one subcommand per ``actions`` entry (name →
+    help), each taking ``--db``. Returns the command's parser and its subcommands' parsers."""
+    command = commands.add_parser(name, help=help, description=description)
+    subparsers = command.add_subparsers(dest="action", required=True, metavar="ACTION")
+    parsers = {action: subparsers.add_parser(action, help=text) for action, text in actions.items()}
+    for sub in parsers.values():
+        add_db_argument(sub)
+    return command, parsers
+
+
 def add_parser(commands: Any) -> None:
     """Add ``threads`` and its four subcommands to the CLI's subparsers."""
-    threads = commands.add_parser(
+    threads, parsers = add_store_command(
+        commands,
         "threads",
         help="list, export, import or delete the threads of a memory store",
         description="The threads of a memory store (an SQLite file or a PostgreSQL database).",
+        actions={
+            "list": "every thread with its turn count",
+            "export": "a thread as JSON (turns, timestamps, pages)",
+            "import": "restore an export into a new thread",
+            "delete": "delete a thread and its page images",
+        },
     )
-    actions = threads.add_subparsers(dest="action", required=True, metavar="ACTION")
-    parsers = {
-        "list": actions.add_parser("list", help="every thread with its turn count"),
-        "export": actions.add_parser("export", help="a thread as JSON (turns, timestamps, pages)"),
-        "import": actions.add_parser("import", help="restore an export into a new thread"),
-        "delete": actions.add_parser("delete", help="delete a thread and its page images"),
-    }
-    for sub in parsers.values():
-        add_db_argument(sub)
     parsers["export"].add_argument("thread")
     parsers["export"].add_argument("--out", type=Path, help="write here instead of stdout")
     parsers["import"].add_argument("file", type=Path, help="a file written by threads export")

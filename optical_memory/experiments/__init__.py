@@ -2,9 +2,10 @@
 
 ``run`` replays conversations into memory and measures every page at every mode; ``probe``
 reads pages back with an OCR engine (``ocr``, cached); ``similarity`` decides whether a reading
-still contains a turn; ``report`` summarizes, plots and writes ``report.md``; ``records`` holds
-the numbers; ``density`` searches the densest legible rendering. Datasets: ``locomo`` (LoCoMo
-conversations) and ``synthetic`` (generated dialogues with planted facts).
+still contains a turn; ``records`` holds what a run measures; ``summary`` computes the numbers,
+``plots`` draws them and ``report`` writes ``report.md``; ``density`` searches the densest
+legible rendering. Datasets: ``locomo`` (LoCoMo conversations) and ``synthetic`` (generated
+dialogues with planted facts).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from optical_memory.legibility import (
 from optical_memory.modes import Mode
 from optical_memory.renderers.page import Renderer
 from optical_memory.store import Store
-from optical_memory.tokens import vision_tokens
+from optical_memory.targets import vision_tokens
 from optical_memory.turns import Turn, turn_text
 
 #: Exact values of the calibration set, each printed once (look-alikes, hex, amounts, phones,

@@ -50,16 +50,18 @@ from optical_memory.experiments.records import (
     PageAtMode,
     PageResult,
 )
-from optical_memory.experiments.report import summarize, write_report
+from optical_memory.experiments.report import write_report
 from optical_memory.experiments.retrieval import locomo_retrieval
 from optical_memory.experiments.similarity import page_accuracy, substring_distance
+from optical_memory.experiments.summary import summarize
 from optical_memory.legibility import expected_precision
 from optical_memory.memory import OpticalMemory
 from optical_memory.modes import Mode
 from optical_memory.renderers.layout import chosen_density
 from optical_memory.renderers.page import page_size
 from optical_memory.schedule import DecaySchedule
-from optical_memory.tokens import cache_dir, count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import cache_dir, count_text_tokens
 from optical_memory.turns import Turn, turn_text
 
 #: Turns of the synthetic dialogue (the demo's generator, seed 0).

@@ -33,7 +33,7 @@ from optical_memory.memory import OpticalMemory
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.modes import Mode
-from optical_memory.schedule import DecaySchedule, Fit
+from optical_memory.schedule import DecaySchedule, Fit, drop_oldest_text
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import turn_text
 
@@ -56,20 +56,17 @@ class OldestFirstSchedule(DecaySchedule):
     that is not yet at the faintest tier by one tier, then forget the oldest pages, then drop
     the oldest text items."""
 
-    def fit(
+    def fit_over_budget(
         self,
-        page_count: int,
+        unbudgeted: Fit,
+        costs: list[int],
         page_cost: Callable[[int, Mode], int],
         text_costs: Sequence[int],
-        budget_tokens: int | None,
-        page_value: Callable[[int, Mode], float] | None = None,
+        budget_tokens: int,
+        page_value: Callable[[int, Mode], float] | None,
     ) -> Fit:
-        modes = self.modes(page_count)
-        costs = [0 if m is None else page_cost(i, m) for i, m in enumerate(modes)]
-        total = sum(costs) + sum(text_costs)
-        text_kept = len(text_costs)
-        if budget_tokens is None or total <= budget_tokens:
-            return Fit(modes, text_kept, total)
+        page_count = len(unbudgeted.modes)
+        modes, total = list(unbudgeted.modes), unbudgeted.total
         tier_modes = self.tier_modes
         oldest = 0
         while total > budget_tokens and oldest < page_count:
@@ -87,11 +84,7 @@ class OldestFirstSchedule(DecaySchedule):
             if modes[index] is not None:
                 total -= costs[index]
                 modes[index], costs[index] = None, 0
-        for cost in text_costs[:-1]:
-            if total <= budget_tokens:
-                break
-            total -= cost
-            text_kept -= 1
+        text_kept, total = drop_oldest_text(text_costs, total, budget_tokens)
         return Fit(modes, text_kept, total)
 
 
@@ -360,7 +353,7 @@ def batch_table(
     """Cache breaks per batch size, over every page event of the conversations (each replayed
     alone) and of one long run (all their pages back to back, three times over)."""
     from optical_memory.renderers.page import page_size
-    from optical_memory.tokens import vision_tokens
+    from optical_memory.targets import vision_tokens
 
     def vision(mode: Mode) -> int:
         return vision_tokens(*page_size(mode), "deepseek-ocr", mode)
@@ -396,9 +389,9 @@ def batch_table(
 
 def plot_curve(rows: dict[str, list[dict[str, float]]], path: Path) -> None:
     """Tokens in context (x, log) against expected legibility of evidence turns (y)."""
-    from optical_memory.experiments.report import _pyplot
+    from optical_memory.experiments.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(8, 5.5), dpi=110)
     for name, points in rows.items():
         budgeted = [p for p in points if p["budget_ratio"] == p["budget_ratio"]]

@@ -2,7 +2,7 @@
 
 Applied to the pages a context planned, after the plan (the plan's modes are not changed):
 while the images (plus ``reserved`` ones the caller sends itself) exceed the target's
-:class:`~optical_memory.tokens.RequestLimits`, the oldest four pages of one small size are
+:class:`~optical_memory.targets.RequestLimits`, the oldest four pages of one small size are
 tiled 2x2 onto one image (a :class:`Mosaic`: four 512-px TINY pages on one 1024-px image cost
 DeepSeek-OCR one BASE image, 273 tokens, instead of 4 x 73, and count as one image), and when no
 four such pages are left the oldest image is forgotten (its text stays in the store). The
@@ -21,7 +21,7 @@ from optical_memory.memory.context import MemoryPage
 from optical_memory.modes import Mode
 from optical_memory.renderers.page import png_bytes
 from optical_memory.store import BlobOwner, Store
-from optical_memory.tokens import RequestLimits
+from optical_memory.targets import RequestLimits
 
 #: Store blob namespace of drawn mosaics (content_hash: a hash of the pages and their modes).
 MOSAIC_NAMESPACE = "mosaics"

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from optical_memory import renderers
 from optical_memory.closing import Closing
@@ -24,19 +24,17 @@ from optical_memory.memory.threads import (
     stored_images,
     turn_image_blobs,
 )
+from optical_memory.messages import ImageRef, turns_from_messages
 from optical_memory.modes import FADING_ORDER, Mode
 from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
 from optical_memory.store.ranking import CANDIDATES
-from optical_memory.tokens import TARGETS, count_text_tokens
+from optical_memory.targets import TARGETS
+from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 from optical_memory.verbatim import MAX_VERBATIM_TOKENS
-
-if TYPE_CHECKING:
-    from optical_memory.agents.messages import ImageRef
-    from optical_memory.agents.runnable import OpticalMemoryRunnable
 
 logger = logging.getLogger("optical_memory")
 
@@ -70,7 +68,8 @@ class OpticalMemory(Closing):
             which needs the ``html`` extra). A renderer made from a name is closed with the
             memory.
         target: the model the token counts are for: one of
-            :data:`optical_memory.tokens.TARGETS`.
+            :data:`optical_memory.targets.TARGETS`. The default renderer draws each mode at
+            that target's own page side (:mod:`optical_memory.geometry`).
         keep_recent_turns: newest turns always kept as text (the recent window).
         render_ahead: after each ``add``, draw in a background thread the pages the next
             contexts will show (:mod:`optical_memory.memory.render_ahead`).
@@ -110,8 +109,10 @@ class OpticalMemory(Closing):
             raise TypeError(f"schedule must be a DecaySchedule, not {type(schedule).__name__}")
         self.thread_id = thread_id
         self.schedule = schedule or DecaySchedule()
-        self.renderer = renderers.resolve(renderer)
+        self.renderer = renderers.resolve(renderer, target)
         self._owns_renderer = not isinstance(renderer, Renderer)
+        #: Whether the renderer is the default one for the target (no renderer was given).
+        self.default_renderer = renderer is None
         self.target = target
         self.keep_recent_turns = keep_recent_turns
         self.verbatim_tokens = verbatim_tokens
@@ -136,11 +137,10 @@ class OpticalMemory(Closing):
     ) -> Turn:
         """Store one turn durably and return it with its id; packs a page when one is full.
 
-        ``images`` (from :func:`optical_memory.agents.messages.message_to_turn`) are kept
-        with the turn: their bytes, or their URL only; ``content`` holds their placeholders.
-        ``key`` (the id of the message the turn stores) is committed with the turn, so
-        :func:`optical_memory.agents.identity.turn_of_id` finds it even when an error hid the
-        commit.
+        ``images`` (from :func:`optical_memory.messages.message_to_turn`) are kept with the
+        turn: their bytes, or their URL only; ``content`` holds their placeholders. ``key``
+        (the id of the message the turn stores) is committed with the turn, so an agent that
+        finds a message's turn by its id finds it even when an error hid the commit.
         """
         check_turn(role, content, timestamp)
         with self._lock:
@@ -172,8 +172,6 @@ class OpticalMemory(Closing):
 
     def turn_images(self, turn_id: int) -> list[ImageRef]:
         """The images stored with turn ``turn_id``, in order (numbered from 1 in its text)."""
-        from optical_memory.agents.messages import ImageRef
-
         return [
             ImageRef(
                 mime_type=entry["mime_type"],
@@ -203,13 +201,10 @@ class OpticalMemory(Closing):
 
         Every message is checked before any is stored, so a bad one adds nothing. Content given
         as a list of blocks keeps its text blocks; images are kept with the turn and shown in
-        its text as placeholders (see :mod:`optical_memory.agents.messages`); other blocks are
+        its text as placeholders (see :mod:`optical_memory.messages`); other blocks are
         noted as ``[type]``; an AI message's tool calls are written out as
         ``[tool call] name({args})``.
         """
-        # The conversion lives with the LangChain integration; dicts need no extra installed.
-        from optical_memory.agents.messages import turns_from_messages
-
         return [
             self.add(turn.role, turn.content, timestamp=turn.timestamp, images=turn.images)
             for turn in turns_from_messages(messages)
@@ -259,8 +254,8 @@ class OpticalMemory(Closing):
             self._planner.set_costs(costs)
 
     def set_legibility(self, table: dict[Mode, ModeLegibility] | None) -> None:
-        """Plan with a model's calibrated legibility per mode (see
-        :mod:`optical_memory.experiments.legibility_calibration`) in place of the priors: the
+        """Plan with a model's calibrated legibility per mode (the table ``optical-memory
+        calibrate`` measures; see :mod:`optical_memory.legibility`) in place of the priors: the
         modes a budget picks, and which pages carry their exact values as text. ``None``
         restores the priors."""
         with self._lock:
@@ -453,19 +448,6 @@ class OpticalMemory(Closing):
             self._planner.reset()
         logger.info("thread %r imported (%d turns)", self.thread_id, len(turns))
         return turns
-
-    # --- LangChain (the ``langchain`` extra) -------------------------------------------------
-
-    def wrap(self, runnable: Any, **options: Any) -> OpticalMemoryRunnable:
-        """``runnable`` (a LangChain chat model or Runnable of messages) with this memory in
-        front of it: old turns go to it as page images, the newest as text. The same as
-        :func:`optical_memory.agents.wrap` (``keep_recent_turns``, ``budget_tokens``,
-        ``target``, ``cache_control``)."""
-        from optical_memory.extras import import_extra
-
-        runnable_module = import_extra("optical_memory.agents.runnable", "langchain")
-        wrapped: OpticalMemoryRunnable = runnable_module.wrap(self, runnable, **options)
-        return wrapped
 
     # --- lifetime ------------------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import page_size
 from optical_memory.schedule import DecaySchedule, Fit
 from optical_memory.store import PageRecord, StoreDamagedError, StoreError
-from optical_memory.tokens import count_text_tokens, vision_tokens
+from optical_memory.targets import vision_tokens
+from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, turn_text
 
 if TYPE_CHECKING:

@@ -13,7 +13,57 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import DeepseekOcr2TextConfig
+from transformers.models.clip.configuration_clip import CLIPVisionConfig
+from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import (
+    DeepseekOcr2SamVisionConfig,
+    DeepseekOcr2TextConfig,
+)
+
+#: The decoder's fields transformers' text configuration takes under the same names.
+_TEXT_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "max_position_embeddings",
+    "rms_norm_eps",
+    "n_routed_experts",
+    "num_experts_per_tok",
+    "moe_intermediate_size",
+    "n_shared_experts",
+    "bos_token_id",
+    "eos_token_id",
+)
+#: What the released decoder fixes (greedy top-k routing in one group, no biases, no tying);
+#: :meth:`DecoderConfig.from_language_config` refuses checkpoints that differ.
+_TEXT_FIXED: dict[str, Any] = {
+    "routed_scaling_factor": 1.0,
+    "topk_method": "greedy",
+    "n_group": 1,
+    "topk_group": 1,
+    "tie_word_embeddings": False,
+    "attention_bias": False,
+    "mlp_bias": False,
+}
+#: transformers' SAM vision configuration field ← this encoder configuration's field.
+_SAM_FIELDS = {
+    "hidden_size": "sam_width",
+    "output_channels": "neck_channels",
+    "num_hidden_layers": "sam_layers",
+    "num_attention_heads": "sam_heads",
+    "image_size": "sam_image_size",
+    "patch_size": "patch_size",
+    "mlp_dim": "sam_mlp",
+    "window_size": "sam_window",
+}
+#: transformers' CLIP vision configuration field ← this encoder configuration's field.
+_CLIP_FIELDS = {
+    "hidden_size": "clip_width",
+    "intermediate_size": "clip_mlp",
+    "num_hidden_layers": "clip_layers",
+    "num_attention_heads": "clip_heads",
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +109,26 @@ class DeepEncoderConfig:
             )
         if math.isqrt(self.clip_positions - 1) ** 2 != self.clip_positions - 1:
             raise ValueError(f"clip_positions must be 1 + a square, got {self.clip_positions}")
+
+    def sam_config(self) -> DeepseekOcr2SamVisionConfig:
+        """The transformers configuration of SAM-base."""
+        sam = DeepseekOcr2SamVisionConfig(
+            **{theirs: getattr(self, ours) for theirs, ours in _SAM_FIELDS.items()},
+            global_attn_indexes=list(self.sam_global_layers),
+            downsample_channels=list(self.downsample_channels),
+        )
+        sam._attn_implementation = self.attn_implementation
+        return sam
+
+    def clip_config(self) -> CLIPVisionConfig:
+        """The transformers configuration of CLIP-L (quick-GELU, as OpenAI's CLIP)."""
+        clip = CLIPVisionConfig(
+            **{theirs: getattr(self, ours) for theirs, ours in _CLIP_FIELDS.items()},
+            hidden_act="quick_gelu",
+            layer_norm_eps=1e-5,
+        )
+        clip._attn_implementation = self.attn_implementation
+        return clip
 
     @classmethod
     def tiny(cls) -> DeepEncoderConfig:
@@ -175,29 +245,11 @@ class DecoderConfig:
     def text_config(self) -> DeepseekOcr2TextConfig:
         """The transformers configuration of the text model (head_dim = hidden / heads)."""
         config = DeepseekOcr2TextConfig(
-            vocab_size=self.vocab_size,
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_hidden_layers,
-            num_attention_heads=self.num_attention_heads,
+            **{name: getattr(self, name) for name in _TEXT_FIELDS},
             num_key_value_heads=self.num_attention_heads,
-            max_position_embeddings=self.max_position_embeddings,
-            rms_norm_eps=self.rms_norm_eps,
             rope_parameters={"rope_type": "default", "rope_theta": self.rope_theta},
-            n_routed_experts=self.n_routed_experts,
-            num_experts_per_tok=self.num_experts_per_tok,
-            moe_intermediate_size=self.moe_intermediate_size,
-            n_shared_experts=self.n_shared_experts,
-            routed_scaling_factor=1.0,
-            topk_method="greedy",
-            n_group=1,
-            topk_group=1,
             mlp_layer_types=self.mlp_layer_types(),
-            bos_token_id=self.bos_token_id,
-            eos_token_id=self.eos_token_id,
-            tie_word_embeddings=False,
-            attention_bias=False,
-            mlp_bias=False,
+            **_TEXT_FIXED,
         )
         config._attn_implementation = "sdpa"
         return config

@@ -352,8 +352,8 @@ class DeepSeekOCR(nn.Module):
     @contextmanager
     def _decode_experts(self) -> Iterator[None]:
         """On the CPU, one-token steps run the experts the eager way (only the 6 chosen ones);
-        transformers' default grouped matmul visits all 64 per layer, 5x slower there (see
-        benchmarks/decoder.py), while it is the faster one for the prompt."""
+        transformers' default grouped matmul visits all 64 per layer, slower there (measured by
+        ``python benchmarks/decoder.py``), while it is the faster one for the prompt."""
         config = self.text_config
         if self.device.type != "cpu" or config._experts_implementation != "grouped_mm":
             yield

@@ -32,12 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from transformers import CLIPVisionConfig
 from transformers.initialization import no_init_weights
 from transformers.models.clip.modeling_clip import CLIPEncoder
-from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import (
-    DeepseekOcr2SamVisionConfig,
-)
 from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2SamVisionEncoder,
     DeepseekOcr2SamVisionSdpaAttention,
@@ -52,23 +48,6 @@ from optical_memory.model.checkpoint import (
 from optical_memory.model.config import DeepEncoderConfig
 from optical_memory.model.preprocess import PreprocessedPage, preprocess
 from optical_memory.modes import Mode
-
-
-def _sam_config(config: DeepEncoderConfig) -> DeepseekOcr2SamVisionConfig:
-    sam = DeepseekOcr2SamVisionConfig(
-        hidden_size=config.sam_width,
-        output_channels=config.neck_channels,
-        num_hidden_layers=config.sam_layers,
-        num_attention_heads=config.sam_heads,
-        image_size=config.sam_image_size,
-        patch_size=config.patch_size,
-        mlp_dim=config.sam_mlp,
-        window_size=config.sam_window,
-        global_attn_indexes=list(config.sam_global_layers),
-        downsample_channels=list(config.downsample_channels),
-    )
-    sam._attn_implementation = config.attn_implementation
-    return sam
 
 
 class BlockedRelPosAttention(DeepseekOcr2SamVisionSdpaAttention):
@@ -119,19 +98,6 @@ class BlockedRelPosAttention(DeepseekOcr2SamVisionSdpaAttention):
         attended = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
         attended = attended.view(batch, heads, height, width, -1).permute(0, 2, 3, 1, 4)
         return self.proj(attended.reshape(batch, height, width, -1)), None
-
-
-def _clip_config(config: DeepEncoderConfig) -> CLIPVisionConfig:
-    clip = CLIPVisionConfig(
-        hidden_size=config.clip_width,
-        intermediate_size=config.clip_mlp,
-        num_hidden_layers=config.clip_layers,
-        num_attention_heads=config.clip_heads,
-        hidden_act="quick_gelu",
-        layer_norm_eps=1e-5,
-    )
-    clip._attn_implementation = config.attn_implementation
-    return clip
 
 
 def interpolate_clip_positions(table: torch.Tensor, grid: int) -> torch.Tensor:
@@ -191,7 +157,7 @@ class ClipFromSam(nn.Module):
         self.embeddings = ClipEmbeddings(config)
         self.pre_layrnorm = nn.LayerNorm(config.clip_width, eps=1e-5)
         # Annotated as CLIPConfig, but CLIPVisionModel itself passes its CLIPVisionConfig.
-        self.encoder = CLIPEncoder(_clip_config(config))  # type: ignore[arg-type]
+        self.encoder = CLIPEncoder(config.clip_config())  # type: ignore[arg-type]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``features (B, C, g, g)`` → hidden states ``(B, 1 + g*g, C)``, CLS first."""
@@ -251,7 +217,7 @@ class DeepEncoder(nn.Module):
         self.config = config = config or DeepEncoderConfig()
         # transformers' own initialization is skipped: _init_random_weights replaces it.
         with no_init_weights():
-            sam_config = _sam_config(config)
+            sam_config = config.sam_config()
             self.sam = DeepseekOcr2SamVisionEncoder(sam_config)
             if config.attn_implementation == "sdpa":
                 for layer in self.sam.layers:

@@ -42,9 +42,16 @@ def create(name: str, **options: Any) -> Renderer:
     )
 
 
-def resolve(renderer: Renderer | str | None) -> Renderer:
-    """``renderer`` itself, or the one :func:`create` makes for its name (None: ``pil``)."""
+def resolve(renderer: Renderer | str | None, target: str | None = None) -> Renderer:
+    """``renderer`` itself, or the one :func:`create` makes for its name (None: ``pil``, its
+    pages drawn at ``target``'s own sides: :func:`optical_memory.geometry.level_sides`)."""
     if renderer is None:
+        if target is None:
+            return create("pil")
+        from optical_memory.geometry import has_own_geometry, level_sides
+
+        if has_own_geometry(target):
+            return create("pil", sides=level_sides(target))
         return create("pil")
     if isinstance(renderer, str):
         return create(renderer)

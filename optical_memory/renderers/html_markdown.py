@@ -38,14 +38,14 @@ _LIST_MARKER = re.compile(r"[ \t]*(?:[-+*]|\d{1,9}[.)])(?:[ \t]+|$)")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ZERO_WIDTH_JOINERS = {"\u200d", "\u200c", "\ufe0e", "\ufe0f"}
 
-#: Turns longer than this, in characters, print as plain text (about six pages of prose).
+#: Turns longer than this, in characters, print as plain text (several pages of prose).
 MARKDOWN_MAX_CHARS = 20_000
 #: Most work (:func:`markdown_work`) one block may cost before it prints as plain text.
 BLOCK_WORK_BUDGET = 150_000
 #: Tables with more columns print as plain text (each column needs about 25 px of the 960).
 WIDEST_TABLE = 30
-# Work units per character (about 0.1 µs of markdown-it each): link/image openers scan ahead
-# for their label, other delimiters for their partner; everything else costs 1.
+# Work units per character, in markdown-it's time for a plain character: link/image openers
+# scan ahead for their label, other delimiters for their partner; everything else costs 1.
 _WORK = {"[": 60, "!": 20, "*": 20, "_": 20, "~": 20, "`": 20, "<": 20, "|": 20, "\\": 20}
 
 _BLOCK_KINDS = {
@@ -138,8 +138,8 @@ def _merge_plain(blocks: list[SourceBlock]) -> list[SourceBlock]:
 
 
 def markdown_work(text: str) -> int:
-    """Estimated cost of rendering ``text`` as markdown, in units of about 0.1 µs: one per
-    character, more for characters that make markdown-it scan ahead (``[``: 60)."""
+    """Estimated cost of rendering ``text`` as markdown, in markdown-it's time for a plain
+    character: one per character, more for characters that make it scan ahead (``[``: 60)."""
     return len(text) + sum((weight - 1) * text.count(char) for char, weight in _WORK.items())
 
 

@@ -1,8 +1,8 @@
 """The Pillow renderer's default layout: the committed result of the density search.
 
-``data/density.json`` beside this module is written by ``optical-memory density`` (the search
-lives in :mod:`optical_memory.experiments.density`); this module only reads it, so the renderer
-does not depend on the research code that produced its defaults.
+``data/density.json`` beside this module is written by ``optical-memory density`` (the density
+search, research code in a layer above this one); this module only reads it, so the renderer
+does not depend on the code that produced its defaults.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -78,3 +78,35 @@ def page_size(mode: Mode) -> tuple[int, int]:
     """``(width, height)`` of a page image at ``mode``: the mode's input square; GUNDAM 1280²."""
     side = _PAGE_SIDES[Mode.parse(mode)]
     return side, side
+
+
+#: Page sides a renderer accepts per mode, in px.
+MIN_PAGE_SIDE, MAX_PAGE_SIDE = 64, 4096
+
+
+def page_sides(sides: Mapping[Mode, int] | Mapping[str, int] | None) -> dict[Mode, int]:
+    """``sides`` (page side in px per mode) checked: modes parsed, sides whole numbers within
+    :data:`MIN_PAGE_SIDE` .. :data:`MAX_PAGE_SIDE`; ``{}`` for None."""
+    if sides is None:
+        return {}
+    if not isinstance(sides, Mapping):
+        raise TypeError(f"sides must map modes to page sides in px, not {type(sides).__name__}")
+    checked = {}
+    for mode, side in sides.items():
+        if isinstance(side, bool) or not isinstance(side, int):
+            raise ValueError(f"page side for {mode!r} must be a whole number of px, not {side!r}")
+        if not MIN_PAGE_SIDE <= side <= MAX_PAGE_SIDE:
+            raise ValueError(
+                f"page side for {mode!r} must be {MIN_PAGE_SIDE} to {MAX_PAGE_SIDE} px, not {side}"
+            )
+        checked[Mode.parse(mode)] = side
+    return checked
+
+
+def sides_key(sides: Mapping[Mode, int]) -> str:
+    """The part of a renderer's settings key that names its page sides ("" for the modes'
+    own): pages drawn at other sides are other pixels."""
+    own = {mode: side for mode, side in sides.items() if side != page_size(mode)[0]}
+    if not own:
+        return ""
+    return "/sides=" + ",".join(f"{mode.value}:{own[mode]}" for mode in Mode if mode in own)

@@ -14,25 +14,17 @@ in their colours; colour emoji keep their colours, only their pixels reduced int
 256-colour palette. From 1024 px up words start at even pixels (smaller PNGs). Kerning is not
 applied between cached glyphs.
 
-Each turn starts on a new line with its role as a bold, coloured label (``Caroline:``, or ``#12
-Caroline:`` for a stored turn: its number in the thread, which the recall tool takes); a turn
-that continues on the next page repeats it as ``#12 Caroline (continued):``; a label never
+Lines and pages are broken by :mod:`~optical_memory.renderers.typesetting`; a role label never
 takes more than half the line (a longer role is cut and ends in "…"; the stored turn keeps it
-whole). Newlines in content are honoured, lines wrap at spaces and between CJK characters, and
-a word longer than a line breaks between characters. Spans cover every character of every turn
-once, in order; a turn with empty content gets a span of length 0 on the page that shows its
-label. Spaces and line breaks after a page's last line stay on that page (a new page starts at
-the next visible character).
-Right-to-left words are shaped and ordered within each word when Pillow has libraqm; the words
-of a line always run left to right.
+whole). Right-to-left words are shaped and ordered within each word when Pillow has libraqm;
+the words of a line always run left to right.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from PIL import Image, ImageDraw
@@ -45,30 +37,28 @@ from optical_memory.renderers.fonts import (
     is_invisible,
 )
 from optical_memory.renderers.layout import chosen_density
-from optical_memory.renderers.page import REFERENCE_SIZE, RenderedPage, Span, page_size
+from optical_memory.renderers.page import (
+    REFERENCE_SIZE,
+    RenderedPage,
+    Span,
+    page_sides,
+    page_size,
+    sides_key,
+)
 from optical_memory.renderers.palette import INK as INK_INDEX
 from optical_memory.renderers.palette import Ramp
-from optical_memory.renderers.style import INK, label_colour
+from optical_memory.renderers.style import INK
+from optical_memory.renderers.typesetting import Layout, Run, Typesetter
 from optical_memory.turns import Turn
 
-#: Bump when a change to this file changes pixels for the same settings.
+#: Bump when a change to this file or to the typesetting changes pixels for the same settings.
 RENDERER_VERSION = 5
 
-_TAB_SPACES = 4
 #: Widest a role label may be, as a share of the line; the content starts after it.
 LABEL_SHARE = 0.5
 _MISSING: Any = object()  # not in a cache (None there means: no ink)
-_CACHE_LIMIT = 200_000  # cached word images; cleared when full (about 100 MB at LARGE)
+_CACHE_LIMIT = 200_000  # entries per cache (word images the largest); cleared when full
 
-_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # str.splitlines' line boundaries
-# Characters a line may break between (CJK ideographs, kana, hangul, fullwidth forms, emoji).
-_WIDE = (
-    "\u1100-\u115f\u2e80-\u2fff\u3001-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\ua000-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
-    "\U0001f000-\U0001faff\U00020000-\U0003fffd"
-)
-# One token per match: a line break, a run of spaces, a run of wide characters (a line may
-# break between any two of them), or a word.
 # Scripts drawn by a shaping engine (Hebrew, Arabic, Syriac, Thaana, Indic, Thai, Lao,
 # Tibetan, Myanmar, Khmer, Mongolian, presentation forms) and combining marks.
 _COMPLEX = re.compile(
@@ -76,20 +66,6 @@ _COMPLEX = re.compile(
     "\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufb1d-\ufdff\ufe20-\ufe2f\ufe70-\ufeff"
     "\U00010800-\U00010fff\U0001e800-\U0001efff]"
 )
-_TOKEN = re.compile(rf"(\r\n|[{_BREAKS}])|([^\S{_BREAKS}]+)|([{_WIDE}]+)|([^\s{_WIDE}]+)")
-_BREAK, _SPACE, _WIDE_RUN, _WORD = 1, 2, 3, 4
-
-# A run placed on a page: (line, x from the left margin in reference px, text, face, bold,
-# colour: None for black text)
-_Piece = tuple[int, float, str, int, bool, tuple[int, int, int] | None]
-# A measured run: (text, face index or -1 for invisible, width in reference px)
-_Run = tuple[str, int, float]
-
-
-@dataclass
-class _Layout:
-    spans: list[list[Span]]
-    pieces: list[list[_Piece]]
 
 
 class PillowRenderer:
@@ -111,6 +87,9 @@ class PillowRenderer:
         label_fonts: the chain for role labels; default: the bold faces of the same families.
         ramp: the page's greys and how glyph coverage maps onto them; default
             :class:`~optical_memory.renderers.palette.Ramp` ``()`` (6 greys).
+        sides: the page side in px per mode, for a reader that is not DeepSeek-OCR (see
+            :func:`optical_memory.geometry.level_sides`); default: each mode's own
+            (:func:`~optical_memory.renderers.page.page_size`). The layout stays the same.
     """
 
     def __init__(
@@ -121,6 +100,7 @@ class PillowRenderer:
         fonts: FontChain | None = None,
         label_fonts: FontChain | None = None,
         ramp: Ramp | None = None,
+        sides: Mapping[Mode, int] | Mapping[str, int] | None = None,
     ) -> None:
         density = chosen_density()
         font_size = density.font_size if font_size is None else font_size
@@ -141,11 +121,12 @@ class PillowRenderer:
         self.fonts = fonts or default_chain(bold=False)
         self.label_fonts = label_fonts or default_chain(bold=True)
         self.ramp = ramp or Ramp()
+        self.sides = page_sides(sides)
         # Per label flag (False: text, True: labels): text -> its runs and width.
-        self._measured: tuple[dict[str, tuple[tuple[_Run, ...], float]], ...] = ({}, {})
+        self._measured: tuple[dict[str, tuple[tuple[Run, ...], float]], ...] = ({}, {})
         self._images: dict[tuple[str, int, bool, float], _Glyphs | None] = {}
         self._advances: dict[tuple[str, int, bool, float], float] = {}
-        self._labels: dict[tuple[str, str], tuple[_Run, ...]] = {}
+        self._labels: dict[tuple[str, str], tuple[Run, ...]] = {}
         # Per label flag (False: text, True: labels): character -> (face, advance) when it is
         # measured plainly, None when not (see _measure_plain).
         self._plain: tuple[dict[str, tuple[int, float] | None], ...] = ({}, {})
@@ -165,7 +146,15 @@ class PillowRenderer:
             f"pil/v{RENDERER_VERSION}/size={self.font_size:g}/margin={self.margin:g}"
             f"/spacing={self.line_spacing:g}/layout={engine}"
             f"/fonts={self.fonts.key}/labels={self.label_fonts.key}/greys={self.ramp.key}"
+            + sides_key(self.sides)
         )
+
+    def page_size(self, mode: Mode | str) -> tuple[int, int]:
+        """``(width, height)`` of a page drawn at ``mode``: its side in ``sides``, else the
+        mode's own size."""
+        mode = Mode.parse(mode)
+        side = self.sides.get(mode)
+        return (side, side) if side is not None else page_size(mode)
 
     @property
     def line_height(self) -> float:
@@ -192,14 +181,14 @@ class PillowRenderer:
         """Draw ``turns`` as pages at ``mode``: one image of :func:`page_size` per page."""
         mode = Mode.parse(mode)
         layout = self._layout(turns)
-        width, height = page_size(mode)
+        width, height = self.page_size(mode)
         scale = width / REFERENCE_SIZE
         size = self.font_size * scale
         origin = self.margin * scale
         baseline = self._baseline * scale
         line_height = self.line_height * scale
         # From 1024 px up, words start at even pixels: PNG packs two pixels a byte, so a word
-        # seen before is the same bytes again and deflate finds it (a page about 5% smaller).
+        # seen before is the same bytes again and deflate finds it (a smaller page).
         even = ~1 if width >= REFERENCE_SIZE else ~0
         pages = []
         images, draw, ramp = self._images, self._glyphs, self.ramp
@@ -236,10 +225,16 @@ class PillowRenderer:
 
     # --- layout (reference page) -----------------------------------------------------------
 
-    def _layout(self, turns: Sequence[Turn]) -> _Layout:
-        return _Typesetter(self).set(turns)
+    def _layout(self, turns: Sequence[Turn]) -> Layout:
+        return Typesetter(self).set(turns)
 
-    def measure(self, text: str, bold: bool = False) -> tuple[tuple[_Run, ...], float]:
+    @property
+    def measured_text(self) -> dict[str, tuple[tuple[Run, ...], float]]:
+        """The plain text measured so far (text → its runs and width), which the typesetter
+        reads first: most words were measured before."""
+        return self._measured[False]
+
+    def measure(self, text: str, bold: bool = False) -> tuple[tuple[Run, ...], float]:
         """``text`` as font runs with their widths on the reference page, and the total width.
 
         Runs that need no shaping measure as the sum of their characters' advances, exactly as
@@ -254,7 +249,7 @@ class PillowRenderer:
             measured[text] = found
         return found
 
-    def _measure_plain(self, text: str, bold: bool) -> tuple[tuple[_Run, ...], float] | None:
+    def _measure_plain(self, text: str, bold: bool) -> tuple[tuple[Run, ...], float] | None:
         """``text`` as one run, when every character is visible, needs no shaping and comes
         from the same face (most words): the sum of their advances. None otherwise."""
         table = self._plain[bold]
@@ -281,8 +276,8 @@ class PillowRenderer:
         table[char] = found
         return found
 
-    def _measure_runs(self, text: str, bold: bool) -> tuple[tuple[_Run, ...], float]:
-        runs: list[_Run] = []
+    def _measure_runs(self, text: str, bold: bool) -> tuple[tuple[Run, ...], float]:
+        runs: list[Run] = []
         for piece, face in (self.label_fonts if bold else self.fonts).runs(text):
             if face < 0:
                 runs.append((piece, face, 0.0))
@@ -293,7 +288,7 @@ class PillowRenderer:
                 runs.append((piece, face, sum(advance(c, face, bold) for c in piece)))
         return tuple(runs), sum(run[2] for run in runs)
 
-    def label_runs(self, role: str, suffix: str) -> tuple[_Run, ...]:
+    def label_runs(self, role: str, suffix: str) -> tuple[Run, ...]:
         """The bold runs of ``role + suffix`` (``":"``, ``" (continued):"``), at most
         :data:`LABEL_SHARE` of the line wide: a longer role is cut and ends in "…"."""
         key = (role, suffix)
@@ -428,159 +423,3 @@ def _draw_run(
     return _Glyphs(
         shrunk.getchannel("A").im, round(left * factor), round(top * factor), shrunk.convert("RGB")
     )
-
-
-class _Typesetter:
-    """Fills reference pages line by line; one instance per layout.
-
-    A full page is closed lazily: the next page opens only when something is drawn, so line
-    breaks and spaces after the last line stay on the page they follow.
-    """
-
-    def __init__(self, renderer: PillowRenderer) -> None:
-        self.renderer = renderer
-        self.width = renderer.line_width
-        self.max_lines = max(1, renderer.lines_per_page)
-        self.space = renderer.measure(" ")[1]
-        self.spans: list[list[Span]] = []
-        self.pieces: list[list[_Piece]] = []
-        self.line = self.max_lines  # "page full": the first piece opens page one
-        self.x = 0.0
-        self.has_text = False  # the current line holds content (not only a label)
-        self.turn = 0
-        self.role = ""
-        self.number = ""  # "#12 " when the turn has a number in its thread
-        self.span_start = 0  # where the current turn's span on the current page starts
-        self.turn_has_span = False
-        self.break_at: int | None = None  # content offset where the full page ended, mid-turn
-
-    def set(self, turns: Sequence[Turn]) -> _Layout:
-        for index, turn in enumerate(turns):
-            self._set_turn(index, turn)
-        return _Layout(spans=self.spans, pieces=self.pieces)
-
-    def _set_turn(self, index: int, turn: Turn) -> None:
-        if self.x > 0 or self.has_text:
-            self._new_line(at=None)
-        self.break_at = None  # a break pending from the last turn falls between turns
-        self.turn, self.role = index, " ".join(turn.role.split()) or turn.role
-        self.number = "" if turn.number is None else f"#{turn.number} "
-        self.span_start, self.turn_has_span = 0, False
-        self._label(":")
-        content = turn.content
-        measured, space = self.renderer._measured[False], self.space
-        for match in _TOKEN.finditer(content):
-            kind, token = match.lastindex, match.group()
-            if kind == _SPACE:
-                # Spaces never wrap: at a line's end they hang invisibly in the margin.
-                if token == " ":
-                    self.x += space
-                else:
-                    tabs = token.count("\t")
-                    self.x += space * (len(token) - tabs + _TAB_SPACES * tabs)
-                self.has_text = True
-            elif kind == _WORD:
-                self._fit(token, match.start(), measured)
-            elif kind == _WIDE_RUN:  # each character a word of its own
-                start = match.start()
-                for offset, char in enumerate(token):
-                    self._fit(char, start + offset, measured)
-            else:
-                self.has_text = True
-                self._new_line(at=match.end())
-        if len(content) > self.span_start or not self.turn_has_span:
-            self._close_span(len(content))
-
-    def _fit(
-        self, word: str, start: int, measured: dict[str, tuple[tuple[_Run, ...], float]]
-    ) -> None:
-        """Place ``word`` (at ``start`` in the content): most words were measured before, are
-        one run and fit on the open line, which takes no more than this; others go to
-        :meth:`_word`."""
-        found = measured.get(word)
-        if found is not None and len(found[0]) == 1 and self.line < self.max_lines:
-            (text, face, width), x = found[0][0], self.x
-            if x + width <= self.width:
-                if face >= 0:
-                    self.pieces[-1].append((self.line, x, text, face, False, None))
-                self.x = x + width
-                self.has_text = True
-                return
-        self._word(word, start)
-
-    def _label(self, suffix: str) -> None:
-        self._open_page_if_full()
-        runs = self.renderer.label_runs(self.number + self.role, suffix)
-        self._place(runs, bold=True, colour=label_colour(self.role))
-        self.x += self.space
-
-    def _word(self, word: str, start: int) -> None:
-        self._open_page_if_full()
-        # A word with more characters than the line has pixels is never measured whole (the
-        # cost would grow with its length on every line): it starts a line and breaks.
-        measured = self.renderer.measure(word) if len(word) <= self.width else None
-        if measured is not None and self.x + measured[1] <= self.width:
-            self._place(measured[0])
-            return
-        if self.has_text:
-            self._new_line(at=start)
-            self._open_page_if_full()
-            if measured is not None and self.x + measured[1] <= self.width:
-                self._place(measured[0])
-                return
-        # No room even on a fresh line: break between characters (widths summed per character).
-        widths: dict[str, float] = {}
-        piece_start, piece_width = 0, 0.0
-        for offset, char in enumerate(word):
-            char_width = widths.get(char)
-            if char_width is None:
-                char_width = widths[char] = self.renderer.measure(char)[1]
-            if self.x + piece_width + char_width > self.width and offset > piece_start:
-                self._place(self.renderer.measure(word[piece_start:offset])[0])
-                self._new_line(at=start + offset)
-                self._open_page_if_full()
-                piece_start, piece_width = offset, 0.0
-            piece_width += char_width
-        self._place(self.renderer.measure(word[piece_start:])[0])
-
-    def _place(
-        self,
-        runs: Sequence[_Run],
-        bold: bool = False,
-        colour: tuple[int, int, int] | None = None,
-    ) -> None:
-        pieces = self.pieces[-1]
-        for text, face, width in runs:
-            if face >= 0:
-                pieces.append((self.line, self.x, text, face, bold, colour))
-            self.x += width
-        if not bold:
-            self.has_text = True
-
-    def _new_line(self, at: int | None) -> None:
-        """Move to the next line; ``at``: the content offset where it starts (None: between
-        turns), which is where the current span ends if the page is full."""
-        if self.line >= self.max_lines:
-            return  # already full: the break is pending
-        self.line += 1
-        self.x = 0.0
-        self.has_text = False
-        if self.line >= self.max_lines:
-            self.break_at = at
-
-    def _open_page_if_full(self) -> None:
-        if self.line < self.max_lines:
-            return
-        at = self.break_at
-        if at is not None and at > self.span_start:
-            self._close_span(at)
-        self.spans.append([])
-        self.pieces.append([])
-        self.line, self.x, self.has_text, self.break_at = 0, 0.0, False, None
-        if at is not None:  # mid-turn: say whose words continue here
-            self.span_start = at
-            self._label(" (continued):")
-
-    def _close_span(self, end: int) -> None:
-        self.spans[-1].append(Span(self.turn, self.span_start, end))
-        self.turn_has_span = True

@@ -4,7 +4,11 @@
 (``store/sqlite.py``) implements it with the standard library's ``sqlite3`` (one file, or RAM
 with ``path=None``); :class:`~optical_memory.store.postgres.PostgresStore` (``postgres`` extra)
 with one PostgreSQL database shared by many workers on many hosts. :func:`open_store` picks one
-from a path or a ``postgresql://`` address.
+from a path or a ``postgresql://`` address. Both are built on one SQL layer: the statements they
+share are written once (``sql.py``, ``search.py``, ``sql_threads.py``) and read through a
+dialect (``dialect.py``, every difference in plain SQL); each store keeps its connections and
+locks (``sqlite.py``, ``postgres.py``) and its full-text index (``sqlite_search.py``,
+``postgres_search.py``).
 
 Everything is scoped by ``thread_id`` except the two caches, which are keyed by a page's
 *content hash*: a hash of exactly what is printed on the page, so identical content renders to
@@ -32,7 +36,6 @@ version 2: blob owners filled in from their namespaces).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -49,22 +52,11 @@ from optical_memory.store.owners import (
     BlobOwner,
     OwnerKind,
     blob_owner,
-    blob_row,
 )
 from optical_memory.store.ranking import TermHits
 from optical_memory.turns import Turn
 
 SCHEMA_VERSION = 3
-#: Characters of each neighbouring turn that the search index reads with a turn.
-NEIGHBOUR_CHARS = 2000
-#: Words in a search hit's snippet.
-SNIPPET_WORDS = 24
-#: The neighbours (offsets in turn numbers) whose text the SQLite index reads with a turn, in
-#: its columns after the turn's own. The ranking reads each turn's own text and adds its
-#: neighbours' scores (:mod:`optical_memory.store.ranking`, where its weights live).
-INDEXED_NEIGHBOURS: tuple[int, ...] = (-1, -2, -3, 1, 2, 3)
-#: How many turns before a new one gain it as a neighbour.
-REACH = max(INDEXED_NEIGHBOURS)
 #: The library's logger (no output unless the application configures logging).
 logger = logging.getLogger("optical_memory")
 
@@ -172,6 +164,12 @@ class ImportedParts:
     blobs: Sequence[tuple[str, str, bytes]] = ()
 
 
+#: A turn about to be stored: ``(role, content, timestamp, text_tokens)``.
+NewTurn = tuple[str, str, datetime | None, int]
+#: What an import writes once its turns have their ids (see :meth:`Store.import_thread`).
+DeriveParts = Callable[[list[Turn]], ImportedParts]
+
+
 @runtime_checkable
 class Store(Protocol):
     """What :class:`~optical_memory.memory.OpticalMemory` needs from a store.
@@ -220,7 +218,7 @@ class Store(Protocol):
 
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
         """Turn id → an excerpt of that turn's text around what matches ``query``, matched
-        words in ``**`` (about :data:`SNIPPET_WORDS` words)."""
+        words in ``**`` (about :data:`~optical_memory.store.search.SNIPPET_WORDS` words)."""
         ...
 
     def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
@@ -292,11 +290,7 @@ class Store(Protocol):
     def count_images(self) -> int: ...
 
     def add_turns(
-        self,
-        thread_id: str,
-        turns: Sequence[tuple[str, str, datetime | None, int]],
-        *,
-        keys: Sequence[str | None] = (),
+        self, thread_id: str, turns: Sequence[NewTurn], *, keys: Sequence[str | None] = ()
     ) -> list[Turn]:
         """Append ``(role, content, timestamp, text_tokens)`` turns in one transaction.
 
@@ -307,10 +301,7 @@ class Store(Protocol):
         ...
 
     def import_thread(
-        self,
-        thread_id: str,
-        turns: Sequence[tuple[str, str, datetime | None, int]],
-        derive: Callable[[list[Turn]], ImportedParts],
+        self, thread_id: str, turns: Sequence[NewTurn], derive: DeriveParts
     ) -> list[Turn]:
         """Write a whole thread in one transaction under the thread's lock: the turns, then what
         ``derive`` makes of them once they have ids. Raises :class:`ThreadNotEmptyError`, writing
@@ -350,62 +341,6 @@ class Store(Protocol):
     def __exit__(self, *exc: object) -> None:
         """Closes the store."""
         ...
-
-
-# --- helpers both backends use ----------------------------------------------------------------
-
-
-def turn_from_row(row: Sequence[object]) -> Turn:
-    """A :class:`Turn` from ``(id, role, content, timestamp ISO text or None, number)``."""
-    turn_id, role, content, stamp, number = row
-    timestamp = datetime.fromisoformat(str(stamp)) if stamp is not None else None
-    return Turn(
-        id=turn_id,  # type: ignore[arg-type]
-        role=role,  # type: ignore[arg-type]
-        content=content,  # type: ignore[arg-type]
-        timestamp=timestamp,
-        number=number,  # type: ignore[arg-type]
-    )
-
-
-def page_from_row(row: Sequence[object]) -> PageRecord:
-    """A :class:`PageRecord` from ``(id, thread_id, seq, content_hash, spans JSON, tokens)``."""
-    page_id, thread_id, seq, content_hash, spans, text_tokens = row
-    return PageRecord(
-        id=int(page_id),  # type: ignore[call-overload]
-        thread_id=str(thread_id),
-        seq=int(seq),  # type: ignore[call-overload]
-        content_hash=str(content_hash),
-        spans=tuple(PageSpan(*span) for span in json.loads(str(spans))),
-        text_tokens=int(text_tokens),  # type: ignore[call-overload]
-    )
-
-
-def spans_json(spans: Sequence[PageSpan]) -> str:
-    """How a page's spans are stored: ``[[turn_id, start, end], ...]``."""
-    return json.dumps([[s.turn_id, s.start, s.end] for s in spans])
-
-
-def checked_version(rows: Sequence[Sequence[object]], where: str) -> int:
-    """The schema version from the ``schema_version`` table's rows, or a :class:`StoreError`
-    when it is missing, unreadable or newer than this code (the store is then left untouched)."""
-    values = [row[0] for row in rows]
-    if len(values) != 1 or isinstance(values[0], bool) or not isinstance(values[0], int):
-        shown = ", ".join(repr(v) for v in values) or "no row"
-        raise StoreError(
-            f"{where} has an unreadable schema version ({shown}; expected one whole number): "
-            "it was changed by hand or by another program; restore it from a backup or pass "
-            "another store"
-        )
-    version = values[0]
-    if version > SCHEMA_VERSION:
-        raise StoreError(
-            f"{where} has schema version {version}, newer than this optical-memory "
-            f"understands ({SCHEMA_VERSION}): upgrade optical-memory (nothing was changed)"
-        )
-    if version < 1:
-        raise StoreError(f"{where} has an impossible schema version {version}: restore a backup")
-    return version
 
 
 #: Longest thread id, in characters, on every store (4 bytes each in UTF-8 at most, so an id
@@ -470,18 +405,17 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "BUSY_TIMEOUT_S",
-    "INDEXED_NEIGHBOURS",
     "MAX_THREAD_ID_CHARS",
     "MESSAGE_KEY_NAMESPACE",
     "MODEL_NAMESPACES",
-    "NEIGHBOUR_CHARS",
     "OWNER_BACKFILL",
     "SCHEMA_VERSION",
-    "SNIPPET_WORDS",
     "THREAD_NAMESPACES",
     "BlobOwner",
+    "DeriveParts",
     "ImportedParts",
     "NewPage",
+    "NewTurn",
     "OwnerKind",
     "PageRecord",
     "PageSpan",
@@ -494,7 +428,6 @@ __all__ = [
     "ThreadNotEmptyError",
     "TurnMatch",
     "blob_owner",
-    "blob_row",
     "check_thread_id",
     "is_postgres_address",
     "logger",

@@ -44,9 +44,6 @@ class BlobOwner:
         return cls("model")
 
 
-#: The blobs table's columns, in the order every insert gives them.
-BLOB_COLUMNS = "namespace, content_hash, mode, identity, data, owner_kind, owner_thread, owner_page"
-
 #: Owners of blobs written without one, by namespace: a thread's message keys and turn images
 #: are keyed by the thread id, learnt image costs by the model; any other blob by a page's
 #: content hash. (Also how a version-2 store's blobs get their owners.)
@@ -82,25 +79,7 @@ def blob_owner(namespace: str, content_hash: str, owner: BlobOwner | None) -> Bl
     return BlobOwner.page(content_hash)
 
 
-def blob_row(
-    namespace: str, content_hash: str, mode: str, identity: str, data: bytes | str, owner: BlobOwner
-) -> tuple[str, str, str, str, bytes, str, str | None, str | None]:
-    """A blob's values in :data:`BLOB_COLUMNS` order (text data stored as its UTF-8 bytes)."""
-    payload = data.encode() if isinstance(data, str) else bytes(data)
-    return (
-        namespace,
-        content_hash,
-        mode,
-        identity,
-        payload,
-        owner.kind,
-        owner.thread_id,
-        owner.page_hash,
-    )
-
-
 __all__ = [
-    "BLOB_COLUMNS",
     "MESSAGE_KEY_NAMESPACE",
     "MODEL_NAMESPACES",
     "OWNER_BACKFILL",
@@ -108,5 +87,4 @@ __all__ = [
     "BlobOwner",
     "OwnerKind",
     "blob_owner",
-    "blob_row",
 ]

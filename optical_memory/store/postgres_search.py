@@ -1,28 +1,27 @@
-"""Turn numbers, ranked full-text search and recalls of the PostgreSQL store.
+"""Turn numbers and the full-text index of the PostgreSQL store.
 
 Each turn carries a ``tsvector`` of its own text (``english`` configuration: stop words, Snowball
 stemming; column ``turns.search`` with a GIN index), written with the turn in the transaction
 that adds it, under the thread's advisory lock, and never updated: turns stay append-only and
 the index never churns. The index has no pending list (``fastupdate = off``): each turn's words
 go straight into its compressed posting lists, where a pending list would hold them uncompressed
-(several times the size) until the next ``VACUUM`` and make every search scan it.
+until the next ``VACUUM`` and make every search scan it.
 
-A search asks the index, term by term, which of the thread's turns hold the term, and ranks
-them as the SQLite store does, with the thread's own statistics
-(:mod:`optical_memory.store.ranking`). :class:`PostgresSearch` is a part of
-:class:`~optical_memory.store.postgres.PostgresStore`.
+:meth:`PostgresSearch.term_hits` asks the index, term by term, which of the thread's turns hold
+the term, counted over the thread's turns alone; the ranking and everything else a search
+shares with SQLite is :mod:`optical_memory.store.search`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from optical_memory.store import SNIPPET_WORDS, TextQuery, TurnMatch
-from optical_memory.store.ranking import TermHits, rank_turns
-from optical_memory.turns import Turn
+from optical_memory.store import TextQuery
+from optical_memory.store.ranking import TermHits
+from optical_memory.store.search import SNIPPET_WORDS, SQLSearch
+from optical_memory.store.sql import TurnRow
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,18 +29,13 @@ if TYPE_CHECKING:
 #: Characters of a turn's text that are indexed (a ``tsvector`` holds at most 1 MB).
 INDEX_CHARS = 100_000
 
-#: What schema version 2 adds to version 1 (``{s}``: the store's PostgreSQL schema).
+#: What schema version 2 adds to version 1's turns (``{s}``: the store's PostgreSQL schema;
+#: the recalls it also adds are among the shared tables).
 SEARCH_SCHEMA = """
 ALTER TABLE {s}.turns ADD COLUMN IF NOT EXISTS number INTEGER;
 ALTER TABLE {s}.turns ADD COLUMN IF NOT EXISTS search TSVECTOR;
 CREATE UNIQUE INDEX IF NOT EXISTS turns_by_number ON {s}.turns (thread_id, number);
-CREATE INDEX IF NOT EXISTS turns_search ON {s}.turns USING GIN (search) WITH (fastupdate = off);
-CREATE TABLE IF NOT EXISTS {s}.recalls (
-    thread_id  TEXT    NOT NULL,
-    page_id    BIGINT  NOT NULL,
-    page_count INTEGER NOT NULL,
-    PRIMARY KEY (thread_id, page_id)
-)
+CREATE INDEX IF NOT EXISTS turns_search ON {s}.turns USING GIN (search) WITH (fastupdate = off)
 """
 
 #: SQL of a turn's ``search`` value from its text (one parameter: :func:`index_text`).
@@ -87,32 +81,20 @@ def _tsquery(query: TextQuery) -> tuple[str, list[str], str, list[str]]:
     )
 
 
-class PostgresSearch:
-    """Numbers, search and recalls of :class:`~optical_memory.store.postgres.PostgresStore`."""
+class PostgresSearch(SQLSearch):
+    """The ``tsvector`` index of :class:`~optical_memory.store.postgres.PostgresStore`: writing
+    it with each turn, and the term counts and snippets a search reads off it."""
 
-    if TYPE_CHECKING:
-        schema: str
-
-        def _sql(self, text: str) -> str: ...
-
-        def _read(
-            self, sql: str, params: Sequence[object] | dict[str, object] = ()
-        ) -> list[Any]: ...
-
-        def _thread_write(
-            self, thread_id: str
-        ) -> AbstractContextManager[psycopg.Connection[Any]]: ...
-
-        def _turns(self, sql: str, params: Sequence[object]) -> list[Turn]: ...
-
-        def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]: ...
-
-    def turns_by_number(self, thread_id: str, first: int, last: int) -> list[Turn]:
-        first, last = max(first, -(2**31)), min(last, 2**31 - 1)
-        return self._turns(
-            "WHERE thread_id = %s AND number >= %s AND number <= %s ORDER BY number",
-            (thread_id, first, last),
-        )
+    def _insert_turn(self, db: psycopg.Connection[Any], row: TurnRow) -> int:
+        thread_id, number, role, content, stamp, text_tokens = row
+        text = self.dialect.text
+        inserted = self._run(
+            db,
+            "INSERT INTO {s}.turns (thread_id, number, role, content, timestamp, text_tokens, "
+            f"search) VALUES (?, ?, ?, ?, ?, ?, {SEARCH_VALUE}) RETURNING id",
+            (thread_id, number, text(role), text(content), stamp, text_tokens, index_text(content)),
+        ).fetchone()
+        return int(inserted[0])
 
     def term_hits(self, thread_id: str, query: TextQuery) -> TermHits:
         match, params, _, phrase_params = _tsquery(query)
@@ -132,25 +114,6 @@ class PostgresSearch:
         )
         phrases = frozenset(range(len(params) - len(phrase_params), len(params)))
         return TermHits(int(total[0][0]), [tuple(hit) for hit in hits], phrases)
-
-    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
-        if limit < 1:
-            return []
-        ranked = rank_turns(self.term_hits(thread_id, query), limit)
-        if not ranked:
-            return []
-        turns = {
-            turn.number: turn
-            for turn in self._turns(
-                "WHERE thread_id = %s AND number = ANY(%s)",
-                (thread_id, [r.number for r in ranked]),
-            )
-        }
-        return [
-            TurnMatch(turns[r.number], r.score, r.phrase_match, r.own_match)
-            for r in ranked
-            if r.number in turns
-        ]
 
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
         match, params, _, _ = _tsquery(query)
@@ -175,22 +138,6 @@ class PostgresSearch:
         )
         bodies = {turn.id: turn.content[:INDEX_CHARS] for turn in turns}
         return {int(turn_id): _excerpt(bodies[turn_id], text) for turn_id, text in rows}
-
-    def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
-        with self._thread_write(thread_id) as db, db.cursor() as cursor:
-            cursor.executemany(
-                self._sql(
-                    "INSERT INTO {s}.recalls VALUES (%s, %s, %s) ON CONFLICT (thread_id, page_id) "
-                    "DO UPDATE SET page_count = EXCLUDED.page_count"
-                ),
-                [(thread_id, page_id, page_count) for page_id in sorted(set(page_ids))],
-            )
-
-    def recalls(self, thread_id: str) -> dict[int, int]:
-        rows = self._read(
-            "SELECT page_id, page_count FROM {s}.recalls WHERE thread_id = %s", (thread_id,)
-        )
-        return {int(page_id): int(count) for page_id, count in rows}
 
 
 def _excerpt(body: str, headline: str) -> str:

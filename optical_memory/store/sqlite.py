@@ -13,96 +13,52 @@ import os
 import shlex
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from pathlib import Path
 
 from optical_memory.store import (
-    MESSAGE_KEY_NAMESPACE,
     OWNER_BACKFILL,
     SCHEMA_VERSION,
-    BlobOwner,
-    NewPage,
-    PageRecord,
-    Store,
     StoreDamagedError,
     StoreError,
-    blob_owner,
-    blob_row,
-    check_thread_id,
-    checked_version,
     logger,
-    page_from_row,
-    spans_json,
-    turn_from_row,
 )
-from optical_memory.store.owners import BLOB_COLUMNS
-from optical_memory.store.sqlite_search import (
-    TURN_COLUMNS,
-    SQLiteSearch,
-    insert_turn,
-    search_schema,
-    upgrade_from_version_1,
-)
-from optical_memory.store.sqlite_threads import SQLiteThreads, upgrade_blob_owners
-from optical_memory.turns import Turn
+from optical_memory.store.dialect import SQLITE
+from optical_memory.store.sql import checked_version
+from optical_memory.store.sql_threads import SQLThreads
+from optical_memory.store.sqlite_search import SQLiteSearch, search_schema, upgrade_from_version_1
 
 #: Seconds a writer waits for another process's lock before SQLite gives up.
 BUSY_TIMEOUT_S = 60.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS turns (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    thread_id   TEXT    NOT NULL,
-    role        TEXT    NOT NULL,
-    content     TEXT    NOT NULL,
-    timestamp   TEXT,
-    text_tokens INTEGER NOT NULL,
-    number      INTEGER
-);
-CREATE INDEX IF NOT EXISTS turns_by_thread ON turns (thread_id, id);
-CREATE TABLE IF NOT EXISTS pages (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    thread_id    TEXT    NOT NULL,
-    seq          INTEGER NOT NULL,
-    content_hash TEXT    NOT NULL,
-    spans        TEXT    NOT NULL,
-    text_tokens  INTEGER NOT NULL,
-    UNIQUE (thread_id, seq)
-);
-CREATE INDEX IF NOT EXISTS pages_by_hash ON pages (content_hash);
-CREATE TABLE IF NOT EXISTS page_images (
-    content_hash TEXT    NOT NULL,
-    mode         TEXT    NOT NULL,
-    renderer     TEXT    NOT NULL,
-    width        INTEGER NOT NULL,
-    height       INTEGER NOT NULL,
-    png          BLOB    NOT NULL,
-    PRIMARY KEY (content_hash, mode, renderer)
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    namespace    TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    mode         TEXT NOT NULL,
-    identity     TEXT NOT NULL,
-    data         BLOB NOT NULL,
-    owner_kind   TEXT NOT NULL DEFAULT 'page',
-    owner_thread TEXT,
-    owner_page   TEXT,
-    PRIMARY KEY (namespace, content_hash, mode, identity)
-);
-CREATE TABLE IF NOT EXISTS recalls (
-    thread_id  TEXT    NOT NULL,
-    page_id    INTEGER NOT NULL,
-    page_count INTEGER NOT NULL,
-    PRIMARY KEY (thread_id, page_id)
-);
-"""
+# Blob owners (schema version 3): the columns a version-2 store lacks, and their indexes.
+_OWNER_COLUMNS = (
+    ("owner_kind", "TEXT NOT NULL DEFAULT 'page'"),
+    ("owner_thread", "TEXT"),
+    ("owner_page", "TEXT"),
+)
+_OWNER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS blobs_by_thread ON blobs (owner_thread)",
+    "CREATE INDEX IF NOT EXISTS blobs_by_page ON blobs (owner_page, mode)",
+)
 
 
-class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
-    """:class:`Store` on one SQLite file (``path``) or in RAM (``path=None``).
+def upgrade_blob_owners(db: sqlite3.Connection, backfill: str) -> None:
+    """Give every blob an owner (inside the caller's transaction): the columns and indexes,
+    then ``backfill``, the owners a version-2 store's blobs get from their namespaces."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(blobs)")}
+    for name, kind in _OWNER_COLUMNS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE blobs ADD COLUMN {name} {kind}")
+    for statement in backfill.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    for statement in _OWNER_INDEXES:
+        db.execute(statement)
+
+
+class SQLiteStore(SQLiteSearch, SQLThreads):
+    """:class:`~optical_memory.store.Store` on one SQLite file (``path``) or in RAM (``path=None``).
 
     The file uses WAL journaling (readers never block the writer), a busy timeout of
     :data:`BUSY_TIMEOUT_S` so concurrent processes wait instead of failing, and one
@@ -110,6 +66,8 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
     a killed process loses nothing that was acknowledged. Deleted rows are overwritten with zeros
     (``secure_delete``). One instance may be shared by threads.
     """
+
+    dialect = SQLITE
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
@@ -189,9 +147,8 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
         return {row[0] for row in rows if not row[0].startswith("sqlite_")}
 
     def _create(self) -> None:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                self._db.execute(statement)
+        for statement in self.dialect.tables():
+            self._db.execute(statement)
 
     def _create_search(self) -> None:
         for statement in search_schema():
@@ -290,7 +247,9 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
             if isinstance(error, sqlite3.Error):
                 raise self.store._failure(error, "write to") from error
 
-    def _write(self) -> SQLiteStore._Transaction:
+    def _transaction(self, thread_id: str | None) -> SQLiteStore._Transaction:
+        # BEGIN IMMEDIATE takes the file's write lock, whatever the thread: writers of every
+        # process run one at a time.
         self._check_open()
         if self._damaged is not None:
             raise self._damaged
@@ -300,7 +259,7 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
         self._check_open()
         with self._lock:
             try:
-                return self._db.execute(sql, tuple(params)).fetchall()
+                return self._db.execute(self.dialect.sql(sql), tuple(params)).fetchall()
             except sqlite3.Error as error:
                 raise self._failure(error, "read") from error
 
@@ -308,203 +267,31 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
         if self._closed:
             raise StoreError("this store is closed: open a new OpticalMemory / SQLiteStore")
 
-    # --- turns ---------------------------------------------------------------------------------
+    # --- lifetime ------------------------------------------------------------------------------
 
-    def add_turns(
-        self,
-        thread_id: str,
-        turns: Sequence[tuple[str, str, datetime | None, int]],
-        *,
-        keys: Sequence[str | None] = (),
-    ) -> list[Turn]:
-        check_thread_id(thread_id)
-        added: list[Turn] = []
-        with self._write() as db:
-            for index, (role, content, timestamp, text_tokens) in enumerate(turns):
-                stamp = timestamp.isoformat() if timestamp is not None else None
-                turn_id, number = insert_turn(db, thread_id, role, content, stamp, text_tokens)
-                key = keys[index] if index < len(keys) else None
-                if key is not None:
-                    owner = blob_owner(MESSAGE_KEY_NAMESPACE, thread_id, None)
-                    _insert_blob(db, MESSAGE_KEY_NAMESPACE, thread_id, "", key, str(turn_id), owner)
-                added.append(
-                    Turn(id=turn_id, role=role, content=content, timestamp=timestamp, number=number)
-                )
-        return added
-
-    _TURN_COLUMNS = TURN_COLUMNS
-
-    def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]:
-        turns: list[Turn] = []
-        ids = sorted(set(turn_ids))
-        for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT {self._TURN_COLUMNS} FROM turns "
-                f"WHERE thread_id = ? AND id IN ({marks}) ORDER BY id",
-                [thread_id, *chunk],
+    def _after_delete(self, thread_id: str) -> None:
+        if self.path is None:
+            return
+        # secure_delete zeroes freed cells, but b-tree rebalancing can leave copies in the free
+        # space of pages still in use: VACUUM rewrites the file without them, and the checkpoint
+        # then empties the write-ahead log that held the old page versions.
+        with self._lock:
+            try:
+                self._db.execute("VACUUM")
+                busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as error:
+                raise self._failure(error, "write to") from error
+        if busy:
+            logger.warning(
+                "thread %r deleted, but another process kept reading %s: its write-ahead "
+                "log keeps old pages until the next checkpoint",
+                thread_id,
+                self.path,
             )
-            turns.extend(turn_from_row(row) for row in rows)
-        return turns
-
-    def turn_text_tokens(self, thread_id: str, turn_ids: Sequence[int]) -> dict[int, int]:
-        tokens: dict[int, int] = {}
-        ids = sorted(set(turn_ids))
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT id, text_tokens FROM turns WHERE thread_id = ? AND id IN ({marks})",
-                [thread_id, *chunk],
-            )
-            tokens.update(rows)
-        return tokens
-
-    def newest_turns(self, thread_id: str, count: int) -> list[Turn]:
-        rows = self._read(
-            f"SELECT {self._TURN_COLUMNS} FROM turns WHERE thread_id = ? ORDER BY id DESC LIMIT ?",
-            (thread_id, count),
-        )
-        return [turn_from_row(row) for row in reversed(rows)]
-
-    def turns_between(self, thread_id: str, after_id: int, before_id: int | None) -> list[Turn]:
-        upper = before_id if before_id is not None else 2**63 - 1
-        rows = self._read(
-            f"SELECT {self._TURN_COLUMNS} FROM turns "
-            "WHERE thread_id = ? AND id > ? AND id < ? ORDER BY id",
-            (thread_id, after_id, upper),
-        )
-        return [turn_from_row(row) for row in rows]
-
-    def iter_turns(self, thread_id: str, *, newest_first: bool = False) -> Iterator[Turn]:
-        # Pages through the thread 500 turns at a time, so huge histories stream.
-        last: int | None = None
-        order, compare = ("DESC", "<") if newest_first else ("ASC", ">")
-        while True:
-            bound = "" if last is None else f"AND id {compare} ?"
-            params: list[object] = [thread_id] + ([] if last is None else [last])
-            rows = self._read(
-                f"SELECT {self._TURN_COLUMNS} FROM turns WHERE thread_id = ? {bound} "
-                f"ORDER BY id {order} LIMIT 500",
-                params,
-            )
-            if not rows:
-                return
-            for row in rows:
-                yield turn_from_row(row)
-            last = rows[-1][0]
-
-    def count_turns(self, thread_id: str) -> int:
-        return int(self._read("SELECT COUNT(*) FROM turns WHERE thread_id = ?", (thread_id,))[0][0])
-
-    def sum_text_tokens(self, thread_id: str) -> int:
-        rows = self._read("SELECT SUM(text_tokens) FROM turns WHERE thread_id = ?", (thread_id,))
-        return int(rows[0][0] or 0)
-
-    # --- pages ---------------------------------------------------------------------------------
-
-    _PAGE_COLUMNS = "id, thread_id, seq, content_hash, spans, text_tokens"
-
-    def pages(self, thread_id: str, *, after_seq: int = -1) -> list[PageRecord]:
-        rows = self._read(
-            f"SELECT {self._PAGE_COLUMNS} FROM pages WHERE thread_id = ? AND seq > ? ORDER BY seq",
-            (thread_id, after_seq),
-        )
-        return [page_from_row(row) for row in rows]
-
-    def page(self, thread_id: str, page_id: int) -> PageRecord | None:
-        rows = self._read(
-            f"SELECT {self._PAGE_COLUMNS} FROM pages WHERE thread_id = ? AND id = ?",
-            (thread_id, page_id),
-        )
-        return page_from_row(rows[0]) if rows else None
-
-    def append_pages(self, thread_id: str, after_seq: int, pages: Sequence[NewPage]) -> bool:
-        check_thread_id(thread_id)
-        with self._write() as db:
-            newest = db.execute(
-                "SELECT MAX(seq) FROM pages WHERE thread_id = ?", (thread_id,)
-            ).fetchone()[0]
-            if (-1 if newest is None else newest) != after_seq:
-                return False
-            db.executemany(
-                "INSERT INTO pages (thread_id, seq, content_hash, spans, text_tokens) "
-                "VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        thread_id,
-                        after_seq + 1 + offset,
-                        page.content_hash,
-                        spans_json(page.spans),
-                        page.text_tokens,
-                    )
-                    for offset, page in enumerate(pages)
-                ],
-            )
-        return True
-
-    # --- caches --------------------------------------------------------------------------------
-
-    def image_size(self, content_hash: str, mode: str, renderer: str) -> tuple[int, int] | None:
-        rows = self._read(
-            "SELECT width, height FROM page_images "
-            "WHERE content_hash = ? AND mode = ? AND renderer = ?",
-            (content_hash, mode, renderer),
-        )
-        return (rows[0][0], rows[0][1]) if rows else None
-
-    def get_image(self, content_hash: str, mode: str, renderer: str) -> bytes | None:
-        rows = self._read(
-            "SELECT png FROM page_images WHERE content_hash = ? AND mode = ? AND renderer = ?",
-            (content_hash, mode, renderer),
-        )
-        return bytes(rows[0][0]) if rows else None
-
-    def put_image(
-        self, content_hash: str, mode: str, renderer: str, width: int, height: int, png: bytes
-    ) -> None:
-        with self._write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO page_images VALUES (?, ?, ?, ?, ?, ?)",
-                (content_hash, mode, renderer, width, height, png),
-            )
-
-    def get_blob(self, namespace: str, content_hash: str, mode: str, identity: str) -> bytes | None:
-        rows = self._read(
-            "SELECT data FROM blobs "
-            "WHERE namespace = ? AND content_hash = ? AND mode = ? AND identity = ?",
-            (namespace, content_hash, mode, identity),
-        )
-        return bytes(rows[0][0]) if rows else None
-
-    def put_blob(
-        self,
-        namespace: str,
-        content_hash: str,
-        mode: str,
-        identity: str,
-        data: bytes,
-        *,
-        owner: BlobOwner | None = None,
-    ) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"put_blob stores bytes, not {type(data).__name__}: serialize first")
-        found = blob_owner(namespace, content_hash, owner)
-        with self._write() as db:
-            _insert_blob(db, namespace, content_hash, mode, identity, data, found)
-
-    def count_images(self) -> int:
-        return int(self._read("SELECT COUNT(*) FROM page_images")[0][0])
-
-    # --- threads, lifetime ---------------------------------------------------------------------
-
-    def thread_ids(self) -> list[str]:
-        return [row[0] for row in self._read("SELECT DISTINCT thread_id FROM turns ORDER BY 1")]
 
     def size_bytes(self) -> int:
         """The database file's size after a passive checkpoint (the write-ahead log beside it
-        is left out: SQLite checkpoints it at about 4 MB)."""
+        is left out: SQLite's automatic checkpoints keep it short)."""
         if self.path is None:
             pages = self._read("PRAGMA page_count")[0][0]
             return int(pages) * int(self._read("PRAGMA page_size")[0][0])
@@ -516,12 +303,6 @@ class SQLiteStore(SQLiteSearch, SQLiteThreads, Store):
             if not self._closed:
                 self._closed = True
                 self._db.close()
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _check_path(path: Path) -> None:
@@ -547,20 +328,3 @@ def _check_path(path: Path) -> None:
             f"folder {path.parent} is not writable for this user: SQLite keeps its write-ahead "
             f"log ({path.name}-wal) beside the store; make the folder writable or move the file"
         )
-
-
-def _insert_blob(
-    db: sqlite3.Connection,
-    namespace: str,
-    content_hash: str,
-    mode: str,
-    identity: str,
-    data: bytes | str,
-    owner: BlobOwner,
-) -> None:
-    """Write a blob owned by ``owner`` inside the caller's transaction (a second write of its
-    key replaces it)."""
-    db.execute(
-        f"INSERT OR REPLACE INTO blobs ({BLOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        blob_row(namespace, content_hash, mode, identity, data, owner),
-    )

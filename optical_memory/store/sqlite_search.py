@@ -1,12 +1,11 @@
-"""Turn numbers, ranked full-text search and recalls of the SQLite store.
+"""Turn numbers and the full-text index of the SQLite store.
 
 The index is an FTS5 table (porter stemmer) whose text is read from a view of each turn with its
-neighbours (:data:`~optical_memory.store.INDEXED_NEIGHBOURS`), so no text is stored twice; it is
-kept in the transaction that adds a turn. A search asks it, term by term, which of the thread's
-turns hold the term in their own text, and ranks them with the thread's own statistics
-(:mod:`optical_memory.store.ranking`): FTS5's ``bm25()`` would count every thread in the file.
-:class:`SQLiteSearch` is a part of
-:class:`~optical_memory.store.SQLiteStore`.
+neighbours (:data:`INDEXED_NEIGHBOURS`), so no text is stored twice; it is kept in the
+transaction that adds a turn. :meth:`SQLiteSearch.term_hits` asks it, term by term, which of
+the thread's turns hold the term in their own text, counted over the thread's turns alone
+(FTS5's ``bm25()`` would count every thread in the file); the ranking and everything else a
+search shares with PostgreSQL is :mod:`optical_memory.store.search`.
 """
 
 from __future__ import annotations
@@ -14,25 +13,25 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
-from optical_memory.store import (
-    INDEXED_NEIGHBOURS,
-    NEIGHBOUR_CHARS,
-    REACH,
-    SNIPPET_WORDS,
-    TextQuery,
-    TurnMatch,
-    turn_from_row,
-)
-from optical_memory.store.ranking import TermHits, rank_turns
-from optical_memory.turns import Turn
+from optical_memory.store import TextQuery
+from optical_memory.store.ranking import TermHits
+from optical_memory.store.search import SNIPPET_WORDS, SQLSearch
+from optical_memory.store.sql import TurnRow
+
+#: Characters of each neighbouring turn that the search index reads with a turn.
+NEIGHBOUR_CHARS = 2000
+#: The neighbours (offsets in turn numbers) whose text the index reads with a turn, in its
+#: columns after the turn's own. The ranking reads each turn's own text and adds its
+#: neighbours' scores (:mod:`optical_memory.store.ranking`, where its weights live).
+INDEXED_NEIGHBOURS: tuple[int, ...] = (-1, -2, -3, 1, 2, 3)
+#: How many turns before a new one gain it as a neighbour.
+REACH = max(INDEXED_NEIGHBOURS)
 
 #: Columns a turn is read with: the turn's own text, then one per neighbour.
 _COLUMNS = ["content", *(f"n{k}" for k in range(len(INDEXED_NEIGHBOURS)))]
 _DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
-TURN_COLUMNS = "id, role, content, timestamp, number"
 
 
 def search_schema() -> list[str]:
@@ -69,55 +68,23 @@ def upgrade_from_version_1(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO turn_index(turn_index) VALUES ('rebuild')")
 
 
-def insert_turn(
-    db: sqlite3.Connection,
-    thread_id: str,
-    role: str,
-    content: str,
-    stamp: str | None,
-    text_tokens: int,
-) -> tuple[int, int]:
-    """Insert one turn with the thread's next number and index it (the turns before it gain it
-    as a neighbour: their entries are taken out with the text they were indexed with and put
-    back with the new one); return its id and number. Runs inside the caller's transaction."""
-    newest = db.execute(
-        "SELECT MAX(number) FROM turns WHERE thread_id = ?", (thread_id,)
-    ).fetchone()[0]
-    number = (newest or 0) + 1
-    behind = [
-        row[0]
-        for row in db.execute(
-            "SELECT id FROM turns WHERE thread_id = ? AND number >= ? AND number < ?",
-            (thread_id, number - REACH, number),
-        )
-    ]
-    unindex(db, behind)
-    cursor = db.execute(
-        "INSERT INTO turns (thread_id, number, role, content, timestamp, text_tokens) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (thread_id, number, role, content, stamp, text_tokens),
-    )
-    turn_id = cursor.lastrowid
-    assert turn_id is not None
-    _index(db, [*behind, turn_id])
-    return turn_id, number
-
-
 def unindex(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
     """Take these turns out of the index (while the turns and their neighbours still exist)."""
-    for turn_id in turn_ids:
-        db.execute(
-            f"INSERT INTO turn_index(turn_index, rowid, {_DOCUMENT_COLUMNS}) "
-            f"SELECT 'delete', id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
-            (turn_id,),
-        )
+    _write_index(db, turn_ids, "'delete', ")
 
 
 def _index(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
+    _write_index(db, turn_ids, "")
+
+
+def _write_index(db: sqlite3.Connection, turn_ids: Sequence[int], command: str) -> None:
+    """Write these turns' entries as the view reads them now; ``command`` ``'delete', ``
+    takes them out (FTS5 needs the very text an entry was written with)."""
+    into = "turn_index, " if command else ""
     for turn_id in turn_ids:
         db.execute(
-            f"INSERT INTO turn_index(rowid, {_DOCUMENT_COLUMNS}) "
-            f"SELECT id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
+            f"INSERT INTO turn_index({into}rowid, {_DOCUMENT_COLUMNS}) "
+            f"SELECT {command}id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
             (turn_id,),
         )
 
@@ -137,25 +104,40 @@ def _fts_phrase(words: Sequence[str]) -> str:
     return f'"{" ".join(quoted)}"' if quoted else ""
 
 
-class SQLiteSearch:
-    """Numbers, search and recalls of :class:`~optical_memory.store.SQLiteStore`."""
+class SQLiteSearch(SQLSearch):
+    """The FTS5 index of :class:`~optical_memory.store.SQLiteStore`: writing it with each turn,
+    and the term counts and snippets a search reads off it."""
 
     if TYPE_CHECKING:
         _lock: threading.RLock
 
-        def _read(self, sql: str, params: Sequence[object] = ()) -> list[tuple]: ...
-
-        def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
-
-        def get_turns(self, thread_id: str, turn_ids: Sequence[int]) -> list[Turn]: ...
-
-    def turns_by_number(self, thread_id: str, first: int, last: int) -> list[Turn]:
-        rows = self._read(
-            f"SELECT {TURN_COLUMNS} FROM turns "
-            "WHERE thread_id = ? AND number >= ? AND number <= ? ORDER BY number",
-            (thread_id, first, last),
+    def _insert_turn(self, db: sqlite3.Connection, row: TurnRow) -> int:
+        thread_id, number = row[0], row[1]
+        # The turns before it gain it as a neighbour: their entries are taken out with the text
+        # they were indexed with and put back with the new one.
+        behind = [
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM turns WHERE thread_id = ? AND number >= ? AND number < ?",
+                (thread_id, number - REACH, number),
+            )
+        ]
+        unindex(db, behind)
+        cursor = db.execute(
+            "INSERT INTO turns (thread_id, number, role, content, timestamp, text_tokens) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            row,
         )
-        return [turn_from_row(row) for row in rows]
+        turn_id = cursor.lastrowid
+        assert turn_id is not None
+        _index(db, [*behind, turn_id])
+        return turn_id
+
+    def _unindex_thread(self, db: sqlite3.Connection, thread_id: str) -> None:
+        ids = [r[0] for r in db.execute("SELECT id FROM turns WHERE thread_id = ?", (thread_id,))]
+        unindex(db, ids)  # while the turns its entries were read from still exist
+        # Merge the index's segments, so no deleted entry lingers in them.
+        db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
 
     def term_hits(self, thread_id: str, query: TextQuery) -> TermHits:
         words = [_fts_phrase([word]) for word in query.words]
@@ -223,24 +205,6 @@ class SQLiteSearch:
             self._read("DELETE FROM temp.query_text")
         return tokens
 
-    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
-        if limit < 1:
-            return []
-        ranked = rank_turns(self.term_hits(thread_id, query), limit)
-        if not ranked:
-            return []
-        numbers = ",".join(str(int(r.number)) for r in ranked)
-        rows = self._read(
-            f"SELECT {TURN_COLUMNS} FROM turns WHERE thread_id = ? AND number IN ({numbers})",
-            (thread_id,),
-        )
-        turns = {turn.number: turn for turn in map(turn_from_row, rows)}
-        return [
-            TurnMatch(turns[r.number], r.score, r.phrase_match, r.own_match)
-            for r in ranked
-            if r.number in turns
-        ]
-
     def snippets(self, thread_id: str, query: TextQuery, turn_ids: Sequence[int]) -> dict[int, str]:
         match, _ = fts_match(query)
         if not match or not turn_ids:
@@ -254,16 +218,3 @@ class SQLiteSearch:
             (match, thread_id),
         )
         return {int(turn_id): text for turn_id, text in rows}
-
-    def record_recall(self, thread_id: str, page_ids: Sequence[int], page_count: int) -> None:
-        with self._write() as db:
-            db.executemany(
-                "INSERT OR REPLACE INTO recalls VALUES (?, ?, ?)",
-                [(thread_id, page_id, page_count) for page_id in sorted(set(page_ids))],
-            )
-
-    def recalls(self, thread_id: str) -> dict[int, int]:
-        rows = self._read(
-            "SELECT page_id, page_count FROM recalls WHERE thread_id = ?", (thread_id,)
-        )
-        return {int(page_id): int(count) for page_id, count in rows}
