@@ -10,9 +10,19 @@ def test_codes_dates_and_words_are_read_as_a_user_writes_them() -> None:
     parsed = parse_query('Where is pine-653 and "the blue door" from v2.1, 3 June 2023?')
     assert set(parsed.text.phrases) == {("pine", "653"), ("the", "blue", "door"), ("v2", "1")}
     assert "where" not in parsed.text.words and "pine" in parsed.text.words
+    # A named day and the two after it: people tell of a day afterwards ("last night").
     assert [(start.isoformat(), end.isoformat()) for start, end in parsed.dates] == [
-        ("2023-06-03T00:00:00", "2023-06-04T00:00:00")
+        ("2023-06-03T00:00:00", "2023-06-06T00:00:00")
     ]
+
+
+def test_a_month_without_a_year_is_that_month_of_any_year_not_a_word() -> None:
+    parsed = parse_query("Which lake did Joanna visit in May?")
+    assert parsed.months == {5} and parsed.dates == ()
+    assert "may" not in parsed.text.words
+    assert parse_query("during sept., early-June").months == {9, 6}
+    assert parse_query("May I ask about the lake?").months == set()  # a verb, not a month
+    assert parse_query("lake in May 2023").months == set()  # a year: a date range instead
 
 
 def test_a_megabyte_query_is_read_up_to_the_cap_whatever_it_holds() -> None:

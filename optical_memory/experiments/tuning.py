@@ -11,10 +11,10 @@ much the choice depends on which conversations it saw.
 
 The search is asked once per question (:meth:`~optical_memory.store.Store.term_hits`, the clues
 of :func:`~optical_memory.memory.search.turn_clues`); each candidate ranking is then scored from
-those: the terms' scores by :func:`~optical_memory.store.ranking.term_scores`, the rerank's
-factors by :meth:`~optical_memory.memory.search.TurnClues.weight`, and the neighbours' sum and
-the two orderings in array form, as :func:`~optical_memory.store.ranking.fuse` and the rerank
-order (the benchmark checks that both give the same recall). The fit is coordinate descent
+those: the store's own ranking (:func:`~optical_memory.store.ranking.fused_scores`, the
+functions the store ranks with), the rerank's factors by
+:meth:`~optical_memory.memory.search.TurnClues.weight` and its order in array form (the
+benchmark checks that both give the same recall). The fit is coordinate descent
 over a grid per weight, from the current :data:`~optical_memory.store.ranking.RANKING`.
 
 Two weights have bounds the development conversations cannot teach: they hold no tool turns
@@ -43,9 +43,23 @@ from optical_memory.experiments.retrieval import (
     stored_turns,
 )
 from optical_memory.memory import OpticalMemory
-from optical_memory.memory.search import TurnClues, parse_query, turn_clues
+from optical_memory.memory.search import (
+    TurnClues,
+    addressed,
+    named_roles,
+    parse_query,
+    turn_clues,
+)
 from optical_memory.store import TurnMatch
-from optical_memory.store.ranking import CANDIDATES, RANKING, Ranking, TermHits, term_scores
+from optical_memory.store.ranking import (
+    CANDIDATES,
+    RANKING,
+    Ranking,
+    TermHits,
+    best_turns,
+    fused_scores,
+    own_scores,
+)
 
 #: The values each weight may take (``neighbour:-1`` is the weight of the turn before).
 GRID: dict[str, tuple[float, ...]] = {
@@ -114,6 +128,9 @@ class AskedQuestion:
     found: TermHits
     codes: np.ndarray
     evidence: frozenset[int]
+    roles: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    role_names: tuple[str, ...] = ()
+    addressed: dict[int, frozenset[str]] = field(default_factory=dict)
     own: dict[tuple[float, float], np.ndarray] = field(default_factory=dict)
 
     def ranked(self, ranking: Ranking, factors: np.ndarray) -> list[int]:
@@ -121,32 +138,34 @@ class AskedQuestion:
         the rerank's factor of each clue code under it)."""
         key = (ranking.k1, ranking.b)
         if key not in self.own:
-            per_term = term_scores(self.found, ranking)
-            scores = np.zeros((len(per_term), self.found.turns + 1))
-            for row, of_term in enumerate(per_term.values()):
-                for number, score in of_term.items():
-                    scores[row, number] = score
-            self.own[key] = scores
-        own = self.own[key]
-        best = own.copy()
-        for offset, weight in ranking.neighbours:
-            # Turn n: the best of its own score and weight times its neighbour n + offset's.
-            if offset > 0:
-                np.maximum(best[:, :-offset], weight * own[:, offset:], out=best[:, :-offset])
-            elif offset < 0:
-                np.maximum(best[:, -offset:], weight * own[:, :offset], out=best[:, -offset:])
-        fused = np.zeros(own.shape[1])
-        for row in best:  # term by term, in the order the search adds them
-            fused += row
-        candidate = fused > 0
-        candidate[0] = False
-        numbers = np.nonzero(candidate)[0]
-        scores = fused[numbers]
-        kept = np.lexsort((numbers, -scores))[:CANDIDATES]  # the store's order
-        numbers, scores = numbers[kept], scores[kept]
-        final = scores * factors[self.codes[numbers]]
+            self.own[key] = own_scores(self.found, ranking)
+        fused = fused_scores(self.own[key], ranking)
+        numbers, scores = best_turns(fused, self.found.turns, CANDIDATES)  # the store's order
+        final = scores * factors[self._codes(numbers)]
         order = np.lexsort((np.arange(len(numbers)), -final))[: max(RECALL_AT)]  # the rerank's
         return [int(n) for n in numbers[order]]
+
+    def _codes(self, candidates: np.ndarray) -> np.ndarray:
+        """The candidates' clue codes, with the speaker clue of the roles the query names by
+        what the other speaker calls them among these candidates (as the rerank reads it)."""
+        codes = self.codes[candidates]
+        if not self.addressed:
+            return codes
+        roles = self.roles[candidates]
+        speaking = np.unique(roles[roles >= 0])
+        if len(speaking) != 2:  # named_roles names none then
+            return codes
+        votes = [(self.role_names[r], frozenset[str]()) for r in speaking]
+        said = np.fromiter(self.addressed, dtype=np.int64)
+        votes += [
+            (self.role_names[self.roles[n]], self.addressed[n])
+            for n in said[np.isin(said, candidates)].tolist()
+        ]
+        named = named_roles(votes)
+        if not named:
+            return codes
+        chosen = [k for k, role in enumerate(self.role_names) if role in named]
+        return codes | np.where(np.isin(roles, chosen), 2, 0)
 
 
 def ask_all(conversations: Sequence[LocomoConversation]) -> list[AskedQuestion]:
@@ -173,11 +192,26 @@ def ask_all(conversations: Sequence[LocomoConversation]) -> list[AskedQuestion]:
                     phrased = {n for k, n, _, _ in found.hits if k in found.phrase_terms}
                     near = {n + d for _, n, _, _ in found.hits for d in range(-_REACH, _REACH + 1)}
                     codes = np.zeros(found.turns + 1, dtype=np.int64)
+                    roles = np.full(found.turns + 1, -1, dtype=np.int64)
+                    role_names: dict[str, int] = {}
+                    said: dict[int, frozenset[str]] = {}
                     for n in near & turns.keys():
-                        codes[n] = _code(turn_clues(parsed, TurnMatch(turns[n], 0.0, n in phrased)))
+                        clues = turn_clues(parsed, TurnMatch(turns[n], 0.0, n in phrased))
+                        codes[n] = _code(clues)
+                        if clues.speaking != "tool":  # the rerank counts no tool turn's words
+                            roles[n] = role_names.setdefault(turns[n].role, len(role_names))
+                            said[n] = addressed(parsed, turns[n])
                     asked.append(
                         AskedQuestion(
-                            thread, setting, question.category, found, codes, frozenset(evidence)
+                            thread,
+                            setting,
+                            question.category,
+                            found,
+                            codes,
+                            frozenset(evidence),
+                            roles,
+                            tuple(role_names),
+                            {n: words for n, words in said.items() if words},
                         )
                     )
     return asked

@@ -3,8 +3,10 @@
 A question is read as a user writes it: stop words ("what", "did", "the") are dropped, the
 remaining words may match in any form (the store stems them), quoted phrases and codes
 (``pine-653``, ``48213``, ``v2.1``) match as phrases, dates ("3 June, 2023", "October 2023",
-"2022") pick out the turns stamped then, and a speaker named in the question (a turn's role,
-such as ``Caroline`` or ``user``) picks out that speaker's turns. The store ranks turns by text
+"2022", "in May" of any year) pick out the turns stamped then (a day: that day and the
+:data:`DAYS_AFTER` after it), and a speaker named in the question (a turn's role, such as
+``Caroline`` or ``user``, or a name the other speaker calls them by: :func:`named_roles`) picks
+out that speaker's turns. The store ranks turns by text
 relevance (each read with its neighbours); this module reranks its best candidates, with the
 weights of a :class:`~optical_memory.store.ranking.Ranking` (all of a search's weights live
 there):
@@ -33,8 +35,9 @@ other turn ("what did you recommend last week?").
 from __future__ import annotations
 
 import calendar
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,9 +50,11 @@ __all__ = [
     "ParsedQuery",
     "SearchHit",
     "TurnClues",
+    "addressed",
     "capped_query",
     "describe_hit",
     "describe_turns",
+    "named_roles",
     "parse_query",
     "rerank",
     "turn_clues",
@@ -90,6 +95,11 @@ _DATES = (
     (re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.I), "my"),
     (re.compile(r"\b(1[89]\d\d|2[01]\d\d)\b"), "y"),
 )
+#: A month named without a year ("in May", "during July"): any year's.
+_MONTH_ALONE = re.compile(rf"\b(?:in|during|early|late|mid|since|until|by)[\s-]+{_MONTH}\b", re.I)
+#: Days after a day the query names whose turns count as stamped then: people tell of a day
+#: afterwards ("yesterday", "last night").
+DAYS_AFTER = 2
 _MONTH_NAMES = "|".join(name.lower() for name in calendar.month_name if name)
 _DAYS = "|".join(name.lower() for name in calendar.day_name)
 _UNITS = "day|days|night|week|weeks|weekend|month|months|year|years|summer|winter|spring|fall"
@@ -102,6 +112,27 @@ _TIME_SAID = re.compile(
 _ASKS_WHEN = re.compile(r"^\W*when\b|\bwhat (?:year|month|day|date|time)\b|\bhow long ago\b", re.I)
 #: Characters of a turn searched for a time said (a time answering a question comes early).
 TIME_SAID_CHARS = 20_000
+#: Turns of one role that must address a name before it is read as the other role's.
+ADDRESSED_TURNS = 2
+#: Words that open a turn's greeting or thanks to its listener.
+_GREETINGS = (
+    "hey|hi|hello|thanks|thank you|congrats|congratulations|bye|wow|oh|yeah|yes|sure|ok|okay"
+)
+_VOCATIVES: dict[str, re.Pattern[str]] = {}
+
+
+def _vocative(name: str) -> re.Pattern[str]:
+    """``name`` said to the listener: after a greeting, or set off by a comma before the end of
+    a sentence ("..., Caroline!")."""
+    pattern = _VOCATIVES.get(name)
+    if pattern is None:
+        word = re.escape(name)
+        pattern = re.compile(rf"\b(?i:{_GREETINGS})\W{{0,3}}{word}\b|,\s*{word}\s*[!.?,]")
+        if len(_VOCATIVES) < 1024:
+            _VOCATIVES[name] = pattern
+    return pattern
+
+
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”')
 # A code: word characters joined by punctuation (pine-653, v2.1, a_b) or holding a digit. It
 # starts only where a word starts and its runs of word characters never give back what they
@@ -137,12 +168,15 @@ class SearchHit:
 class ParsedQuery:
     """A query split into what the store matches (``text``) and what the rerank uses: the
     query's words (case-folded, for speakers), the date ranges it names (start inclusive,
-    end exclusive) and whether it asks when."""
+    end exclusive), whether it asks when, and the content words that may name a speaker
+    (case-folded: those written capitalised)."""
 
     text: TextQuery
     words: frozenset[str]
     dates: tuple[tuple[datetime, datetime], ...]
     asks_when: bool = False
+    names: frozenset[str] = frozenset()
+    months: frozenset[int] = frozenset()
 
 
 def capped_query(query: str) -> tuple[str, str]:
@@ -168,6 +202,8 @@ def parse_query(query: str) -> ParsedQuery:
             if found is not None:
                 dates.append(found)
         rest = pattern.sub(" ", rest)
+    months = frozenset(_MONTHS[m.group(1).lower()] for m in _MONTH_ALONE.finditer(rest))
+    rest = _MONTH_ALONE.sub(" ", rest)
     phrases: list[tuple[str, ...]] = []
     for match in _QUOTED.finditer(rest):
         words = tuple(_WORD.findall((match.group(1) or match.group(2)).casefold()))
@@ -188,7 +224,18 @@ def parse_query(query: str) -> ParsedQuery:
         words=frozenset(all_words),
         dates=tuple(dates),
         asks_when=_ASKS_WHEN.search(query) is not None,
+        names=frozenset(_names(query, content)),
+        months=months,
     )
+
+
+def _names(query: str, content: list[str]) -> list[str]:
+    """The content words ``query`` writes capitalised, as names are (all of them in a query
+    written without capitals): the words a speaker may be called by."""
+    capitalised = {word.casefold() for word in _WORD.findall(query) if word[:1].isupper()}
+    if not capitalised:
+        return content
+    return [word for word in content if word in capitalised]
 
 
 def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime] | None:
@@ -207,7 +254,7 @@ def _date_range(groups: tuple[str, ...], kind: str) -> tuple[datetime, datetime]
             day = datetime(int(groups[2]), _MONTHS[groups[0].lower()], int(groups[1]))
     except (ValueError, KeyError):
         return None  # "31 February": no such day
-    return day, day + timedelta(days=1)
+    return day, day + timedelta(days=1 + DAYS_AFTER)
 
 
 @dataclass(frozen=True)
@@ -234,18 +281,59 @@ class TurnClues:
         return factor * ranking.assistant if self.speaking == "assistant" else factor
 
 
-def turn_clues(parsed: ParsedQuery, match: TurnMatch) -> TurnClues:
-    """The rerank's clues in ``match`` for ``parsed`` (see the module docstring)."""
+def addressed(parsed: ParsedQuery, turn: Turn) -> frozenset[str]:
+    """The query's words that ``turn`` uses to address someone ("Hey Caroline!", "Thanks,
+    Caroline.", "..., Sam?"): capitalised in the turn as a name is, and said to the listener."""
+    text = turn.content[:TIME_SAID_CHARS]
+    names = [word.capitalize() for word in parsed.names]
+    return frozenset(
+        name.casefold()
+        for name in names
+        if name in text and _vocative(name).search(text) is not None  # `in` first: cheap
+    )
+
+
+def named_roles(votes: Iterable[tuple[str, frozenset[str]]]) -> frozenset[str]:
+    """The roles a query names by what the other speaker calls them, from ``(role, addressed
+    words)`` of the candidate turns: in a thread where two roles speak, a name that one role's
+    turns address (at least :data:`ADDRESSED_TURNS` of them, and no turn of the other role)
+    names the other role. So as an agent stores turns, "What did Caroline paint?" finds the
+    ``user``'s turns when the assistant's say "Hey Caroline!"."""
+    speaking: set[str] = set()
+    by_word: dict[str, dict[str, int]] = {}
+    for role, words in votes:
+        speaking.add(role)
+        for word in words:
+            counts = by_word.setdefault(word, {})
+            counts[role] = counts.get(role, 0) + 1
+    if len(speaking) != 2:
+        return frozenset()
+    named = set()
+    for counts in by_word.values():
+        if len(counts) == 1:
+            ((role, turns),) = counts.items()
+            if turns >= ADDRESSED_TURNS:
+                named |= speaking - {role}
+    return frozenset(named)
+
+
+def turn_clues(
+    parsed: ParsedQuery, match: TurnMatch, named: frozenset[str] = frozenset()
+) -> TurnClues:
+    """The rerank's clues in ``match`` for ``parsed`` (see the module docstring); ``named``:
+    the roles the query names by what the other speaker calls them (:func:`named_roles`)."""
     turn = match.turn
-    role_words = {word.casefold() for word in _WORD.findall(turn.role)}
+    role_words = _role_words(turn.role)
     stamp = turn.timestamp
     dated = False
-    if stamp is not None and parsed.dates:
+    if stamp is not None and (parsed.dates or parsed.months):
         naive = stamp.replace(tzinfo=None)
-        dated = any(start <= naive < end for start, end in parsed.dates)
+        dated = naive.month in parsed.months or any(
+            start <= naive < end for start, end in parsed.dates
+        )
     return TurnClues(
         phrase=match.phrase_match,
-        speaker=bool(role_words) and role_words <= parsed.words,
+        speaker=(bool(role_words) and role_words <= parsed.words) or turn.role in named,
         date=dated,
         when=parsed.asks_when
         and _TIME_SAID.search(turn.content[:TIME_SAID_CHARS].lower()) is not None,
@@ -258,9 +346,21 @@ def rerank(
 ) -> list[tuple[TurnMatch, float]]:
     """``matches`` with their final scores (see the module docstring), best first; ties keep
     the store's order."""
-    scored = [(match, match.score * turn_clues(parsed, match).weight(ranking)) for match in matches]
+    named = named_roles(
+        (match.turn.role, addressed(parsed, match.turn))
+        for match in matches
+        if _speaking(match.turn) != "tool"
+    )
+    scored = [
+        (match, match.score * turn_clues(parsed, match, named).weight(ranking)) for match in matches
+    ]
     scored.sort(key=lambda pair: -pair[1])
     return scored
+
+
+@functools.lru_cache(maxsize=256)
+def _role_words(role: str) -> frozenset[str]:
+    return frozenset(word.casefold() for word in _WORD.findall(role))
 
 
 def _speaking(turn: Turn) -> str:

@@ -9,7 +9,8 @@ the mean of the turns that match). So
 another thread never changes how a thread's turns rank. Each turn is then read with its
 neighbours (:attr:`Ranking.neighbours`): a question's words are often split between a turn and
 the one it answers, so for each term a turn scores the best of its own score and each
-neighbour's times that neighbour's weight (:func:`rank_turns`).
+neighbour's times that neighbour's weight (:func:`rank_turns`, in arrays over the thread's
+turn numbers: :func:`fused_scores`).
 
 The memory then reranks the best :data:`CANDIDATES` with the query's other clues (phrases,
 speakers, dates, a question asking when, who spoke: :mod:`optical_memory.memory.search`); its
@@ -21,11 +22,11 @@ retrieval``, which prints the recall they give and how the choice varies between
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 #: Candidates the store ranks before the memory's rerank (the rerank reorders only these).
 CANDIDATES = 200
@@ -48,13 +49,14 @@ class Ranking:
     neighbours: tuple[tuple[int, float], ...] = (
         (-1, 0.8),
         (-2, 0.6),
-        (-3, 0.3),
-        (-4, 0.2),
+        (-3, 0.4),
+        (-4, 0.3),
         (1, 0.6),
         (2, 0.4),
         (3, 0.2),
+        (4, 0.1),
     )
-    k1: float = 1.2
+    k1: float = 1.6
     b: float = 0.3
     phrase: float = 3.0
     speaker: float = 1.5
@@ -95,26 +97,28 @@ class RankedTurn:
     own_match: bool
 
 
-def term_scores(found: TermHits, ranking: Ranking = RANKING) -> dict[int, dict[int, float]]:
-    """Query term → turn number → BM25 score of the term in the turn's own text, over the
-    thread's statistics (terms in their order in the query)."""
-    if not found.hits:
-        return {}
-    matched: defaultdict[int, int] = defaultdict(int)
-    lengths: dict[int, int] = {}
-    for term, number, _, length in found.hits:
-        matched[term] += 1
-        lengths[number] = length
+def own_scores(found: TermHits, ranking: Ranking = RANKING) -> np.ndarray:
+    """The BM25 score of each query term in each turn's own text, over the thread's
+    statistics: one row per term (in the query's order), one column per turn number (column 0
+    and turns without the term: 0)."""
+    terms = sorted({term for term, _, _, _ in found.hits})
+    last = max([found.turns, *(number for _, number, _, _ in found.hits)])
+    own = np.zeros((len(terms), last + 1))
+    if not terms:
+        return own
+    hits = np.array(found.hits, dtype=np.int64).reshape(-1, 4)
+    term, number, count, length = hits.T
+    row = np.searchsorted(terms, term)
+    matched = np.bincount(row, minlength=len(terms))  # turns holding each term
+    lengths = dict(zip(number.tolist(), length.tolist(), strict=True))
     mean = max(sum(lengths.values()) / len(lengths), 1.0)
     total = max(found.turns, len(lengths))
-    idf = {term: math.log(1 + (total - n + 0.5) / (n + 0.5)) for term, n in matched.items()}
+    idf = np.array([math.log(1 + (total - n + 0.5) / (n + 0.5)) for n in matched.tolist()])
     k1, b = ranking.k1, ranking.b
-    scores: dict[int, dict[int, float]] = {term: {} for term in sorted(matched)}
-    for term, number, count, length in found.hits:
-        tf = max(count, 1)  # a match counts once at least, whatever the index's count says
-        score = idf[term] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean))
-        scores[term][number] = scores[term].get(number, 0.0) + score
-    return scores
+    tf = np.maximum(count, 1)  # a match counts once at least, whatever the index's count says
+    score = idf[row] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / mean))
+    np.add.at(own, (row, number), score)
+    return own
 
 
 def rank_turns(found: TermHits, limit: int, ranking: Ranking = RANKING) -> list[RankedTurn]:
@@ -125,33 +129,45 @@ def rank_turns(found: TermHits, limit: int, ranking: Ranking = RANKING) -> list[
     and the one it answers both count, while a term the turn holds itself is not counted again
     from a neighbour that repeats it (an answer echoing a code does not outrank the turn that
     first said it)."""
-    return fuse(found, term_scores(found, ranking), limit, ranking)
-
-
-def fuse(
-    found: TermHits, per_term: dict[int, dict[int, float]], limit: int, ranking: Ranking = RANKING
-) -> list[RankedTurn]:
-    """:func:`rank_turns` from the :func:`term_scores` (which depend on ``k1`` and ``b``
-    alone, so a tuner varying the other weights computes them once)."""
-    scores: dict[int, float] = {}
-    for own in per_term.values():
-        best = dict(own)
-        for offset, weight in ranking.neighbours:
-            for number, score in own.items():
-                # This turn is the neighbour at ``offset`` of the turn ``number - offset``.
-                near, value = number - offset, weight * score
-                if value > best.get(near, 0.0):
-                    best[near] = value
-        for number, value in best.items():
-            scores[number] = scores.get(number, 0.0) + value
+    own = own_scores(found, ranking)
+    numbers, scores = best_turns(fused_scores(own, ranking), found.turns, limit)
     phrased = {n for term, n, _, _ in found.hits if term in found.phrase_terms}
-    last = found.turns
-    ranked = heapq.nsmallest(
-        max(limit, 0),
-        ((-score, number) for number, score in scores.items() if 1 <= number <= last),
-    )
-    own_match = {number for own in per_term.values() for number in own}
+    matched = np.any(own[:, numbers], axis=0).tolist()  # the turn's own text holds a term
     return [
-        RankedTurn(number, -score, number in phrased, number in own_match)
-        for score, number in ranked
+        RankedTurn(number, score, number in phrased, bool(own_match))
+        for number, score, own_match in zip(numbers.tolist(), scores.tolist(), matched, strict=True)
     ]
+
+
+def fused_scores(own: np.ndarray, ranking: Ranking = RANKING) -> np.ndarray:
+    """Each turn number's score from :func:`own_scores`: for each term, the best of the turn's
+    own score and each neighbour's times its weight, summed over the terms in their order (in
+    arrays: a thread's turns are ranked in a few passes whatever their number)."""
+    best = own.copy()
+    for offset, weight in ranking.neighbours:
+        # Turn n: the best of its own score and weight times its neighbour n + offset's.
+        if offset > 0:
+            np.maximum(best[:, :-offset], weight * own[:, offset:], out=best[:, :-offset])
+        elif offset < 0:
+            np.maximum(best[:, -offset:], weight * own[:, :offset], out=best[:, -offset:])
+    fused = np.zeros(own.shape[1])
+    for row in best:  # term by term, so sums round as they always have
+        fused += row
+    return fused
+
+
+def best_turns(fused: np.ndarray, last: int, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Turn numbers (1 to ``last``) with a score in :func:`fused_scores`, the ``limit`` best,
+    best first (ties: older first), and their scores."""
+    scores = fused[1 : last + 1]
+    numbers = np.flatnonzero(scores > 0)
+    if limit < 1 or not len(numbers):
+        return numbers[:0] + 1, scores[numbers[:0]]
+    kept = scores[numbers]
+    if len(numbers) > limit:
+        # Every turn scoring at least the limit-th best (ties at the edge all kept), then sorted.
+        edge = np.partition(kept, len(kept) - limit)[len(kept) - limit]
+        numbers = numbers[kept >= edge]
+        kept = scores[numbers]
+    order = np.lexsort((numbers, -kept))[:limit]
+    return numbers[order] + 1, kept[order]
