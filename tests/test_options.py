@@ -259,3 +259,20 @@ def test_a_coarser_planning_table_shows_fewer_pages_within_the_same_budget() -> 
     fine, coarse = plan(Tuning().knapsack_cells), plan(4)
     assert sum(mode is not None for mode in fine) == 12
     assert sum(mode is not None for mode in coarse) == 8
+
+
+def test_a_ranking_weight_in_the_tuning_changes_which_turn_search_finds_first(
+    store_location: str,
+) -> None:
+    turns = [
+        ("user", "Which green tea should I buy for the office?"),
+        ("assistant", "A sencha is a fine green tea for an office."),
+    ]
+    firsts = []
+    for weight in (0.2, 5.0):  # the assistant's turns weigh less, then more
+        tuning = Tuning(ranking=dataclasses.replace(Ranking(), assistant=weight))
+        with OpticalMemory(store_location, thread_id=f"tea-{weight}", tuning=tuning) as memory:
+            for role, content in turns:
+                memory.add(role, content)
+            firsts.append(memory.search("green tea office", limit=2)[0].turn.role)
+    assert firsts == ["user", "assistant"]

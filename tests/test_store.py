@@ -23,6 +23,7 @@ from optical_memory.store import (
     TextQuery,
     open_store,
 )
+from optical_memory.store.ranking import Ranking
 
 
 def page(turn_id: int, end: int, content_hash: str = "h") -> NewPage:
@@ -442,7 +443,10 @@ def test_numbers_search_snippets_and_recalls_on_both_stores(store_location: str)
         store.add_turn("b", "user", "the ferry is late", None, 3)
         assert (ferry.number, store.add_turn("b", "user", "x", None, 1).number) == (31, 2)
         assert [t.number for t in store.turns_by_number("a", 30, 40)] == [30, 31]
-        (hit, *rest) = store.search_turns("a", TextQuery(words=("ferries",)), 5)
+        # A turn also scores by the three turns after it (a question by its answer), nearer ones
+        # weighing more.
+        ranking = Ranking(neighbours=((1, 0.6), (2, 0.4), (3, 0.2)))
+        (hit, *rest) = store.search_turns("a", TextQuery(words=("ferries",)), 5, ranking)
         assert (hit.turn, hit.phrase_match) == (ferry, False)  # stemmed, thread "a" only
         assert [m.turn.number for m in rest] == [30, 29, 28]  # its neighbours, nearest first
         assert hit.score > rest[0].score

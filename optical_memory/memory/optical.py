@@ -31,7 +31,6 @@ from optical_memory.rehearsal import rehearse
 from optical_memory.renderers.page import Renderer
 from optical_memory.schedule import DecaySchedule
 from optical_memory.store import BlobOwner, PageRecord, Store, check_thread_id, open_store
-from optical_memory.store.ranking import CANDIDATES
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import Turn, check_turn, turn_text
 
@@ -305,8 +304,9 @@ class OpticalMemory(Closing):
             raise ValueError(f"limit must be an int >= 1, not {limit!r}")
         parsed = parse_query(query)
         with self._lock:
-            matches = self.store.search_turns(self.thread_id, parsed.text, max(CANDIDATES, limit))
-            ranked = rerank(parsed, matches)[:limit]
+            ranking, candidates = self.tuning.ranking, max(self.tuning.candidates, limit)
+            matches = self.store.search_turns(self.thread_id, parsed.text, candidates, ranking)
+            ranked = rerank(parsed, matches, ranking)[:limit]
             if not ranked:
                 return []
             snippets = self.store.snippets(

@@ -53,7 +53,7 @@ from optical_memory.store.owners import (
     OwnerKind,
     blob_owner,
 )
-from optical_memory.store.ranking import TermHits
+from optical_memory.store.ranking import RANKING, Ranking, TermHits
 from optical_memory.turns import Turn
 
 SCHEMA_VERSION = 3
@@ -204,10 +204,13 @@ class Store(Protocol):
         """The thread's turns numbered ``first`` to ``last`` (inclusive), in order."""
         ...
 
-    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+    def search_turns(
+        self, thread_id: str, query: TextQuery, limit: int, ranking: Ranking = RANKING
+    ) -> list[TurnMatch]:
         """Up to ``limit`` of the thread's turns (forgotten ones too) matching ``query``, best
         first by text relevance over the thread's own statistics, each turn read with its
-        neighbours (:func:`~optical_memory.store.ranking.rank_turns` of :meth:`term_hits`).
+        neighbours (:func:`~optical_memory.store.ranking.rank_turns` of :meth:`term_hits`,
+        under ``ranking``'s weights).
         The index is kept in the same transaction as :meth:`add_turn`."""
         ...
 

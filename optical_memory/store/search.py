@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from optical_memory.store import TextQuery, TurnMatch, check_thread_id
 from optical_memory.store.dialect import MAX_INT
-from optical_memory.store.ranking import TermHits, rank_turns
+from optical_memory.store.ranking import RANKING, Ranking, TermHits, rank_turns
 from optical_memory.store.sql import RECALL_UPSERT, SQLBase
 from optical_memory.turns import Turn
 
@@ -36,10 +36,12 @@ class SQLSearch(SQLBase):
             (thread_id, first, last),
         )
 
-    def search_turns(self, thread_id: str, query: TextQuery, limit: int) -> list[TurnMatch]:
+    def search_turns(
+        self, thread_id: str, query: TextQuery, limit: int, ranking: Ranking = RANKING
+    ) -> list[TurnMatch]:
         if limit < 1:
             return []
-        ranked = rank_turns(self.term_hits(thread_id, query), limit)
+        ranked = rank_turns(self.term_hits(thread_id, query), limit, ranking)
         if not ranked:
             return []
         among, params = self.dialect.any_of("number", [r.number for r in ranked])
