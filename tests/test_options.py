@@ -276,3 +276,18 @@ def test_a_ranking_weight_in_the_tuning_changes_which_turn_search_finds_first(
                 memory.add(role, content)
             firsts.append(memory.search("green tea office", limit=2)[0].turn.role)
     assert firsts == ["user", "assistant"]
+
+
+def test_the_agent_layer_takes_the_memory_s_own_options_unless_given_others() -> None:
+    def turns_sent_as_text(keep: int, **given: Any) -> int:
+        memory = OpticalMemory(None, thread_id="t", keep_recent_turns=keep)
+        model = RecordingChatModel(messages=iter(["ok"]))
+        history = [HumanMessage(f"Note {n}: " + "the tide came in slowly " * 60) for n in range(30)]
+        wrap(memory, model, **given).invoke(history, {"configurable": {"thread_id": "t"}})
+        return sum(1 for message in model.requests[-1] if str(message.content).startswith("Note "))
+
+    # The memory's own keep_recent_turns, not the agents' default of six...
+    assert turns_sent_as_text(2) == turns_sent_as_text(6, keep_recent_turns=2)
+    assert turns_sent_as_text(2) < turns_sent_as_text(2, keep_recent_turns=6)
+    # ...and a keyword still wins over it.
+    assert turns_sent_as_text(9) == turns_sent_as_text(2, keep_recent_turns=9)

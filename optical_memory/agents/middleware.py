@@ -79,8 +79,9 @@ class OpticalMemoryMiddleware(MemoryFront, AgentMiddleware[AgentState[Any], Any,
         Args:
             memory: The memory to read and write. Its store holds every thread; its own
                 ``thread_id`` serves runs whose config names none.
-            options: A :class:`~optical_memory.agents.MemoryOptions`; its fields may also be
-                given as keywords (``keep_recent_turns``, ``budget_tokens``, ``target``,
+            options: A :class:`~optical_memory.agents.MemoryOptions` (default: the memory's
+                own, ``memory.options``); its fields may also be given as keywords
+                (``keep_recent_turns``, ``budget_tokens``, ``target``,
                 ``register_recall_tool``, ``calibrate``, ``cache_control``, ...), which win.
                 With ``AnthropicPromptCachingMiddleware`` list this middleware first:
                 ``middleware=[OpticalMemoryMiddleware(...), AnthropicPromptCachingMiddleware()]``
@@ -89,7 +90,7 @@ class OpticalMemoryMiddleware(MemoryFront, AgentMiddleware[AgentState[Any], Any,
         """
         super().__init__()
         self.memory_ = memory
-        self.options = MemoryOptions.of(options, overrides)
+        self.options = MemoryOptions.of(options or memory.options, overrides)
         self._start_front(MemoryRequestBuilder(memory, self.options, recall_tool="recall_memory"))
         self.keep_recent_turns = self.options.keep_recent_turns
         self.budget_tokens = self.options.budget_tokens

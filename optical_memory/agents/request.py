@@ -85,7 +85,7 @@ class MemoryRequestBuilder:
         recall_tool: str | None = None,
         **overrides: Unpack[OptionValues],
     ) -> None:
-        self.options = MemoryOptions.of(options, overrides)
+        self.options = MemoryOptions.of(options or memory.options, overrides)
         self.memory = memory
         self.recall_tool = recall_tool
         self.target = self.options.target or memory.target

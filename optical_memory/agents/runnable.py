@@ -67,7 +67,7 @@ class OpticalMemoryRunnable(MemoryFront, Runnable[LanguageModelInput, Any]):
         **overrides: Unpack[OptionValues],
     ) -> None:
         self.runnable = runnable
-        self.options = MemoryOptions.of(options, overrides)
+        self.options = MemoryOptions.of(options or memory.options, overrides)
         self._start_front(MemoryRequestBuilder(memory, self.options))
         # The target follows the wrapped chat model (an unknown one is an error here, not at
         # the first call).
