@@ -31,7 +31,7 @@ from timing import percentile
 
 from optical_memory.agents import wrap
 from optical_memory.agents.request import MemoryRequestBuilder
-from optical_memory.experiments.results_file import write_results
+from optical_memory.experiments.results_file import benchmark_command, write_results
 from optical_memory.memory import OpticalMemory
 
 TARGETS = ("deepseek-ocr", "deepseek-ocr-vllm", "openai", "anthropic", "gemini", "qwen2.5-vl")
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         write_results(
             args.results,
             "\n".join(rows),
-            ["benchmarks/agent_traffic.py", *(sys.argv[1:] if argv is None else argv)],
+            benchmark_command("benchmarks/agent_traffic.py", argv),
         )
     return 0
 

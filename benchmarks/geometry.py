@@ -25,7 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from optical_memory.experiments.ocr import character_accuracy, normalize_whitespace, read_text
-from optical_memory.experiments.results_file import write_results
+from optical_memory.experiments.results_file import publish
 from optical_memory.geometry import DEEPSEEK_SIDES, level_sides, provider_scale
 from optical_memory.modes import Mode
 from optical_memory.renderers.pil import PillowRenderer
@@ -116,10 +116,7 @@ def main(argv: list[str] | None = None) -> list[str]:
             )
         print(f"{target} done", file=sys.stderr)
     lines += ["", f"{time.perf_counter() - started:.0f} s, {len(readings)} images read"]
-    print("\n".join(lines))
-    if args.results is not None:
-        given = sys.argv[1:] if argv is None else argv
-        write_results(args.results, "\n".join(lines), ["benchmarks/geometry.py", *given])
+    publish(lines, args.results, "benchmarks/geometry.py", argv)
     return lines
 
 

@@ -32,7 +32,7 @@ from optical_memory.experiments.needles import (
     table_lines,
 )
 from optical_memory.experiments.readers import TesseractReader
-from optical_memory.experiments.results_file import write_results
+from optical_memory.experiments.results_file import publish
 from optical_memory.targets import TARGETS
 from optical_memory.turns import Turn
 
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         n, read, recovered = kinds.get(kind, (0, 0, 0))
         lines.append(f"| {kind} | {n} | {read} | {recovered} |")
     lines += ["", f"{time.perf_counter() - started:.0f} s, {len(readings.readings)} pages read"]
-    print("\n".join(lines))
-    if args.results is not None:
-        given = sys.argv[1:] if argv is None else argv
-        write_results(args.results, "\n".join(lines), ["benchmarks/needles.py", *given])
+    publish(lines, args.results, "benchmarks/needles.py", argv)
     return lines
 
 

@@ -65,7 +65,7 @@ from pydantic import Field
 
 from optical_memory.agents import wrap
 from optical_memory.agents.window import MEMORY_MESSAGE_SOURCE, message_tokens
-from optical_memory.experiments.results_file import write_results
+from optical_memory.experiments.results_file import benchmark_command, write_results
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.legibility import page_legibility
 from optical_memory.memory import OpticalMemory, RequestOverhead
@@ -722,11 +722,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.results is not None:
         text = [*legend, "", format_markdown(rows), "", verdict, "", *trade, ""]
         text += [f"- {line}" for line in sources]
-        given = sys.argv[1:] if argv is None else argv
-        write_results(args.results, "\n".join(text), ["benchmarks/prompt_cache.py", *given])
+        command = benchmark_command("benchmarks/prompt_cache.py", argv)
+        write_results(args.results, "\n".join(text), command)
     if args.summary is not None:
-        given = sys.argv[1:] if argv is None else argv
-        write_results(args.summary, summary_markdown(rows), ["benchmarks/prompt_cache.py", *given])
+        command = benchmark_command("benchmarks/prompt_cache.py", argv)
+        write_results(args.summary, summary_markdown(rows), command)
     return 0
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from timing import percentile
 
-from optical_memory.experiments.results_file import write_results
+from optical_memory.experiments.results_file import benchmark_command, write_results
 from optical_memory.memory import OpticalMemory
 
 CHECKPOINTS = (1_000, 10_000, 100_000)
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         *timings,
         "```",
     ]
-    write_results(args.results, "\n".join(body), ["benchmarks/search.py", *(argv or sys.argv[1:])])
+    write_results(args.results, "\n".join(body), benchmark_command("benchmarks/search.py", argv))
     print(f"wrote {args.results}")
     return 0
 

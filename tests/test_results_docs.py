@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from optical_memory.experiments.results_file import write_results
+from optical_memory.experiments.results_file import publish, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -67,3 +67,17 @@ def test_a_path_inside_the_working_folder_is_named_as_given(
         .splitlines()[0]
         .endswith("`python benchmarks/x.py --results docs/old.md`._")
     )
+
+
+def test_a_benchmark_publishes_its_report_and_the_command_that_made_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = ["| a | b |", "|---|---|", "| 1 | 2 |"]
+    publish(lines, None, "benchmarks/x.py", ["--quick"])  # printed only
+    assert capsys.readouterr().out.splitlines() == lines
+    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "x.md"
+    publish(lines, path, "benchmarks/x.py", ["--quick"])
+    header, blank, *body = path.read_text(encoding="utf-8").splitlines()
+    assert header.endswith("by `python benchmarks/x.py --quick`._")
+    assert (blank, body) == ("", lines)

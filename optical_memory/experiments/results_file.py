@@ -64,3 +64,19 @@ def write_results(path: Path | str, body: str, argv: Sequence[str] | None = None
         encoding="utf-8",
     )
     return path
+
+
+def benchmark_command(script: str, argv: Sequence[str] | None) -> list[str]:
+    """The command line that ran ``script`` with ``argv`` (None: this process's arguments, as a
+    benchmark's ``main(argv=None)`` reads them)."""
+    return [script, *(sys.argv[1:] if argv is None else argv)]
+
+
+def publish(
+    lines: Sequence[str], path: Path | str | None, script: str, argv: Sequence[str] | None
+) -> None:
+    """Print a benchmark's report and, when ``path`` is given, write it there as a results
+    file (:func:`write_results`) naming the command that ran ``script``."""
+    print("\n".join(lines))
+    if path is not None:
+        write_results(path, "\n".join(lines), benchmark_command(script, argv))
