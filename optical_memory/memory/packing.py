@@ -143,15 +143,14 @@ class Packer:
         while True:
             self.refresh()
             after_seq = len(self.records) - 1
-            window = self.store.newest_turns(self.thread_id, max(1, self.keep_recent_turns))
+            window = self.store.newest_turns(self.thread_id, self.keep_recent_turns)
             if not window or len(window) < self.keep_recent_turns:
                 return  # the whole thread still fits in the recent window
             # Nothing to do if neither the turns nor the pages changed since the last look.
             signature = (window[-1].id, len(self.records))
             if signature == self._packed_at:
                 return
-            before = window[0].id if self.keep_recent_turns else None
-            pending = self.unpacked(before)
+            pending = self.unpacked(window[0].id)
             layout = self.renderer.paginate([p.as_turn() for p in pending]) if pending else []
             if len(layout) < 2:
                 self._packed_at = signature
