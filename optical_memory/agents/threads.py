@@ -29,7 +29,7 @@ from optical_memory.agents.messages import sendable
 from optical_memory.agents.window import MessageInfo, is_memory_message
 from optical_memory.extras import import_extra
 from optical_memory.geometry import calibrated_cells, level_sides
-from optical_memory.legibility import load_calibration
+from optical_memory.legibility import ModeLegibility, load_calibration
 from optical_memory.messages import MessageTurn, message_to_turn
 from optical_memory.modes import Mode
 from optical_memory.options import MemoryOptions
@@ -142,7 +142,9 @@ class ThreadMemories:
             self._states.move_to_end(key)
             return state
         base = self.base
-        renderer = self._renderer_for(target, model_key)
+        # What `optical-memory calibrate` measured this model to read ({}: never calibrated).
+        table = load_calibration(base.store, model_key) if model_key else {}
+        renderer = self._renderer_for(target, model_key, table)
         if (name, self.keep_recent_turns, target, renderer, self.options.tuning) == (
             base.thread_id,
             base.keep_recent_turns,
@@ -164,8 +166,8 @@ class ThreadMemories:
             )
         if costs is not None:
             memory.set_image_costs(costs)
-        if model_key:  # `optical-memory calibrate` measured what this model reads
-            memory.use_calibration(model_key)
+        if table:
+            memory.set_legibility(table)
         info = self._info.setdefault(name, {})
         state = self._states[key] = ThreadState(memory, info, TurnMarks(memory))
         while len(self._states) > self.options.tuning.max_threads:
@@ -177,15 +179,16 @@ class ThreadMemories:
     def items(self) -> Iterator[tuple[tuple[str, str, str], ThreadState]]:
         return iter(list(self._states.items()))
 
-    def _renderer_for(self, target: str, model_key: str) -> Renderer:
+    def _renderer_for(
+        self, target: str, model_key: str, table: dict[Mode, ModeLegibility]
+    ) -> Renderer:
         """The base memory's renderer, or, when that is only the default for the base's target,
         one drawing ``target``'s own page geometry (shared by that target's threads): the
         sides :func:`~optical_memory.geometry.level_sides` chooses from what ``model_key`` was
-        calibrated to read when it was (``optical-memory calibrate``), else from the priors."""
+        calibrated to read (``table``) when it was, else from the priors."""
         base = self.base
         if not base.default_renderer:
             return base.renderer
-        table = load_calibration(base.store, model_key) if model_key else {}
         if target == base.target and not table:
             return base.renderer
         key = (target, model_key if table else "")
