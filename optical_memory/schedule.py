@@ -66,6 +66,22 @@ class Fit:
 
 
 @dataclass(frozen=True)
+class OverBudget:
+    """What a budgeted fit plans from when the unbudgeted one is over (see
+    :meth:`DecaySchedule.fit_over_budget`): ``unbudgeted`` (every page at
+    :meth:`DecaySchedule.modes`, each costing ``costs``, 0 forgotten), and :meth:`~DecaySchedule.
+    fit`'s own arguments."""
+
+    unbudgeted: Fit
+    costs: tuple[int, ...]
+    page_cost: Callable[[int, Mode], int]
+    text_costs: Sequence[int]
+    budget_tokens: int
+    page_value: Callable[[int, Mode], float] | None = None
+    knapsack_cells: int = DEFAULT_TUNING.knapsack_cells
+
+
+@dataclass(frozen=True)
 class DecaySchedule:
     """Tiers of ``(mode, width in pages)``, sharpest first; an optional age to forget at;
     ``batch``: pages between tier moves; ``half_life``: pages of age that halve a page's weight
@@ -179,34 +195,39 @@ class DecaySchedule:
         if budget_tokens < 0:
             raise ValueError(f"budget_tokens must be >= 0, not {budget_tokens}")
         return self.fit_over_budget(
-            unbudgeted, costs, page_cost, text_costs, budget_tokens, page_value, knapsack_cells
+            OverBudget(
+                unbudgeted,
+                tuple(costs),
+                page_cost,
+                text_costs,
+                budget_tokens,
+                page_value,
+                knapsack_cells,
+            )
         )
 
-    def fit_over_budget(
-        self,
-        unbudgeted: Fit,
-        costs: list[int],
-        page_cost: Callable[[int, Mode], int],
-        text_costs: Sequence[int],
-        budget_tokens: int,
-        page_value: Callable[[int, Mode], float] | None,
-        knapsack_cells: int,
-    ) -> Fit:
-        """The part of :meth:`fit` that chooses when ``unbudgeted`` (every page at
-        :meth:`modes`, each costing ``costs``) is over ``budget_tokens``: the knapsack over
-        the pages' modes within what the text leaves, on a table of at most ``knapsack_cells``
-        cells (a subclass may plan differently)."""
-        page_count = len(unbudgeted.modes)
-        pages_budget = budget_tokens - sum(text_costs)
+    def fit_over_budget(self, plan: OverBudget) -> Fit:
+        """The part of :meth:`fit` that chooses when ``plan.unbudgeted`` is over
+        ``plan.budget_tokens``: the knapsack over the pages' modes within what the text leaves,
+        on a table of at most ``plan.knapsack_cells`` cells (a subclass may plan
+        differently)."""
+        page_count = len(plan.unbudgeted.modes)
+        text_tokens = sum(plan.text_costs)
+        pages_budget = plan.budget_tokens - text_tokens
         if pages_budget >= 0:
-            value = page_value or _reference_value
+            value = plan.page_value or _reference_value
             weights = [self.weight(page_count - 1 - i) for i in range(page_count)]
             modes = self._knapsack(
-                unbudgeted.modes, page_cost, value, pages_budget, weights, knapsack_cells
+                plan.unbudgeted.modes,
+                plan.page_cost,
+                value,
+                pages_budget,
+                weights,
+                plan.knapsack_cells,
             )
-            total = sum(page_cost(i, m) for i, m in enumerate(modes) if m is not None)
-            return Fit(modes, len(text_costs), total + sum(text_costs))
-        text_kept, total = drop_oldest_text(text_costs, sum(text_costs), budget_tokens)
+            total = sum(plan.page_cost(i, m) for i, m in enumerate(modes) if m is not None)
+            return Fit(modes, len(plan.text_costs), total + text_tokens)
+        text_kept, total = drop_oldest_text(plan.text_costs, text_tokens, plan.budget_tokens)
         return Fit([None] * page_count, text_kept, total)
 
     def unbudgeted_fit(

@@ -33,7 +33,7 @@ from optical_memory.memory import OpticalMemory
 from optical_memory.memory.packing import Packer
 from optical_memory.memory.planning import ContextPlanner
 from optical_memory.modes import Mode
-from optical_memory.schedule import DecaySchedule, Fit, drop_oldest_text
+from optical_memory.schedule import DecaySchedule, Fit, OverBudget, drop_oldest_text
 from optical_memory.tokens import count_text_tokens
 from optical_memory.turns import turn_text
 
@@ -56,18 +56,10 @@ class OldestFirstSchedule(DecaySchedule):
     that is not yet at the faintest tier by one tier, then forget the oldest pages, then drop
     the oldest text items."""
 
-    def fit_over_budget(
-        self,
-        unbudgeted: Fit,
-        costs: list[int],
-        page_cost: Callable[[int, Mode], int],
-        text_costs: Sequence[int],
-        budget_tokens: int,
-        page_value: Callable[[int, Mode], float] | None,
-        knapsack_cells: int,  # no knapsack here
-    ) -> Fit:
-        page_count = len(unbudgeted.modes)
-        modes, total = list(unbudgeted.modes), unbudgeted.total
+    def fit_over_budget(self, plan: OverBudget) -> Fit:
+        page_count = len(plan.unbudgeted.modes)
+        modes, total = list(plan.unbudgeted.modes), plan.unbudgeted.total
+        costs, page_cost, budget_tokens = list(plan.costs), plan.page_cost, plan.budget_tokens
         tier_modes = self.tier_modes
         oldest = 0
         while total > budget_tokens and oldest < page_count:
@@ -85,7 +77,7 @@ class OldestFirstSchedule(DecaySchedule):
             if modes[index] is not None:
                 total -= costs[index]
                 modes[index], costs[index] = None, 0
-        text_kept, total = drop_oldest_text(text_costs, total, budget_tokens)
+        text_kept, total = drop_oldest_text(plan.text_costs, total, budget_tokens)
         return Fit(modes, text_kept, total)
 
 
