@@ -31,9 +31,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from optical_memory.renderers.layout import DENSITY_FILE, FALLBACK, Density
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: Mean probe character accuracy a layout's pages must keep at every mode.
 THRESHOLD = 0.97
@@ -181,6 +184,16 @@ class _Search:
                 cursor += 1
 
 
+class Sweep(TypedDict, total=False):
+    """:func:`search`'s keywords that say what it sweeps and how much it reads."""
+
+    modes: Sequence[str]
+    font_sizes: Sequence[float]
+    line_spacings: Sequence[float]
+    pages: int
+    workers: int
+
+
 def search(
     conversations: Mapping[str, Sequence[Any]],
     *,
@@ -313,16 +326,13 @@ def run_density_search(
     out: Path = DENSITY_FILE,
     probe_engine: str = "tesseract",
     cache_dir: Path | None = None,
-    pages: int = PAGES_PER_CONVERSATION,
-    font_sizes: Sequence[float] = FONT_SIZES,
-    line_spacings: Sequence[float] = LINE_SPACINGS,
-    modes: Sequence[str] = ALL_MODES,
-    workers: int = 2,
     progress: bool = True,
     command: str = "",
+    **sweep: Unpack[Sweep],
 ) -> dict[str, Any]:
     """Search over the conversations of ``data`` (a LoCoMo file: ``samples`` or all; or
-    ``"synthetic"``) and write the result document to ``out``."""
+    ``"synthetic"``) and write the result document to ``out``; ``sweep``: what :func:`search`
+    sweeps and reads, where not its defaults."""
     import time
 
     from optical_memory.experiments.probe import Probe
@@ -337,13 +347,9 @@ def run_density_search(
     with tqdm(desc="density search", unit="page", disable=not progress) as bar:
         result = search(
             {dialog.sample_id: dialog.turns for dialog in dialogs},
-            modes=modes,
-            font_sizes=font_sizes,
-            line_spacings=line_spacings,
-            pages=pages,
             probe=probe,
-            workers=workers,
             progress=bar.update,
+            **sweep,
         )
     result = {
         "data": Path(data).name if data != "synthetic" else "synthetic",
