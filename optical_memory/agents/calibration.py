@@ -102,10 +102,10 @@ class Bill:
     chars: int
     #: Messages in the request (each carries a provider's per-message framing).
     messages: int
-    #: Images sent, by image key (``WIDTHxHEIGHT/mode``).
-    images: dict[str, int]
     #: Input tokens the provider billed (its ``usage_metadata``).
     billed: int
+    #: Images sent, by image key (``WIDTHxHEIGHT/mode``).
+    images: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,7 +120,7 @@ class Bill:
     def from_json(cls, data: dict[str, Any]) -> Bill:
         images = {str(k): int(v) for k, v in dict(data["i"]).items()}
         counts = (int(data["t"]), int(data.get("c", 0)), int(data["m"]))
-        return cls(*counts, images, int(data["b"]))
+        return cls(*counts, int(data["b"]), images)
 
 
 @dataclass
@@ -280,7 +280,7 @@ class ImageCostTable:
             counts[image.key] = counts.get(image.key, 0) + 1
             sizes[image.key] = image
             self._prior(image)
-        bill = Bill(text, chars, messages, counts, billed)
+        bill = Bill(text, chars, messages, billed, counts)
         with self._lock:
             self._bills = [*self._bills, bill][-self.tuning.calibration_window :]
             fitted, outlier = _fit(self._bills, self._priors, self.tuning.calibration_outlier)

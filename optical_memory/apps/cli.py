@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a conversation onto page images at one mode",
         description="Write one PNG per page and manifest.json (spans, text and vision tokens).",
     )
+    render.set_defaults(run=render_command)
     render.add_argument("input", type=Path, help="JSON list of {role, content}, or a LoCoMo file")
     render.add_argument(
         "--mode",
@@ -96,7 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="pil",
         help="page renderer: pil (default) or html (markdown via Chromium, needs the html extra)",
     )
-    render.set_defaults(run=render_command)
 
     chat = commands.add_parser(
         "chat",
@@ -106,19 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
         "turns beside them as context), /recall N (turn N's exact text; N-M a range; page ID a "
         "page's), /pages DIR, /threads, /help, /quit. Reads piped stdin too.",
     )
+    chat.set_defaults(run=chat_command)
     _conversation_arguments(chat)
     chat.add_argument("--thread", default="default", help="thread to talk in (default: default)")
-    chat.set_defaults(run=chat_command)
 
     serve = commands.add_parser(
         "serve",
         help="the memory viewer in the browser: threads, fading pages, tokens, a chat box",
         description="A web viewer of a memory file (FastAPI); binds to loopback by default.",
     )
+    serve.set_defaults(run=serve_command)
     _conversation_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    serve.set_defaults(run=serve_command)
 
     from optical_memory.apps.experiment_commands import add_parsers as add_experiment_parsers
 
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Memory over a deterministic synthetic dialogue with planted facts: pages "
         "at their current tiers, a contact sheet of the fading, report.md and report.json.",
     )
+    demo.set_defaults(run=demo_command)
     demo.add_argument("--out", type=Path, required=True, help="folder for the demo's files")
     demo.add_argument(
         "--ocr",
@@ -150,7 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--turns", type=int, default=None, help="dialogue length (default 640)")
     demo.add_argument("--budget", type=int, metavar="TOKENS", help="fit the context to a budget")
-    demo.set_defaults(run=demo_command)
     return parser
 
 

@@ -16,19 +16,18 @@ from typing import Any
 
 from optical_memory.apps.threads import add_store_command
 
+HELP = "show or reset the image costs learnt from model bills"
+DESCRIPTION = "Image costs learnt from each model's bills (kept in the memory store)."
+#: The subcommands, with their help.
+ACTIONS = {
+    "show": "learnt costs per model, target and image size",
+    "reset": "forget learnt costs: back to the formulas",
+}
+
 
 def add_parser(commands: Any) -> None:
     """Add ``image-costs show|reset`` to the CLI's subparsers."""
-    _, actions = add_store_command(
-        commands,
-        "image-costs",
-        help="show or reset the image costs learnt from model bills",
-        description="Image costs learnt from each model's bills (kept in the memory store).",
-        actions={
-            "show": "learnt costs per model, target and image size",
-            "reset": "forget learnt costs: back to the formulas",
-        },
-    )
+    _, actions = add_store_command(commands, "image-costs", HELP, DESCRIPTION, ACTIONS)
     actions["reset"].add_argument("--model", help="only this model (as named in the usage records)")
     actions["reset"].add_argument("--target", help="only this target")
     actions["show"].set_defaults(run=show_command)
