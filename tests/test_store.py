@@ -5,12 +5,14 @@ PostgreSQL server the test session starts."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from optical_memory import OpticalMemory
 from optical_memory.experiments.synthetic import generate_dialogue
 from optical_memory.store import (
     SCHEMA_VERSION,
@@ -526,3 +528,44 @@ def test_postgres_turns_with_their_search_index_take_under_four_times_their_text
         assert store.search_turns("t", TextQuery(words=(word,)), 5)  # indexed
         grown = store.size_bytes() - empty
         assert grown <= 4 * text, (grown, text)
+
+
+#: A store written by optical-memory with schema version 3 (each turn indexed with six
+#: neighbours' text): thread "a" of 41 turns, turn i (1 to 40) saying "Turn i of thread a talks
+#: about the WORD and number 999+i" with WORD cycling through harbour, violin, quartz, saffron,
+#: glacier, lantern, meadow, cobalt, then turn 41 "The parcel code is pine-653 and it ships on
+#: Friday."; thread "b" of 12 turns, each "Thread b turn i: violin violin lessons.".
+VERSION_3_FILE = Path(__file__).parent / "data" / "store_v3.db"
+
+
+def test_a_version_3_store_file_opens_with_an_index_of_each_turns_own_text(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    shutil.copy(VERSION_3_FILE, path)
+    with sqlite3.connect(path) as raw:
+        before = index_bytes(raw)
+    with OpticalMemory(path, thread_id="a") as memory:
+        assert memory.store.count_turns("a") == 41
+        assert memory.store.count_turns("b") == 12
+        # The five turns of "a" naming the violin come first, whatever thread b holds.
+        hits = memory.search("violin", limit=5)
+        assert sorted(hit.number for hit in hits if hit.own_match) == [2, 10, 18, 26, 34]
+        assert memory.search("pine-653")[0].number == 41
+        assert memory.search("number 1020")[0].number == 21
+        with sqlite3.connect(path) as raw:
+            assert index_bytes(raw) < before / 3  # the neighbours' text is gone from it
+        memory.add("user", "A new turn about the violin recital.")
+        assert memory.search("recital")[0].number == 42
+        assert memory.delete_thread() == 42
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(turn_index)")]
+        assert columns == ["content"]
+        views = raw.execute("SELECT name FROM sqlite_master WHERE type = 'view'").fetchall()
+        assert views == []
+    with OpticalMemory(path, thread_id="b") as memory:
+        assert len(memory.search("violin lessons", limit=20)) == 12
+
+
+def index_bytes(raw: sqlite3.Connection) -> int:
+    """Bytes of the SQLite store's full-text index (its FTS5 segments)."""
+    return int(raw.execute("SELECT sum(length(block)) FROM turn_index_data").fetchone()[0])

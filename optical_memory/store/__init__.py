@@ -56,7 +56,7 @@ from optical_memory.store.owners import (
 from optical_memory.store.ranking import RANKING, Ranking, TermHits
 from optical_memory.turns import Turn
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: The library's logger (no output unless the application configures logging).
 logger = logging.getLogger("optical_memory")
 

@@ -26,7 +26,12 @@ from optical_memory.store import (
 from optical_memory.store.dialect import SQLITE
 from optical_memory.store.sql import checked_version
 from optical_memory.store.sql_threads import SQLThreads
-from optical_memory.store.sqlite_search import SQLiteSearch, search_schema, upgrade_from_version_1
+from optical_memory.store.sqlite_search import (
+    SQLiteSearch,
+    search_schema,
+    upgrade_from_version_1,
+    upgrade_index,
+)
 
 #: Seconds a writer waits for another process's lock before SQLite gives up.
 BUSY_TIMEOUT_S = 60.0
@@ -122,6 +127,8 @@ class SQLiteStore(SQLiteSearch, SQLThreads):
                     upgrade_from_version_1(self._db)
                 if version < 3:
                     upgrade_blob_owners(self._db, OWNER_BACKFILL.replace("{s}.", ""))
+                if version < 4:
+                    upgrade_index(self._db)
                 if version < SCHEMA_VERSION:
                     logger.info("store %s upgraded to schema version %d", where, SCHEMA_VERSION)
                 if version < SCHEMA_VERSION:

@@ -1,11 +1,16 @@
 """Turn numbers and the full-text index of the SQLite store.
 
-The index is an FTS5 table (porter stemmer) whose text is read from a view of each turn with its
-neighbours (:data:`INDEXED_NEIGHBOURS`), so no text is stored twice; it is kept in the
+The index is an FTS5 table (porter stemmer) over each turn's own text, read from the ``turns``
+table itself (an external-content table), so no text is stored twice; it is kept in the
 transaction that adds a turn. :meth:`SQLiteSearch.term_hits` asks it, term by term, which of
-the thread's turns hold the term in their own text, counted over the thread's turns alone
-(FTS5's ``bm25()`` would count every thread in the file); the ranking and everything else a
-search shares with PostgreSQL is :mod:`optical_memory.store.search`.
+the thread's turns hold the term, counted over the thread's turns alone (FTS5's ``bm25()``
+would count every thread in the file); how a turn's neighbours add to its score, and
+everything else a search shares with PostgreSQL, is :mod:`optical_memory.store.ranking` and
+:mod:`optical_memory.store.search`.
+
+Stores before schema version 4 indexed each turn with the text of six neighbours beside its
+own, which no search read; opening one rebuilds the index over the turns' own text
+(:func:`upgrade_index`).
 """
 
 from __future__ import annotations
@@ -20,41 +25,19 @@ from optical_memory.store.ranking import TermHits
 from optical_memory.store.search import SNIPPET_WORDS, SQLSearch
 from optical_memory.store.sql import TurnRow
 
-#: Characters of each neighbouring turn that the search index reads with a turn.
-NEIGHBOUR_CHARS = 2000
-#: The neighbours (offsets in turn numbers) whose text the index reads with a turn, in its
-#: columns after the turn's own. The ranking reads each turn's own text and adds its
-#: neighbours' scores (:mod:`optical_memory.store.ranking`, where its weights live).
-INDEXED_NEIGHBOURS: tuple[int, ...] = (-1, -2, -3, 1, 2, 3)
-#: How many turns before a new one gain it as a neighbour.
-REACH = max(INDEXED_NEIGHBOURS)
-
-#: Columns a turn is read with: the turn's own text, then one per neighbour.
-_COLUMNS = ["content", *(f"n{k}" for k in range(len(INDEXED_NEIGHBOURS)))]
-_DOCUMENT_COLUMNS = ", ".join(_COLUMNS)
-
 
 def search_schema() -> list[str]:
-    """The turn numbers' index, the view of each turn with its neighbours and the FTS5 table
-    reading it (all ``IF NOT EXISTS``)."""
-    neighbours = _COLUMNS[1:]
-    joins = "\n".join(
-        f"LEFT JOIN turns {c} ON {c}.thread_id = t.thread_id AND {c}.number = t.number + {offset}"
-        for c, offset in zip(neighbours, INDEXED_NEIGHBOURS, strict=True)
-    )
-    selected = ", ".join(f"substr({c}.content, 1, {NEIGHBOUR_CHARS}) AS {c}" for c in neighbours)
+    """The turn numbers' index and the FTS5 table over the turns' text (``IF NOT EXISTS``)."""
     return [
         "CREATE UNIQUE INDEX IF NOT EXISTS turns_by_number ON turns (thread_id, number)",
-        f"CREATE VIEW IF NOT EXISTS turn_documents AS SELECT t.id AS id, t.content AS content, "
-        f"{selected} FROM turns t {joins}",
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS turn_index USING fts5({_DOCUMENT_COLUMNS}, "
-        "content='turn_documents', content_rowid='id', tokenize='porter unicode61')",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS turn_index USING fts5(content, content='turns', "
+        "content_rowid='id', tokenize='porter unicode61')",
     ]
 
 
 def upgrade_from_version_1(db: sqlite3.Connection) -> None:
-    """Number every thread's turns in id order and build the index (inside the caller's
-    transaction, after the version-2 tables exist)."""
+    """Number every thread's turns in id order (inside the caller's transaction, after the
+    version-2 tables exist; :func:`upgrade_index` then builds the index)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(turns)")}
     if "number" not in columns:
         db.execute("ALTER TABLE turns ADD COLUMN number INTEGER")
@@ -63,28 +46,26 @@ def upgrade_from_version_1(db: sqlite3.Connection) -> None:
         "(PARTITION BY thread_id ORDER BY id) AS n FROM turns) AS ranked "
         "WHERE turns.id = ranked.id"
     )
+
+
+def upgrade_index(db: sqlite3.Connection) -> None:
+    """Replace an index older than schema version 4 (each turn with its neighbours' text, read
+    through a view), or none, with the index over the turns' own text, built from every turn
+    (inside the caller's transaction)."""
+    db.execute("DROP TABLE IF EXISTS turn_index")
+    db.execute("DROP VIEW IF EXISTS turn_documents")
     for statement in search_schema():
         db.execute(statement)
     db.execute("INSERT INTO turn_index(turn_index) VALUES ('rebuild')")
 
 
 def unindex(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
-    """Take these turns out of the index (while the turns and their neighbours still exist)."""
-    _write_index(db, turn_ids, "'delete', ")
-
-
-def _index(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
-    _write_index(db, turn_ids, "")
-
-
-def _write_index(db: sqlite3.Connection, turn_ids: Sequence[int], command: str) -> None:
-    """Write these turns' entries as the view reads them now; ``command`` ``'delete', ``
-    takes them out (FTS5 needs the very text an entry was written with)."""
-    into = "turn_index, " if command else ""
+    """Take these turns out of the index (while the turns still exist: FTS5 needs the very
+    text an entry was written with)."""
     for turn_id in turn_ids:
         db.execute(
-            f"INSERT INTO turn_index({into}rowid, {_DOCUMENT_COLUMNS}) "
-            f"SELECT {command}id, {_DOCUMENT_COLUMNS} FROM turn_documents WHERE id = ?",
+            "INSERT INTO turn_index(turn_index, rowid, content) "
+            "SELECT 'delete', id, content FROM turns WHERE id = ?",
             (turn_id,),
         )
 
@@ -112,17 +93,6 @@ class SQLiteSearch(SQLSearch):
         _lock: threading.RLock
 
     def _insert_turn(self, db: sqlite3.Connection, row: TurnRow) -> int:
-        thread_id, number = row[0], row[1]
-        # The turns before it gain it as a neighbour: their entries are taken out with the text
-        # they were indexed with and put back with the new one.
-        behind = [
-            row[0]
-            for row in db.execute(
-                "SELECT id FROM turns WHERE thread_id = ? AND number >= ? AND number < ?",
-                (thread_id, number - REACH, number),
-            )
-        ]
-        unindex(db, behind)
         cursor = db.execute(
             "INSERT INTO turns (thread_id, number, role, content, timestamp, text_tokens) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -130,7 +100,7 @@ class SQLiteSearch(SQLSearch):
         )
         turn_id = cursor.lastrowid
         assert turn_id is not None
-        _index(db, [*behind, turn_id])
+        db.execute("INSERT INTO turn_index(rowid, content) VALUES (?, ?)", (turn_id, row[3]))
         return turn_id
 
     def _unindex_thread(self, db: sqlite3.Connection, thread_id: str) -> None:
@@ -145,7 +115,7 @@ class SQLiteSearch(SQLSearch):
         terms = [*(word for word in words if word), *phrases]
         if not terms:
             return TermHits(0, ())
-        # Each term counted in the turns' own text (column ``content``) of this thread alone:
+        # Each term counted in the turns' text of this thread alone:
         # the statistics are the thread's, whatever other threads the file holds. A one-token
         # term is read off the index's positions (fts5vocab); a phrase's count is the marks
         # highlight() puts in the text (slower, and phrases are few). CROSS JOIN keeps the
