@@ -115,8 +115,8 @@ class SQLiteSearch(SQLSearch):
         terms = [*(word for word in words if word), *phrases]
         if not terms:
             return TermHits(0, ())
-        # Each term counted in the turns' text of this thread alone:
-        # the statistics are the thread's, whatever other threads the file holds. A one-token
+        # Each term counted in the turns of this thread alone: the statistics are the
+        # thread's, whatever other threads the file holds. A one-token
         # term is read off the index's positions (fts5vocab); a phrase's count is the marks
         # highlight() puts in the text (slower, and phrases are few). CROSS JOIN keeps the
         # index first: the planner would otherwise scan the thread and ask the index per turn.
@@ -124,7 +124,7 @@ class SQLiteSearch(SQLSearch):
         by_token = (
             "SELECT {k}, turns.number, count(*), length(CAST(turns.content AS BLOB)) "
             "FROM temp.turn_tokens v CROSS JOIN turns ON turns.id = v.doc "
-            "WHERE v.term = ? AND v.col = 'content' AND turns.thread_id = ? GROUP BY v.doc"
+            "WHERE v.term = ? AND turns.thread_id = ? GROUP BY v.doc"
         )
         by_phrase = (
             f"SELECT {{k}}, turns.number, "
@@ -141,7 +141,7 @@ class SQLiteSearch(SQLSearch):
                     params += [tokens[0], thread_id]
                 elif tokens:
                     selects.append(by_phrase.format(k=k))
-                    params += [f"content : {terms[k]}", thread_id]
+                    params += [terms[k], thread_id]
             hits = self._read(" UNION ALL ".join(selects), params) if selects else []
         total = self._read("SELECT MAX(number) FROM turns WHERE thread_id = ?", (thread_id,))
         phrase_terms = frozenset(range(len(terms) - len(phrases), len(terms)))
