@@ -29,7 +29,7 @@ from optical_memory.experiments.results_file import publish
 from optical_memory.geometry import DEEPSEEK_SIDES, level_sides, provider_scale
 from optical_memory.modes import Mode
 from optical_memory.renderers.pil import PillowRenderer
-from optical_memory.targets import TARGETS, vision_tokens
+from optical_memory.targets import target_names, vision_tokens
 from optical_memory.turns import Turn
 
 DEFAULT_TARGETS = ("openai", "anthropic", "gemini", "gemini-3-low", "qwen3-vl")
@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--modes", default="small,tiny")
     parser.add_argument("--results", type=Path, help="also write the table to this file")
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    for target in targets:
-        if target not in TARGETS:
-            parser.error(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    try:
+        targets = target_names(args.targets)
+    except ValueError as error:
+        parser.error(str(error))
     modes = [Mode.parse(m) for m in args.modes.split(",") if m.strip()]
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     started = time.perf_counter()

@@ -33,7 +33,7 @@ from optical_memory.experiments.needles import (
 )
 from optical_memory.experiments.readers import TesseractReader
 from optical_memory.experiments.results_file import publish
-from optical_memory.targets import TARGETS
+from optical_memory.targets import target_names
 from optical_memory.turns import Turn
 
 DEFAULT_TARGETS = ("deepseek-ocr", "openai", "anthropic", "gemini-3")
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--seed", type=int, default=24)
     parser.add_argument("--results", type=Path, help="also write the tables to this file")
     args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    for target in targets:
-        if target not in TARGETS:
-            parser.error(f"unknown target {target!r}: choose from {', '.join(TARGETS)}")
+    try:
+        targets = target_names(args.targets)
+    except ValueError as error:
+        parser.error(str(error))
     started = time.perf_counter()
     reader = TesseractReader(enlarge=args.reader == "tesseract")
     readings = PageReadings(reader, args.workers)

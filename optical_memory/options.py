@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from optical_memory.store.ranking import CANDIDATES, RANKING, Ranking
-from optical_memory.targets import TARGETS, RequestLimits
+from optical_memory.targets import RequestLimits, target_spec
 from optical_memory.verbatim import MAX_VERBATIM_TOKENS
 
 #: The model a memory counts tokens for when no target is given.
@@ -170,8 +170,8 @@ class MemoryOptions:
             raise TypeError(f"budget_tokens must be an int or None, not {budget!r}")
         if budget is not None and budget <= 0:
             raise ValueError(f"budget_tokens must be positive or None, not {budget}")
-        if self.target is not None and self.target not in TARGETS:
-            raise ValueError(f"unknown target {self.target!r}: choose one of {', '.join(TARGETS)}")
+        if self.target is not None:
+            target_spec(self.target)  # a ValueError listing the targets for an unknown one
         _check_count("", "image_cache_bytes", self.image_cache_bytes, 0)
         _check_count("", "verbatim_tokens", self.verbatim_tokens, 0)
         cache_control = self.cache_control

@@ -295,6 +295,15 @@ def target_spec(target: str) -> TargetSpec:
     return spec
 
 
+def target_names(text: str) -> list[str]:
+    """The targets a comma-separated list names (``"openai, anthropic"``), each checked by
+    :func:`target_spec`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        target_spec(name)
+    return names
+
+
 def vision_tokens(
     width: int,
     height: int,
