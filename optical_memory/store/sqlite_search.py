@@ -59,17 +59,6 @@ def upgrade_index(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO turn_index(turn_index) VALUES ('rebuild')")
 
 
-def unindex(db: sqlite3.Connection, turn_ids: Sequence[int]) -> None:
-    """Take these turns out of the index (while the turns still exist: FTS5 needs the very
-    text an entry was written with)."""
-    for turn_id in turn_ids:
-        db.execute(
-            "INSERT INTO turn_index(turn_index, rowid, content) "
-            "SELECT 'delete', id, content FROM turns WHERE id = ?",
-            (turn_id,),
-        )
-
-
 def fts_match(query: TextQuery) -> tuple[str, list[str]]:
     """The FTS5 query matching any of ``query``'s words or phrases, and its phrases."""
     words = [_fts_phrase([word]) for word in query.words]
@@ -104,8 +93,12 @@ class SQLiteSearch(SQLSearch):
         return turn_id
 
     def _unindex_thread(self, db: sqlite3.Connection, thread_id: str) -> None:
-        ids = [r[0] for r in db.execute("SELECT id FROM turns WHERE thread_id = ?", (thread_id,))]
-        unindex(db, ids)  # while the turns its entries were read from still exist
+        # While the turns exist: FTS5 takes an entry out with the very text it was written with.
+        db.execute(
+            "INSERT INTO turn_index(turn_index, rowid, content) "
+            "SELECT 'delete', id, content FROM turns WHERE thread_id = ?",
+            (thread_id,),
+        )
         # Merge the index's segments, so no deleted entry lingers in them.
         db.execute("INSERT INTO turn_index(turn_index) VALUES ('optimize')")
 
