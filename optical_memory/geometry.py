@@ -204,13 +204,3 @@ def level_sides(
         sides[mode] = best.side
         floor = best.side
     return sides
-
-
-def geometry_table(
-    target: str,
-    sides: Mapping[Mode, int] | None = None,
-    calibrated: Mapping[float, float] | None = None,
-) -> list[LevelGeometry]:
-    """Each level of ``target`` at ``sides`` (default: :func:`level_sides`), faintest first."""
-    chosen = dict(sides) if sides is not None else level_sides(target, calibrated)
-    return [level_geometry(target, m, chosen[m], calibrated) for m in reversed(FADING_ORDER)]
